@@ -1,0 +1,26 @@
+"""spikedistill: train spiking neural networks by knowledge distillation for full-range timesteps.
+
+One trained network runs at any timestep 1..T_max; see README.md and the interface contracts in
+SPEC.md. Spiking tensors are time-first ``[T, B, ...]``; models return per-step logits ``[T, B, K]``.
+"""
+
+from .errors import SpikeDistillError, UnknownNameError
+from .evaluate import cumulative_mean, fullrange_accuracy
+from .models import MODELS, count_parameters, create_model
+from .neurons import LIF, LIFConfig, lif_multistep
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SpikeDistillError",
+    "UnknownNameError",
+    "create_model",
+    "count_parameters",
+    "MODELS",
+    "LIF",
+    "LIFConfig",
+    "lif_multistep",
+    "fullrange_accuracy",
+    "cumulative_mean",
+    "__version__",
+]

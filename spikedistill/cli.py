@@ -1,0 +1,77 @@
+"""The ``spikedistill`` command line: demo, train, eval, export, bench.
+
+Each subcommand lives in the module of its room (``train/``, ``evaluate/``, ``export/``, ...) and is
+wired here. Bad input ends with one ``error: ...`` line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from .errors import SpikeDistillError
+
+EXIT_USER_ERROR = 2
+
+
+def _not_yet(feature: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise SpikeDistillError(f"'{feature}' is not available in this version yet")
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spikedistill",
+        description="Train SNNs by knowledge distillation to run at any timestep 1..T_max.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    demo = sub.add_parser("demo", help="train a teacher, an skd and a twkd student offline and report")
+    demo.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
+    demo.set_defaults(run=_not_yet("demo"))
+
+    train = sub.add_parser("train", help="train a teacher or student from a YAML recipe")
+    train.add_argument("--config", required=True, help="recipe YAML (configs/<dataset>/<method>_<model>.yaml)")
+    train.add_argument("overrides", nargs="*", help="key=value overrides")
+    train.add_argument("--out", help="run directory")
+    train.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    train.set_defaults(run=_not_yet("train"))
+
+    evaluate = sub.add_parser("eval", help="accuracy and energy at every timestep of a checkpoint")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--timesteps", default=None, help="range such as 1-6")
+    evaluate.add_argument("--json", help="write the SPEC.md JSON here")
+    evaluate.set_defaults(run=_not_yet("eval"))
+
+    export = sub.add_parser("export", help="export a checkpoint to NIR, ONNX or TorchScript")
+    export.add_argument("checkpoint")
+    export.add_argument("--format", choices=("nir", "onnx", "torchscript"), default="nir")
+    export.add_argument("--out", required=True)
+    export.set_defaults(run=_not_yet("export"))
+
+    bench = sub.add_parser("bench", help="time the training step against the ANN floor")
+    bench.add_argument("--device", default=None)
+    bench.add_argument("--smoke", action="store_true")
+    bench.set_defaults(run=_not_yet("bench"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except SpikeDistillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""data room (filled by its issue)."""

@@ -1,0 +1,33 @@
+"""User-facing errors: one line that names the problem and the fix.
+
+Every entry point raises :class:`SpikeDistillError` (or a subclass) for bad input; the CLI prints
+``error: <message>`` and exits non-zero instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class SpikeDistillError(ValueError):
+    """A problem with what the user asked for, worded so they can fix it."""
+
+
+class UnknownNameError(SpikeDistillError, KeyError):
+    """An unknown registry name (model, loss, surrogate, dataset, config key...)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``" did you mean 'x'?"`` for the closest known name, or an empty string."""
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)
+    return f" did you mean '{close[0]}'?" if close else ""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError:
+    known = list(known)
+    hint = did_you_mean(name, known)
+    return UnknownNameError(f"unknown {kind} '{name}';{hint} known: {', '.join(known)}")

@@ -1,0 +1,1 @@
+"""export room (filled by its issue)."""

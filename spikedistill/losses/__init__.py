@@ -1,0 +1,1 @@
+"""losses room (filled by its issue)."""

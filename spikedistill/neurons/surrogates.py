@@ -1,0 +1,96 @@
+"""Surrogate gradients for the Heaviside spike function.
+
+Forward is always Θ(x) = 1[x ≥ 0] with x = H − V_th; backward multiplies by ∂S/∂x from the
+surrogate below. Each surrogate is selectable by name with one shape parameter:
+
+============  =========  ==========================================================  =============
+name          parameter  ∂S/∂x                                                       used by
+============  =========  ==========================================================  =============
+sigmoid       α = 4      α·σ(αx)·(1 − σ(αx))                                          SpikingJelly default, FR paper
+atan          α = 2      (α/2) / (1 + (π/2·α·x)²)                                     SpikingJelly ATan
+triangle      γ = 1      (1/γ)²·max(0, γ − |x|)                                       TET / CKDSNN "ZIF"
+rectangular   a = 1      (1/a)·1[|x| < a/2]                                           Ding/Zuo group (TSSD)
+============  =========  ==========================================================  =============
+
+The same formulas are written in Triton in ``neurons/kernels``; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..errors import SpikeDistillError
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    name: str
+    default_param: float
+    grad: Callable[[torch.Tensor, float], torch.Tensor]  # (x = H − V_th, param) → ∂S/∂x
+    code: int  # stable integer id, used by the fused kernel
+
+
+SURROGATES: Registry[Surrogate] = Registry("surrogate")
+
+
+def _sigmoid_grad(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    s = torch.sigmoid(alpha * x)
+    return alpha * s * (1.0 - s)
+
+
+def _atan_grad(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    return (alpha / 2.0) / (1.0 + (math.pi / 2.0 * alpha * x) ** 2)
+
+
+def _triangle_grad(x: torch.Tensor, gamma: float) -> torch.Tensor:
+    return (1.0 / gamma) ** 2 * torch.clamp(gamma - x.abs(), min=0.0)
+
+
+def _rectangular_grad(x: torch.Tensor, a: float) -> torch.Tensor:
+    return (x.abs() < a / 2.0).to(x.dtype) / a
+
+
+for _s in (
+    Surrogate("sigmoid", 4.0, _sigmoid_grad, 0),
+    Surrogate("atan", 2.0, _atan_grad, 1),
+    Surrogate("triangle", 1.0, _triangle_grad, 2),
+    Surrogate("rectangular", 1.0, _rectangular_grad, 3),
+):
+    SURROGATES.register(_s.name)(_s)
+
+
+def get_surrogate(name: str, param: float | None = None) -> tuple[Surrogate, float]:
+    """Look up a surrogate by name and resolve its parameter (default when ``None``)."""
+    surrogate = SURROGATES.get(name)
+    param = surrogate.default_param if param is None else float(param)
+    if not param > 0:
+        raise SpikeDistillError(
+            f"surrogate parameter must be > 0 (got {param}); use e.g. surrogate_param={surrogate.default_param}"
+        )
+    return surrogate, param
+
+
+class SpikeFunction(torch.autograd.Function):
+    """S = Θ(x) forward; ∂S/∂x from the named surrogate backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, surrogate: str, param: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.surrogate, ctx.param = surrogate, param
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_spike: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return grad_spike * SURROGATES.get(ctx.surrogate).grad(x, ctx.param), None, None
+
+
+def spike(x: torch.Tensor, surrogate: str = "sigmoid", param: float | None = None) -> torch.Tensor:
+    """Heaviside with a surrogate gradient. ``x`` is H − V_th."""
+    _, param = get_surrogate(surrogate, param)
+    return SpikeFunction.apply(x, surrogate, param)

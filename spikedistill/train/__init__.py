@@ -1,0 +1,1 @@
+"""train room (filled by its issue)."""

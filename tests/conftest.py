@@ -1,0 +1,16 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+DATA_ROOT = Path(os.environ.get("SPIKEDISTILL_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+@pytest.fixture
+def data_root() -> Path:
+    if not DATA_ROOT.exists():
+        pytest.skip(f"shared data not found at {DATA_ROOT} (set SPIKEDISTILL_DATA)")
+    return DATA_ROOT

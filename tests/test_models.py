@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+import spikedistill as sd
+from spikedistill.errors import SpikeDistillError
+
+INPUTS = {
+    "resnet18": (3, 16), "resnet19": (3, 16), "resnet34": (3, 16),
+    "preact_resnet34": (3, 64), "vggsnn": (2, 48), "small_cnn": (1, 8),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INPUTS))
+@pytest.mark.parametrize("spiking", [True, False])
+def test_every_model_builds_and_returns_time_first_logits(name, spiking):
+    torch.manual_seed(0)
+    channels, size = INPUTS[name]
+    net = sd.create_model(name, spiking=spiking, num_classes=7, in_channels=channels)
+    x = torch.randn(2, channels, size, size)
+    timesteps = 3 if spiking else 1
+    logits, feats = net(x, timesteps=timesteps, return_features=True)
+    assert logits.shape == (timesteps, 2, 7)
+    assert list(feats) == list(net.stage_names)
+    for f in feats.values():
+        assert f.dim() == 5 and f.shape[:2] == (timesteps, 2)
+    if spiking and name in ("resnet18", "resnet19", "resnet34", "small_cnn"):
+        # These stages end on an LIF (preact ends on a residual sum, VGG on an average pool).
+        last = feats[net.stage_names[-1]]
+        assert set(last.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_resnet19_parameter_count():
+    # METHODS.md §1.6.1 topology: 12,697,994 parameters for 10 classes (often quoted as ≈12.6 M).
+    assert sd.count_parameters(sd.create_model("resnet19", num_classes=10)) == 12_697_994
+
+
+def test_frame_input_is_consumed_step_by_step():
+    torch.manual_seed(0)
+    net = sd.create_model("vggsnn", num_classes=10).eval()
+    frames = torch.rand(4, 2, 2, 48, 48)
+    out = net(frames)
+    assert out.shape == (4, 2, 10)
+    # Causality: the first 2 steps do not depend on the later frames.
+    torch.testing.assert_close(net(frames[:2]), out[:2])
+
+
+def test_static_input_equals_repeated_frames():
+    torch.manual_seed(0)
+    net = sd.create_model("resnet19", num_classes=10).eval()
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(net(x, timesteps=3), net(x.unsqueeze(0).repeat(3, 1, 1, 1, 1)))
+
+
+def test_bn_normalises_over_time_and_batch():
+    net = sd.create_model("small_cnn", num_classes=10)
+    x = torch.randn(4, 1, 8, 8)
+    _, feats = net(x.unsqueeze(0).expand(3, -1, -1, -1, -1) + torch.randn(3, 4, 1, 8, 8), return_features=True)
+    bn = net.conv1.bn
+    assert bn.num_batches_tracked.item() == 1  # one BN call over T·B, not one per step
+
+
+def test_neuron_options_reach_every_lif():
+    net = sd.create_model("resnet19", num_classes=10, decay=0.2, v_reset=None, surrogate="triangle")
+    lifs = [m for m in net.modules() if isinstance(m, sd.LIF)]
+    assert len(lifs) == 1 + 2 * 8 + 1
+    assert all(m.cfg.decay == 0.2 and m.cfg.soft_reset and m.cfg.surrogate == "triangle" for m in lifs)
+
+
+def test_unknown_model_name_lists_known_names():
+    with pytest.raises(SpikeDistillError, match=r"unknown model 'resnet91'; did you mean 'resnet19'\? known: resnet18, resnet19"):
+        sd.create_model("resnet91")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(num_classes=0), "num_classes must be a positive integer"),
+        (dict(depth=3), "unknown model option 'depth'"),
+        (dict(spiking=False, decay=0.5), "apply to SNNs only"),
+        (dict(surrogate="nope"), "unknown surrogate 'nope'"),
+    ],
+)
+def test_bad_model_options_give_one_clear_message(kwargs, message):
+    with pytest.raises(SpikeDistillError, match=message):
+        sd.create_model("resnet19", **kwargs)
+
+
+def test_bad_input_shapes_are_named():
+    net = sd.create_model("small_cnn", num_classes=10)
+    with pytest.raises(SpikeDistillError, match="expects 1 input channels"):
+        net(torch.randn(2, 3, 8, 8), timesteps=2)
+    with pytest.raises(SpikeDistillError, match="timesteps must be a positive integer"):
+        net(torch.randn(2, 1, 8, 8), timesteps=0)
+    with pytest.raises(SpikeDistillError, match="images \\[B,C,H,W\\] or frames"):
+        net(torch.randn(8, 8), timesteps=2)

@@ -1,7 +1,8 @@
 """The ``spikedistill`` command line: demo, train, eval, export, bench.
 
-Each subcommand lives in the module of its room (``train/``, ``evaluate/``, ``export/``, ...) and is
-wired here. Bad input ends with one ``error: ...`` line and exit code 2, never a traceback.
+Each subcommand lives in the module of its room (``train/cli.py``, ``train/demo.py``, ``evaluate/cli.py``,
+``export/cli.py``, ``bench.py``) as ``run_<command>(args) -> exit code`` and is wired here.
+room adds its own arguments in ``add_<command>_arguments(parser)`` when it exists. Bad input ends with one ``error: ...`` line and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,9 +16,17 @@ from .errors import SpikeDistillError
 EXIT_USER_ERROR = 2
 
 
-def _not_yet(feature: str) -> Callable[[argparse.Namespace], int]:
+def _dispatch(feature: str, module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """Import the subcommand's room lazily, so ``--help`` stays fast and one room cannot break another."""
+
     def run(args: argparse.Namespace) -> int:
-        raise SpikeDistillError(f"'{feature}' is not available in this version yet")
+        import importlib
+
+        try:
+            entry = getattr(importlib.import_module(f"spikedistill.{module}"), function)
+        except (ImportError, AttributeError):
+            raise SpikeDistillError(f"'{feature}' is not available in this version yet") from None
+        return entry(args)
 
     return run
 
@@ -32,31 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train a teacher, an skd and a twkd student offline and report")
     demo.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
-    demo.set_defaults(run=_not_yet("demo"))
+    demo.set_defaults(run=_dispatch("demo", "train.demo", "run_demo"))
 
     train = sub.add_parser("train", help="train a teacher or student from a YAML recipe")
     train.add_argument("--config", required=True, help="recipe YAML (configs/<dataset>/<method>_<model>.yaml)")
     train.add_argument("overrides", nargs="*", help="key=value overrides")
     train.add_argument("--out", help="run directory")
     train.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
-    train.set_defaults(run=_not_yet("train"))
+    train.set_defaults(run=_dispatch("train", "train.cli", "run_train"))
 
     evaluate = sub.add_parser("eval", help="accuracy and energy at every timestep of a checkpoint")
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--timesteps", default=None, help="range such as 1-6")
     evaluate.add_argument("--json", help="write the SPEC.md JSON here")
-    evaluate.set_defaults(run=_not_yet("eval"))
+    evaluate.set_defaults(run=_dispatch("eval", "evaluate.cli", "run_eval"))
 
     export = sub.add_parser("export", help="export a checkpoint to NIR, ONNX or TorchScript")
     export.add_argument("checkpoint")
     export.add_argument("--format", choices=("nir", "onnx", "torchscript"), default="nir")
     export.add_argument("--out", required=True)
-    export.set_defaults(run=_not_yet("export"))
+    export.set_defaults(run=_dispatch("export", "export.cli", "run_export"))
 
     bench = sub.add_parser("bench", help="time the training step against the ANN floor")
     bench.add_argument("--device", default=None)
     bench.add_argument("--smoke", action="store_true")
-    bench.set_defaults(run=_not_yet("bench"))
+    bench.set_defaults(run=_dispatch("bench", "bench", "run_bench"))
     return parser
 
 

@@ -2,7 +2,7 @@
 
 Each subcommand lives in the module of its room (``train/cli.py``, ``train/demo.py``, ``evaluate/cli.py``,
 ``export/cli.py``, ``bench.py``) as ``run_<command>(args) -> exit code`` and is wired here.
-room adds its own arguments in ``add_<command>_arguments(parser)`` when it exists. Bad input ends with one ``error: ...`` line and exit code 2, never a traceback.
+Bad input ends with one ``error: ...`` line and exit code 2, never a traceback.
 """
 
 from __future__ import annotations

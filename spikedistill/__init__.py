@@ -6,6 +6,7 @@ SPEC.md. Spiking tensors are time-first ``[T, B, ...]``; models return per-step 
 
 from .errors import SpikeDistillError, UnknownNameError
 from .evaluate import cumulative_mean, fullrange_accuracy
+from .losses import LOSSES, create_loss
 from .models import MODELS, count_parameters, create_model
 from .neurons import LIF, LIFConfig, lif_multistep
 
@@ -21,6 +22,8 @@ __all__ = [
     "LIFConfig",
     "lif_multistep",
     "fullrange_accuracy",
+    "create_loss",
+    "LOSSES",
     "cumulative_mean",
     "__version__",
 ]

@@ -1,0 +1,155 @@
+"""What every objective shares: the result type, the base class the training loop reads, the one KL
+helper, and option checks.
+
+Conventions (METHODS.md §0.2): student logits are per-step ``[T, B, K]``; ``z_ens`` is their mean
+over T; every KL puts the target first, ``KL(p_target ‖ p_student)``, with the target detached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import SpikeDistillError
+
+
+@dataclass
+class LossOutput:
+    """``total``: the scalar to ``backward()``; ``parts``: named, detached, unweighted terms for logs."""
+
+    total: torch.Tensor
+    parts: Dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def full_precision(x: torch.Tensor) -> torch.Tensor:
+    """Losses are computed in at least float32: under bf16/fp16 autocast a small KL rounds negative."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def kd_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, tau: float,
+          scale_tau2: bool = True) -> torch.Tensor:
+    """``τ² · batchmean KL(p^τ(target) ‖ p^τ(student))``, target detached (METHODS.md §0.2, §8).
+
+    ``p^τ(v) = softmax(v/τ)`` over the last dim; KL is summed over classes and averaged over every
+    leading dim, so ``[T, B, K]`` students against a ``[B, K]`` target give the mean over t of the
+    per-step batchmean KL (the temporal-wise terms of §1). ``scale_tau2=False`` drops the τ² factor.
+    """
+    log_p_student = F.log_softmax(full_precision(student_logits) / tau, dim=-1)
+    log_p_target = F.log_softmax(full_precision(target_logits.detach()) / tau, dim=-1)
+    kl = (log_p_target.exp() * (log_p_target - log_p_student)).sum(-1).mean()
+    return kl * tau**2 if scale_tau2 else kl
+
+
+def time_mean(logits: torch.Tensor) -> torch.Tensor:
+    """``z_ens = (1/T) Σ_t z[t]``: ``[T, B, K] → [B, K]``."""
+    return logits.mean(0)
+
+
+def per_step_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``(1/T) Σ_t CE(z[t], y)`` with CE averaged over the batch (TWCE, TET's CE, TSER's TS-CE)."""
+    steps = logits.shape[0]
+    return F.cross_entropy(logits.flatten(0, 1), labels.repeat(steps))
+
+
+class Objective(nn.Module):
+    """Base of every objective; the training loop reads these attributes.
+
+    * ``needs_teacher``: pass ``teacher_logits`` (``[B, K]`` or ``[1, B, K]``).
+    * ``needs_features`` / ``needs_teacher_features``: pass ``features`` / ``teacher_features``
+      (the stage dicts of ``model(x, timesteps=T, return_features=True)``).
+    * ``train_timesteps(T)``: run the student at this many steps for training (TSSD extends T).
+    * ``set_epoch(epoch)``: call at the start of every epoch, 0-based (DKD warm-up).
+    """
+
+    name = "objective"
+    needs_teacher = False
+    needs_features = False
+    needs_teacher_features = False
+
+    def __init__(self):  # options are keyword arguments of the subclass __init__ (create_loss checks them)
+        super().__init__()
+
+    def train_timesteps(self, timesteps: int) -> int:
+        return timesteps
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def forward(self, logits, labels, teacher_logits=None, features=None, teacher_features=None,
+                teacher=None) -> LossOutput:
+        raise NotImplementedError
+
+    # -- input handling shared by subclasses ------------------------------------------------------
+    def steps(self, logits: torch.Tensor) -> torch.Tensor:
+        """Student logits as ``[T, B, K]``; a time-reduced ``[B, K]`` output counts as T = 1."""
+        if logits.dim() not in (2, 3):
+            raise SpikeDistillError(
+                f"loss '{self.name}' expects student logits [T, B, K], got shape {tuple(logits.shape)}"
+            )
+        return full_precision(logits if logits.dim() == 3 else logits.unsqueeze(0))
+
+    def teacher_2d(self, teacher_logits: Optional[torch.Tensor], why: str = "") -> torch.Tensor:
+        """Teacher logits as ``[B, K]``: an ANN's ``[1, B, K]`` is squeezed, an SNN teacher's
+        ``[T', B, K]`` is time-averaged."""
+        if teacher_logits is None:
+            raise SpikeDistillError(f"loss '{self.name}' needs teacher_logits{why}; pass teacher_logits=teacher(x)")
+        if teacher_logits.dim() not in (2, 3):
+            raise SpikeDistillError(
+                f"loss '{self.name}' expects teacher_logits [B, K] or [T, B, K], "
+                f"got shape {tuple(teacher_logits.shape)}"
+            )
+        return full_precision(teacher_logits.mean(0) if teacher_logits.dim() == 3 else teacher_logits)
+
+    def feature(self, features: Optional[dict], stage: Optional[str], which: str, position: int = -1):
+        """The ``[T, B, C, H, W]`` map of ``stage`` (default: the stage at ``position`` in the dict)."""
+        arg = "teacher_features" if which == "teacher" else "features"
+        if not features:
+            raise SpikeDistillError(
+                f"loss '{self.name}' needs {arg}; call the model with return_features=True and pass its dict"
+            )
+        names = list(features)
+        if stage is None:
+            if len(names) < abs(position):
+                raise SpikeDistillError(
+                    f"loss '{self.name}' needs at least {abs(position)} stages in {arg}, got {names}"
+                )
+            stage = names[position]
+        if stage not in features:
+            raise SpikeDistillError(f"loss '{self.name}': stage '{stage}' not in {arg}; known: {', '.join(names)}")
+        return full_precision(features[stage])
+
+
+# -- option checks: one line naming the option, its value and what is allowed ----------------------
+def check_number(loss: str, option: str, value, low: float = 0.0, inclusive: bool = True,
+                 high: float = float("inf")) -> float:
+    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok_type or not (value >= low if inclusive else value > low) or value > high:
+        bound = f">= {low}" if inclusive else f"> {low}"
+        if high != float("inf"):
+            bound += f" and <= {high}"
+        raise SpikeDistillError(f"loss '{loss}': option {option}={value!r} is invalid; use a number {bound}")
+    return float(value)
+
+
+def check_int(loss: str, option: str, value, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise SpikeDistillError(f"loss '{loss}': option {option}={value!r} is invalid; use an integer >= {low}")
+    return value
+
+
+def check_choice(loss: str, option: str, value, choices) -> str:
+    if value not in choices:
+        raise SpikeDistillError(
+            f"loss '{loss}': option {option}={value!r} is invalid; use one of {', '.join(map(repr, choices))}"
+        )
+    return value
+
+
+def check_bool(loss: str, option: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise SpikeDistillError(f"loss '{loss}': option {option}={value!r} is invalid; use true or false")
+    return value

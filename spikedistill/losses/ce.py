@@ -1,0 +1,21 @@
+"""``ce``: cross-entropy on the time-mean logits (L_SCE of the full-range paper, METHODS.md §1.1, §5.2)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import LossOutput, Objective, time_mean
+
+
+def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``L_SCE = CE(z_ens, y)``, ``z_ens = (1/T) Σ_t z[t]``, CE averaged over the batch (§1.1)."""
+    return F.cross_entropy(time_mean(logits), labels)
+
+
+class CE(Objective):
+    name = "ce"
+
+    def forward(self, logits, labels, teacher_logits=None, features=None, teacher_features=None, teacher=None):
+        ce = ce_loss(self.steps(logits), labels)
+        return LossOutput(ce, {"ce": ce.detach()})

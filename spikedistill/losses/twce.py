@@ -1,0 +1,23 @@
+"""``twce``: temporal-wise cross-entropy, the mean over t of per-step CE (METHODS.md §1.1 L_TWCE).
+
+The same term is TET's CE (§5.1, ``tet`` with λ = 0) and TSER's TS-CE (§3.2).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import LossOutput, Objective, per_step_ce
+
+
+def twce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``L_TWCE = (1/T) Σ_t CE(z[t], y)`` (§1.1). By Jensen, ``L_SCE ≤ L_TWCE`` (Lemma 1)."""
+    return per_step_ce(logits, labels)
+
+
+class TWCE(Objective):
+    name = "twce"
+
+    def forward(self, logits, labels, teacher_logits=None, features=None, teacher_features=None, teacher=None):
+        ce = twce_loss(self.steps(logits), labels)
+        return LossOutput(ce, {"ce": ce.detach()})

@@ -1,0 +1,164 @@
+"""Batched augmentation on whatever device the batch is on (airbench style), built from kornia ops.
+
+Training pipeline, in the order of METHODS.md §1.7: random crop with zero padding → horizontal flip →
+AutoAugment (CIFAR-10 policy) → Cutout → normalise → (optional) random erasing. Each step is switchable
+per recipe. ``eval()`` mode only normalises.
+
+Randomness comes from torch's global generator (kornia has no per-op generator);
+:func:`~spikedistill.data.loader.batches` seeds it per batch inside ``torch.random.fork_rng``, so an
+epoch's augmentation is a function of ``(seed, epoch, rank)`` and the caller's RNG stream is untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import SpikeDistillError
+
+
+def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 (0..255) or float (0..1) ``[B, C, H, W]`` → float32 ``(x - mean) / std``."""
+    x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+    shape = (1, -1, 1, 1)
+    mean_t = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(shape)
+    std_t = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(shape)
+    return (x - mean_t) / std_t
+
+
+def cutout(images: torch.Tensor, length: int) -> torch.Tensor:
+    """Zero one ``length x length`` square per image, centred uniformly in the image and clipped at
+    the border (DeVries & Taylor's Cutout, as the papers use it).
+
+    Hand-written because kornia's ``RandomErasing`` only places rectangles fully inside the image,
+    which changes the distribution of erased area near the borders.
+    """
+    batch, _, height, width = images.shape
+    cy = torch.randint(0, height, (batch, 1, 1), device=images.device)
+    cx = torch.randint(0, width, (batch, 1, 1), device=images.device)
+    rows = torch.arange(height, device=images.device).view(1, -1, 1)
+    cols = torch.arange(width, device=images.device).view(1, 1, -1)
+    half = length // 2
+    hole = (rows >= cy - half) & (rows < cy + half) & (cols >= cx - half) & (cols < cx + half)
+    return images.masked_fill(hole.unsqueeze(1), 0.0)
+
+
+class PerImageAutoAugment(nn.Module):
+    """AutoAugment with one sub-policy drawn **per image**, as torchvision does.
+
+    kornia's ``AutoAugment`` draws one sub-policy per call for the whole batch; applying each of its
+    sub-policies to the images that drew it restores per-image diversity at 25 small calls a batch.
+    """
+
+    def __init__(self, policy: str = "cifar10") -> None:
+        super().__init__()
+        from kornia.augmentation.auto import AutoAugment
+
+        self.subpolicies = nn.ModuleList(AutoAugment(policy).children())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        choice = torch.randint(0, len(self.subpolicies), (images.shape[0],), device=images.device)
+        out = images.clone()
+        for index, subpolicy in enumerate(self.subpolicies):
+            chosen = (choice == index).nonzero().squeeze(1)
+            if chosen.numel():
+                out[chosen] = subpolicy(images[chosen])
+        return out
+
+
+class GpuAugment(nn.Module):
+    """Batched train-time augmentation + normalisation; ``eval()`` mode normalises only.
+
+    Input: uint8 (0..255) or float (0..1) ``[B, C, H, W]`` on any device. Output: float32, normalised.
+    ``mean``/``std`` may be left ``None`` and given per call (``batches`` passes the dataset's).
+
+    Args:
+        crop_padding: random crop back to the input size after zero padding by this many pixels (0: off).
+        flip: random horizontal flip with p = 0.5.
+        autoaugment: AutoAugment, CIFAR-10 policy (kornia's, one sub-policy per image). kornia fills
+            rotated/sheared/translated areas with 0, where the FR code's ``CIFAR10Policy`` fills 128.
+        cutout: side of the Cutout square (0: off), applied before normalisation.
+        erasing: probability of kornia ``RandomErasing(scale=(0.02, 0.2))`` after normalisation, the
+            CKDSNN recipe's Cutout substitute (METHODS.md §4.4; 0: off).
+    """
+
+    def __init__(
+        self,
+        crop_padding: int = 4,
+        flip: bool = True,
+        autoaugment: bool = False,
+        cutout: int = 0,
+        mean: Optional[Sequence[float]] = None,
+        std: Optional[Sequence[float]] = None,
+        erasing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if crop_padding < 0 or cutout < 0 or not 0.0 <= erasing <= 1.0:
+            raise SpikeDistillError(
+                f"augmentation: crop_padding and cutout must be >= 0 and erasing in [0, 1], "
+                f"got {crop_padding}, {cutout}, {erasing}"
+            )
+        if (mean is None) != (std is None):
+            raise SpikeDistillError("augmentation: give both mean and std, or neither")
+        self.crop_padding, self.flip, self.autoaugment = crop_padding, flip, autoaugment
+        self.cutout_length, self.erasing = cutout, erasing
+        self.mean = tuple(mean) if mean is not None else None
+        self.std = tuple(std) if std is not None else None
+        self._geometry: Optional[nn.Module] = None  # built lazily: crop size depends on the input
+        self._policy = PerImageAutoAugment("cifar10") if autoaugment else None
+        self._eraser: Optional[nn.Module] = None
+        if erasing:
+            import kornia.augmentation as K
+
+            self._eraser = K.RandomErasing(scale=(0.02, 0.2), ratio=(0.3, 3.3), value=0.0, p=erasing)
+
+    def extra_repr(self) -> str:
+        return (
+            f"crop_padding={self.crop_padding}, flip={self.flip}, autoaugment={self.autoaugment}, "
+            f"cutout={self.cutout_length}, erasing={self.erasing}, mean={self.mean}, std={self.std}"
+        )
+
+    def _geometric(self, height: int, width: int) -> Optional[nn.Module]:
+        if not (self.crop_padding or self.flip):
+            return None
+        key = (height, width)
+        if self._geometry is None or getattr(self._geometry, "size_key", None) != key:
+            import kornia.augmentation as K
+
+            ops = []
+            if self.crop_padding:
+                ops.append(K.RandomCrop((height, width), padding=self.crop_padding, fill=0))
+            if self.flip:
+                ops.append(K.RandomHorizontalFlip(p=0.5))
+            self._geometry = nn.Sequential(*ops)
+            self._geometry.size_key = key
+        return self._geometry
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        mean: Optional[Sequence[float]] = None,
+        std: Optional[Sequence[float]] = None,
+    ) -> torch.Tensor:
+        mean = mean if mean is not None else self.mean
+        std = std if std is not None else self.std
+        if mean is None or std is None:
+            raise SpikeDistillError("augmentation has no mean/std: pass them to GpuAugment(...) or to the call")
+        if not self.training:
+            return normalize(images, mean, std)
+        if self._policy is not None and images.shape[1] != 3:
+            raise SpikeDistillError(f"AutoAugment needs RGB images, got {images.shape[1]} channel(s); set autoaugment off")
+        x = images.float().div(255.0) if images.dtype == torch.uint8 else images.float()
+        geometric = self._geometric(x.shape[-2], x.shape[-1])
+        if geometric is not None:
+            x = geometric(x)
+        if self._policy is not None:
+            x = self._policy(x)
+        if self.cutout_length:
+            x = cutout(x, self.cutout_length)
+        x = normalize(x, mean, std)
+        if self._eraser is not None:
+            x = self._eraser(x)
+        return x

@@ -1,0 +1,162 @@
+"""Class-folder image datasets (ImageNet layout): ``root/<split>/<class>/<image>``, decoded with Pillow.
+
+``stream=False`` decodes everything once (in DataLoader workers) into an :class:`ArrayDataset` that can
+live on the GPU — right for CIFAR-sized data such as the JPEG CIFAR-10 images. ``stream=True`` returns a
+:class:`StreamingDataset` whose items are decoded in worker processes on every epoch, for data too large
+for memory; :func:`~spikedistill.data.loader.batches` moves each uint8 batch to the device and augments
+it there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from ..errors import SpikeDistillError
+from .dataset import DATASETS, ArrayDataset, StreamingDataset, default_data_root, require_dir
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff"}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+Size = Union[int, Sequence[int], None]
+
+
+class PillowReader:
+    """``i -> uint8 [C, H, W]`` for image file ``paths[i]``; picklable for DataLoader workers.
+
+    With ``size``, the shorter side is resized to ``resize`` (default: ``size``) and the centre
+    ``size`` crop kept (ImageNet's test transform is ``resize=256, size=224``).
+    """
+
+    def __init__(self, paths: Sequence[Path], channels: int = 3, size: Size = None, resize: Optional[int] = None):
+        self.paths = [str(p) for p in paths]
+        self.mode = {1: "L", 3: "RGB"}[channels]
+        self.size = (size, size) if isinstance(size, int) else (tuple(size) if size is not None else None)
+        self.resize = resize if resize is not None else (max(self.size) if self.size else None)
+
+    def __call__(self, index: int) -> torch.Tensor:
+        from PIL import Image
+
+        with Image.open(self.paths[index]) as image:
+            image = image.convert(self.mode)
+            if self.size is not None:
+                image = _resize_center_crop(image, self.resize, self.size)
+            array = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+            width, height = image.size
+        return array.view(height, width, -1).permute(2, 0, 1).contiguous()
+
+
+def _resize_center_crop(image, shorter: int, size: Tuple[int, int]):
+    from PIL import Image
+
+    width, height = image.size
+    scale = shorter / min(width, height)
+    if scale != 1:
+        image = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR)
+    width, height = image.size
+    out_h, out_w = size
+    left, top = (width - out_w) // 2, (height - out_h) // 2
+    return image.crop((left, top, left + out_w, top + out_h))
+
+
+def scan_class_folders(folder: Path) -> Tuple[List[Path], List[int], List[str]]:
+    """Image paths, labels and class names (sorted folder names) under ``folder/<class>/``."""
+    classes = sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
+    paths: List[Path] = []
+    labels: List[int] = []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (folder / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths += files
+        labels += [label] * len(files)
+    if not paths:
+        raise SpikeDistillError(
+            f"no images found under {folder}; expected {folder}/<class>/<image> with suffix in "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))}"
+        )
+    return paths, labels, classes
+
+
+def _split_folder(root: Path, split: str, split_folder: Optional[str]) -> Path:
+    if split_folder is not None:
+        return require_dir(root / split_folder, "image folder", "check --data-root")
+    candidates = [root / split] + ([root / "val"] if split == "test" else [])
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    require_dir(root, "image folder root", "pass --data-root (a folder with train/ and test/ or val/ class folders)")
+    raise SpikeDistillError(
+        f"no '{split}' folder in {root}; expected {root}/{split}/<class>/<image> "
+        f"(or pass split_folder='' to use {root} itself)"
+    )
+
+
+@DATASETS.register("imagefolder")
+def load_imagefolder(
+    root: Optional[Path] = None,
+    split: str = "train",
+    download: bool = False,
+    stream: bool = False,
+    channels: int = 3,
+    size: Size = None,
+    resize: Optional[int] = None,
+    num_workers: int = 4,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    split_folder: Optional[str] = None,
+    name: str = "imagefolder",
+) -> Union[ArrayDataset, StreamingDataset]:
+    """Class folders under ``root/<split>`` (``root/val`` also serves ``split="test"``).
+
+    Without ``size``, all images must have the same size. ``mean``/``std`` default to ImageNet's, the
+    same for every split; pass your data's own (e.g. CIFAR-10's) where they differ.
+    """
+    if download:
+        raise SpikeDistillError("dataset 'imagefolder' cannot be downloaded; pass --data-root to your folders")
+    if channels not in (1, 3):
+        raise SpikeDistillError(f"imagefolder channels must be 1 or 3, got {channels}")
+    if len(mean) != channels or len(std) != channels:
+        raise SpikeDistillError(f"imagefolder: {channels} channels but mean/std of length {len(mean)}/{len(std)}")
+    folder = _split_folder(Path(root) if root is not None else default_data_root(), split, split_folder)
+    paths, labels, classes = scan_class_folders(folder)
+    reader = PillowReader(paths, channels, size, resize)
+    label_tensor = torch.tensor(labels, dtype=torch.int64)
+    if stream:
+        return StreamingDataset(reader, label_tensor, len(classes), mean, std, name, classes, num_workers)
+    return ArrayDataset(
+        decode_all(reader, len(paths), num_workers), label_tensor, len(classes), mean, std, name, classes
+    )
+
+
+def decode_all(reader: PillowReader, count: int, num_workers: int = 4, chunk: int = 256) -> torch.Tensor:
+    """Every image of ``reader`` in one uint8 ``[N, C, H, W]`` tensor, decoded by DataLoader workers."""
+    loader = torch.utils.data.DataLoader(
+        _Items(reader, count), batch_size=chunk, num_workers=num_workers, collate_fn=list
+    )
+    images: Optional[torch.Tensor] = None
+    start = 0
+    for items in loader:
+        for index, image in items:
+            if images is None:
+                images = torch.empty((count, *image.shape), dtype=torch.uint8)
+            if image.shape != images.shape[1:]:
+                raise SpikeDistillError(
+                    f"{reader.paths[index]} is {list(image.shape)} but the first image is {list(images.shape[1:])}; "
+                    "pass size=N to resize and centre-crop every image"
+                )
+            images[start] = image
+            start += 1
+    assert images is not None
+    return images
+
+
+class _Items(torch.utils.data.Dataset):
+    def __init__(self, reader: PillowReader, count: int) -> None:
+        self.reader, self.count = reader, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int):
+        return index, self.reader(index)

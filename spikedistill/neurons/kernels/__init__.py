@@ -1,13 +1,28 @@
-"""Fused GPU kernels for the LIF neuron (Triton). Filled by the kernel work; see issue 5."""
+"""Fused GPU kernels for the LIF neuron (Triton), issue 5; the design is in docs/speed.md.
+
+``lif_fused(x_seq, cfg)`` computes exactly what :func:`spikedistill.neurons.lif.lif_reference` does —
+identical spikes, the same surrogate gradients — in one pass over the input forward and one backward,
+saving only ``u = H − V_th`` in the input dtype. It runs through two ``torch.library`` custom ops,
+``spikedistill::lif_forward`` and ``spikedistill::lif_backward``, so ``torch.compile`` traces it without a
+graph break. Triton is imported only when a kernel launches; on the CPU the kernels run under Triton's
+interpreter when ``TRITON_INTERPRET=1`` is set before that first launch (the tests do this).
+"""
 
 from __future__ import annotations
 
+import os
+
+import torch
+
+from .ops import lif_fused
+
+__all__ = ["lif_fused", "triton_available"]
+
 
 def triton_available() -> bool:
-    return False
-
-
-def lif_fused(x_seq, cfg):
-    from ...errors import SpikeDistillError
-
-    raise SpikeDistillError("the fused Triton LIF kernel is not available yet; use backend='torch'")
+    """True when Triton imports and can run here: a CUDA GPU, or its CPU interpreter (TRITON_INTERPRET=1)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET", "0") == "1"

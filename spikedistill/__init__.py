@@ -5,7 +5,7 @@ SPEC.md. Spiking tensors are time-first ``[T, B, ...]``; models return per-step 
 """
 
 from .errors import SpikeDistillError, UnknownNameError
-from .evaluate import cumulative_mean, fullrange_accuracy
+from .evaluate import cumulative_mean, fullrange_accuracy, fullrange_report
 from .losses import LOSSES, create_loss
 from .models import MODELS, count_parameters, create_model
 from .neurons import LIF, LIFConfig, lif_multistep
@@ -22,6 +22,7 @@ __all__ = [
     "LIFConfig",
     "lif_multistep",
     "fullrange_accuracy",
+    "fullrange_report",
     "create_loss",
     "LOSSES",
     "cumulative_mean",

@@ -1,1 +1,11 @@
-"""export room (filled by its issue)."""
+"""Deployment exports: NIR (BN folded, LIF mapped; optional ``nir`` package) and fixed-T TorchScript / ONNX.
+
+Heavy optional dependencies (``nir``, ``onnx``) are imported only when an export runs.
+"""
+
+from .fixed import FixedTimesteps, InferenceLIF, export_onnx, export_torchscript
+from .nir_runner import NIRSimulator, run_nir
+from .to_nir import fold_batchnorm, lif_node, to_nir, write_nir
+
+__all__ = ["FixedTimesteps", "InferenceLIF", "export_onnx", "export_torchscript", "NIRSimulator", "run_nir",
+           "fold_batchnorm", "lif_node", "to_nir", "write_nir"]

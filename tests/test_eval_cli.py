@@ -1,0 +1,73 @@
+import json
+
+import pytest
+import torch
+
+import spikedistill as sd
+from spikedistill.cli import main
+from spikedistill.evaluate.cli import parse_timesteps
+from spikedistill.train.checkpoint import model_spec, save_checkpoint
+
+pytest.importorskip("sklearn")  # the 'digits' dataset ships with scikit-learn
+
+
+def _checkpoint(path, spiking=True, **options):
+    torch.manual_seed(0)
+    net = sd.create_model("small_cnn", spiking=spiking, num_classes=10, in_channels=1, **options)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.bias.data.fill_(0.5)  # enough drive that the untrained net spikes
+    config = {"data": {"name": "digits", "root": None}, "timesteps": 3, "max_timesteps": 3}
+    save_checkpoint(path, model=net, spec=model_spec("small_cnn", spiking, 10, in_channels=1, **options), config=config)
+    return net
+
+
+def test_eval_writes_the_spec_json_pictures_and_early_exit(tmp_path, capsys):
+    student = _checkpoint(tmp_path / "student.pt")
+    _checkpoint(tmp_path / "teacher.pt", spiking=False)
+    out = tmp_path / "eval" / "report.json"
+    code = main(["eval", str(tmp_path / "student.pt"), "--timesteps", "1-3", "--json", str(out), "--limit", "96",
+                 "--device", "cpu", "--teacher", str(tmp_path / "teacher.pt"), "--early-exit", "0.3,0.9,1.0"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["timesteps"] == [1, 2, 3]
+    for key in ("top1", "sops", "energy_mj", "firing_rate"):
+        assert len(report[key]) == 3
+    assert report["energy_mj"][0] < report["energy_mj"][1] < report["energy_mj"][2]
+    assert {"layers", "neurons", "energy_policy", "early_exit", "teacher"} <= set(report)
+    assert report["teacher"]["energy_mj"] == pytest.approx(4.6e-9 * report["teacher"]["macs"])
+    # Same numbers as the training loop's full-range accuracy on the same 96 test digits.
+    from spikedistill.data import batches, load_dataset
+
+    test = load_dataset("digits", split="test").subset(96)
+    expected = sd.fullrange_accuracy(student.eval(), batches(test, 256, shuffle=False), max_timesteps=3)
+    assert report["top1"] == pytest.approx(list(expected.values()))
+    for picture in ("fullrange.png", "earlyexit.png"):
+        assert (out.parent / picture).stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    assert "early exit" in printed and "energy mJ" in printed
+
+
+def test_eval_bad_input_is_one_clear_line(tmp_path, capsys):
+    _checkpoint(tmp_path / "student.pt")
+    assert main(["eval", str(tmp_path / "student.pt"), "--timesteps", "3-1", "--no-plot"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: --timesteps range")
+    assert main(["eval", str(tmp_path / "missing.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_parse_timesteps_accepts_ranges_and_counts():
+    assert parse_timesteps("1-6", 4) == (1, 6)
+    assert parse_timesteps("4", 2) == (1, 4)
+    assert parse_timesteps(None, 5) == (1, 5)
+
+
+def test_export_cli_writes_nir_and_refuses_soft_reset(tmp_path, capsys):
+    pytest.importorskip("nir")
+    _checkpoint(tmp_path / "hard.pt")
+    assert main(["export", str(tmp_path / "hard.pt"), "--format", "nir", "--out", str(tmp_path / "net.nir")]) == 0
+    assert (tmp_path / "net.nir").stat().st_size > 0
+    _checkpoint(tmp_path / "soft.pt", v_reset=None)
+    assert main(["export", str(tmp_path / "soft.pt"), "--format", "nir", "--out", str(tmp_path / "soft.nir")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "soft reset" in err and len(err.splitlines()) == 1

@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import spikedistill as sd
+from spikedistill.export.fixed import InferenceLIF, export_onnx, export_torchscript
+from spikedistill.export.nir_runner import NIRSimulator
+from spikedistill.export.to_nir import fold_batchnorm, lif_node, to_nir, write_nir
+from spikedistill.models.layers import ConvBN
+from spikedistill.models.resnet import CifarResNet
+
+nir = pytest.importorskip("nir")
+
+
+def _trained_looking(net):
+    g = torch.Generator().manual_seed(3)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2 + 0.6)
+    return net.eval()
+
+
+def _spikes_and_logits(net, x, timesteps):
+    spikes = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: spikes.__setitem__(n.replace(".", "_"), o))
+             for n, m in net.named_modules() if isinstance(m, sd.LIF)]
+    with torch.no_grad():
+        logits = net(x, timesteps=timesteps)
+    for h in hooks:
+        h.remove()
+    return spikes, logits
+
+
+@pytest.mark.parametrize("family", ["small_cnn", "tiny_resnet"])
+def test_nir_round_trip_gives_the_same_spikes_and_logits(tmp_path, family):
+    torch.manual_seed(0)
+    if family == "small_cnn":
+        net, shape = sd.create_model("small_cnn", num_classes=10, decay=0.6), (1, 8, 8)
+    else:  # residual wiring (identity and conv shortcuts) and a hidden FC neuron layer, as in resnet19
+        net, shape = CifarResNet((8, 16), (1, 2), 12, True, num_classes=5, in_channels=3), (3, 8, 8)
+    net = _trained_looking(net)
+    x = torch.randn(4, *shape) * 2
+    write_nir(net, tmp_path / "net.nir", shape, timesteps=4)
+    graph = nir.read(str(tmp_path / "net.nir"))
+    records = NIRSimulator(graph)(x.unsqueeze(0).expand(4, *x.shape))
+    spikes, logits = _spikes_and_logits(net, x, 4)
+    assert set(spikes) <= set(records)
+    active = 0
+    for name, s in spikes.items():
+        assert torch.equal(records[name], s), name
+        active += int(s.sum() > 0)
+    assert active >= 3  # the comparison is not between silent networks
+    torch.testing.assert_close(records["output"], logits, rtol=1e-4, atol=1e-5)
+
+
+def test_lif_maps_to_nir_with_tau_and_r_from_the_decay():
+    node = lif_node(sd.LIFConfig(decay=0.5), (2, 3))
+    assert isinstance(node, nir.LIF) and node.tau.shape == (2, 3)
+    assert node.tau[0, 0] == 2.0 and node.r[0, 0] == 2.0 and node.v_leak[0, 0] == 0.0 and node.v_threshold[0, 0] == 1.0
+    node = lif_node(sd.LIFConfig(decay=0.2, decay_input=True, threshold=0.5), (4,))
+    assert node.tau[0] == pytest.approx(1.25) and node.r[0] == 1.0 and node.v_threshold[0] == 0.5
+    assert isinstance(lif_node(sd.LIFConfig(decay=1.0), (4,)), nir.IF)
+
+
+def test_batchnorm_folds_into_the_conv():
+    torch.manual_seed(0)
+    block = _trained_looking(ConvBN(3, 5, 3, stride=2, bias=True))
+    weight, bias = fold_batchnorm(block.conv, block.bn)
+    x = torch.randn(2, 3, 7, 7)
+    folded = torch.nn.functional.conv2d(x, torch.from_numpy(weight), torch.from_numpy(bias), stride=2, padding=1)
+    torch.testing.assert_close(folded, block(x), rtol=1e-4, atol=1e-5)
+
+
+def test_nir_export_refuses_what_nir_cannot_express():
+    with pytest.raises(sd.SpikeDistillError, match="soft reset"):
+        to_nir(sd.create_model("small_cnn", v_reset=None), (1, 8, 8))
+    with pytest.raises(sd.SpikeDistillError, match="spiking model"):
+        to_nir(sd.create_model("small_cnn", spiking=False), (1, 8, 8))
+    with pytest.raises(sd.SpikeDistillError, match="max-pool"):
+        to_nir(sd.create_model("preact_resnet34", num_classes=10), (3, 32, 32))
+    with pytest.raises(sd.SpikeDistillError, match="C,H,W"):
+        to_nir(sd.create_model("small_cnn"), (3, 8, 8))
+
+
+@pytest.mark.parametrize("options", [{}, {"v_reset": None}, {"decay": 0.3, "decay_input": True, "threshold": 0.7}])
+def test_inference_lif_spikes_like_the_training_lif(options):
+    x = torch.randn(6, 3, 50) * 1.5
+    lif = sd.LIF(**options)
+    assert torch.equal(InferenceLIF(lif.cfg)(x), lif(x))
+
+
+def test_onnx_export_is_valid_and_computes_the_model(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    net = _trained_looking(sd.create_model("small_cnn", num_classes=10))
+    export_onnx(net, tmp_path / "net.onnx", (1, 8, 8), timesteps=3)
+    model = onnx.load(str(tmp_path / "net.onnx"))
+    onnx.checker.check_model(model)
+    x = torch.randn(5, 1, 8, 8) * 2  # another batch size than the export's example
+    with torch.no_grad():
+        expected = net(x, timesteps=3).numpy()
+    try:
+        import onnxruntime
+        run = onnxruntime.InferenceSession(str(tmp_path / "net.onnx")).run
+    except ImportError:  # onnx's pure-Python reference runtime
+        from onnx.reference import ReferenceEvaluator
+        run = ReferenceEvaluator(model).run
+    (out,) = run(None, {"input": x.numpy()})
+    assert out.shape == (3, 5, 10)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit is deprecated, still supported
+def test_torchscript_export_runs_fixed_timesteps(tmp_path):
+    torch.manual_seed(0)
+    net = _trained_looking(sd.create_model("small_cnn", num_classes=10))
+    export_torchscript(net, tmp_path / "net.pt", (1, 8, 8), timesteps=2)
+    loaded = torch.jit.load(str(tmp_path / "net.pt"))
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), net(x, timesteps=2))

@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from .errors import SpikeDistillError
+from .errors import SpikeDistillError, os_error_message
 
 EXIT_USER_ERROR = 2
 
@@ -41,10 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train a teacher, an skd and a twkd student offline and report")
     demo.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--quick", action="store_true", help="a few epochs only: checks the pipeline, not the result")
     demo.set_defaults(run=_dispatch("demo", "train.demo", "run_demo"))
 
     train = sub.add_parser("train", help="train a teacher or student from a YAML recipe")
-    train.add_argument("--config", required=True, help="recipe YAML (configs/<dataset>/<method>_<model>.yaml)")
+    train.add_argument("--config", help="recipe YAML (configs/<dataset>/<method>_<model>.yaml); optional with --resume")
     train.add_argument("overrides", nargs="*", help="key=value overrides")
     train.add_argument("--out", help="run directory")
     train.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
@@ -53,18 +55,37 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="accuracy and energy at every timestep of a checkpoint")
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--timesteps", default=None, help="range such as 1-6")
-    evaluate.add_argument("--json", help="write the SPEC.md JSON here")
+    evaluate.add_argument("--json", help="write the SPEC.md JSON here (fullrange.png goes beside it)")
+    evaluate.add_argument("--data", help="dataset name (default: the checkpoint's training recipe)")
+    evaluate.add_argument("--data-root", help="dataset folder (default: the recipe's, else the data room's default)")
+    evaluate.add_argument("--split", default="test", choices=("train", "test"))
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first N samples")
+    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    evaluate.add_argument("--teacher", metavar="CKPT", help="ANN teacher checkpoint: reference lines for top-1 and energy")
+    evaluate.add_argument("--early-exit", nargs="?", const="default", metavar="THRESHOLDS",
+                          help="sweep per-sample early exit; optional comma-separated confidence thresholds")
+    evaluate.add_argument("--stem-macs", choices=("once", "per_step"), default="once",
+                          help="static images: count the stem conv's MACs once (default) or at every step")
+    evaluate.add_argument("--plot", help="picture path (default: fullrange.png beside --json)")
+    evaluate.add_argument("--no-plot", action="store_true", help="skip the pictures")
     evaluate.set_defaults(run=_dispatch("eval", "evaluate.cli", "run_eval"))
 
     export = sub.add_parser("export", help="export a checkpoint to NIR, ONNX or TorchScript")
     export.add_argument("checkpoint")
     export.add_argument("--format", choices=("nir", "onnx", "torchscript"), default="nir")
     export.add_argument("--out", required=True)
+    export.add_argument("--timesteps", type=int, help="fixed T of the ONNX/TorchScript model (default: the checkpoint's)")
+    export.add_argument("--input-shape", help="C,H,W of one input (default: the model family's usual size)")
     export.set_defaults(run=_dispatch("export", "export.cli", "run_export"))
 
     bench = sub.add_parser("bench", help="time the training step against the ANN floor")
     bench.add_argument("--device", default=None)
-    bench.add_argument("--smoke", action="store_true")
+    bench.add_argument("--smoke", action="store_true", help="tiny CPU run (CI)")
+    bench.add_argument("--models", nargs="+", help="models to time (default: resnet19)")
+    bench.add_argument("--timesteps", nargs="+", type=int, help="T values (default: 4 6)")
+    bench.add_argument("--batch", type=int, help="batch size B (default: 128)")
+    bench.add_argument("--iters", type=int, help="timed iterations per case")
     bench.set_defaults(run=_dispatch("bench", "bench", "run_bench"))
     return parser
 
@@ -76,6 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except SpikeDistillError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # the file system said no: an unwritable or missing --out, a full disk
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except RuntimeError as exc:
+        if type(exc).__name__ != "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch here
+            raise
+        print("error: out of GPU memory; lower optim.batch_size (or timesteps), or use more GPUs with torchrun",
+              file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

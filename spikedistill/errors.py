@@ -31,3 +31,20 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError
     known = list(known)
     hint = did_you_mean(name, known)
     return UnknownNameError(f"unknown {kind} '{name}';{hint} known: {', '.join(known)}")
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for a file-system failure (``OSError``): which path, what the system said, what to do."""
+    import errno
+
+    path = exc.filename if exc.filename is not None else "a file"
+    what = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free disk space or choose another --out directory"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "choose a directory you can write (--out)"
+    elif exc.errno in (errno.ENOTDIR, errno.ENOENT, errno.EEXIST, errno.EISDIR):
+        fix = "check the path: every parent must be a directory, not a file (--out, --json, --data-root, --config)"
+    else:
+        fix = "check the path and the disk"
+    return f"cannot use '{path}' ({what}); {fix}"

@@ -4,6 +4,12 @@ from pathlib import Path
 import pytest
 import torch
 
+# @triton.jit reads TRITON_INTERPRET when a kernel module is first imported, and any test may import
+# it first (through the LIF's backend="auto"), so set it here, before every test module. Without a
+# GPU the kernels then run, exactly, in Triton's CPU interpreter.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 DATA_ROOT = Path(os.environ.get("SPIKEDISTILL_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))

@@ -42,18 +42,58 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise SpikeDistillError(f"cannot write to '{path.parent}' ({exc.strerror}); choose a writable --out directory") from None
+    file = None
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
+        with os.fdopen(fd, "wb") as raw:
+            file = _KeepsWriteError(raw)
+            torch.save(obj, file)
+            raw.flush()
+            os.fsync(raw.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        _fsync_dir(path.parent)  # the rename itself survives a power cut
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        error = exc if isinstance(exc, OSError) else getattr(file, "error", None)
+        if error is not None:  # disk full, quota, I/O error: the previous file is untouched
+            kept = "the previous checkpoint is kept; " if path.exists() else ""
+            raise SpikeDistillError(
+                f"cannot write '{path}' ({error.strerror or error}); {kept}free disk space or choose another --out directory"
+            ) from None
         raise
+
+
+class _KeepsWriteError:
+    """The file ``torch.save`` writes to; it remembers the ``OSError`` of a failed write (a full disk),
+    which ``torch.save`` itself reports only as a RuntimeError about zip positions."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse to fsync a directory; the rename is still atomic
+    finally:
+        os.close(fd)
 
 
 def save_checkpoint(path, *, model: torch.nn.Module, spec: dict, config: dict | None = None, epoch: int = 0,
@@ -68,27 +108,85 @@ def save_checkpoint(path, *, model: torch.nn.Module, spec: dict, config: dict | 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Load and validate a checkpoint; every failure is one clear :class:`SpikeDistillError`."""
     path = Path(path)
+    if path.is_dir():
+        raise SpikeDistillError(f"checkpoint '{path}' is a directory; pass a .pt file in it (e.g. {path / 'best.pt'})")
     if not path.is_file():
         raise SpikeDistillError(f"checkpoint '{path}' does not exist; pass the path of a .pt file written by 'spikedistill train'")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated, corrupt, or not a torch file at all
         raise SpikeDistillError(
-            f"checkpoint '{path}' is corrupt or truncated ({type(exc).__name__}); use another checkpoint (e.g. best.pt or latest.pt)"
+            f"checkpoint '{path}' is corrupt or truncated ({type(exc).__name__}); {_instead(path)}"
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SpikeDistillError(f"'{path}' is not a spikedistill checkpoint; pass a file written by 'spikedistill train'")
-    if ckpt.get("version", 0) > VERSION:
-        raise SpikeDistillError(f"checkpoint '{path}' has format version {ckpt['version']}; upgrade spikedistill to read it")
+    version = ckpt.get("version", 0)
+    if not isinstance(version, int):
+        raise SpikeDistillError(f"checkpoint '{path}' is damaged (format version {version!r}); {_instead(path)}")
+    if version > VERSION:
+        raise SpikeDistillError(f"checkpoint '{path}' has format version {version}; upgrade spikedistill to read it")
+    problem = _layout_problem(ckpt)
+    if problem:
+        raise SpikeDistillError(f"checkpoint '{path}' is damaged: {problem}; {_instead(path)}")
     return ckpt
 
 
-def model_from_checkpoint(path_or_ckpt, map_location="cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model a checkpoint describes and load its weights → ``(model, checkpoint)``."""
-    ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt, map_location)
+def _instead(path: Path) -> str:
+    """What to do about an unreadable checkpoint."""
+    if path.name == "latest.pt":  # the only file with the training state
+        return "use another checkpoint (best.pt to evaluate); to train, start the run again without --resume"
+    return "use another checkpoint (e.g. best.pt or latest.pt of the same run)"
+
+
+def _layout_problem(ckpt: dict) -> str | None:
+    """What is wrong with a loaded checkpoint's layout (see the module docstring), or None."""
+    spec = ckpt.get("model")
+    if not isinstance(spec, dict):
+        return "it has no model description"
+    if not isinstance(spec.get("name"), str) or not isinstance(spec.get("spiking"), bool):
+        return "its model description has no valid name or spiking flag"
+    classes = spec.get("num_classes")
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
+        return f"its model description has num_classes={classes!r}"
+    if not isinstance(spec.get("options", {}), dict):
+        return "its model options are not a mapping"
+    weights = ckpt.get("state_dict")
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        return "it holds no weights (state_dict)"
+    for key in ("epoch", "step"):
+        if not isinstance(ckpt.get(key, 0), int):
+            return f"its {key} is {ckpt.get(key)!r}"
+    return None
+
+
+def model_from_checkpoint(path_or_ckpt, map_location="cpu", num_classes: int | None = None,
+                          role: str = "checkpoint") -> tuple[torch.nn.Module, dict]:
+    """Rebuild the model a checkpoint describes and load its weights → ``(model, checkpoint)``.
+
+    ``num_classes``: the class count the caller needs (e.g. the student's dataset for a teacher); a
+    checkpoint with another count is refused with one line. ``role`` names the file in messages.
+    """
+    if isinstance(path_or_ckpt, dict):
+        ckpt, where = path_or_ckpt, role
+        problem = _layout_problem(ckpt)
+        if problem:
+            raise SpikeDistillError(f"{role} is damaged: {problem}; use another checkpoint")
+    else:
+        ckpt, where = load_checkpoint(path_or_ckpt, map_location), f"{role} '{path_or_ckpt}'"
     spec = ckpt["model"]
-    model = create_model(spec["name"], spiking=spec["spiking"], num_classes=spec["num_classes"], **spec.get("options", {}))
-    load_weights(model, ckpt["state_dict"], source=f"checkpoint of '{spec['name']}'")
+    if num_classes is not None and spec["num_classes"] != num_classes:
+        raise SpikeDistillError(
+            f"{where} predicts {spec['num_classes']} classes but {num_classes} are needed here; "
+            f"use a {role} trained on the same dataset (same classes)")
+    try:
+        model = create_model(spec["name"], spiking=spec["spiking"], num_classes=spec["num_classes"],
+                             **spec.get("options", {}))
+    except SpikeDistillError as exc:
+        raise SpikeDistillError(f"{where}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # options that no model accepts: a damaged file
+        raise SpikeDistillError(f"{where} describes a model that cannot be built ({type(exc).__name__}: {exc}); "
+                                "use another checkpoint") from None
+    load_weights(model, ckpt["state_dict"], source=f"{where} ('{spec['name']}')")
     return model, ckpt
 
 

@@ -1,0 +1,51 @@
+"""``spikedistill train --config FILE [key=value ...] [--out DIR] [--resume]``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import SpikeDistillError
+from .config import load_config
+
+
+def default_out_dir(config_path: str) -> Path:
+    """``configs/cifar10/twkd_resnet19.yaml`` → ``runs/cifar10/twkd_resnet19``."""
+    path = Path(config_path)
+    return Path("runs") / path.parent.name / path.stem if path.parent.name else Path("runs") / path.stem
+
+
+def check_out_dir(out: Path) -> None:
+    """Fail in a second, not after the data is loaded, when the run directory cannot be made."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SpikeDistillError(f"cannot create the run directory '{out}': '{existing}' is a file, not a directory; "
+                                "choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SpikeDistillError(f"cannot create the run directory '{out}': '{existing}' is not writable; choose another --out")
+
+
+def run_train(args) -> int:
+    from .loop import train
+
+    if args.config is None and not args.resume:
+        raise SpikeDistillError("no recipe given; pass --config FILE (see configs/), or --resume --out RUN_DIR")
+    out = Path(args.out) if args.out else (default_out_dir(args.config) if args.config else None)
+    if args.resume:
+        if out is None:
+            raise SpikeDistillError("--resume needs the run directory; pass --out RUN_DIR")
+        if not (out / "latest.pt").is_file():
+            raise SpikeDistillError(f"nothing to resume in '{out}' (no latest.pt); start the run without --resume")
+        # The run's own resolved config; overrides on the command line still apply (e.g. optim.epochs=400).
+        cfg = load_config(out / "config.yaml", args.overrides)
+    else:
+        cfg = load_config(args.config, args.overrides)
+        if (out / "latest.pt").exists():
+            raise SpikeDistillError(f"'{out}' already holds a run; continue it with --resume or choose another --out")
+        check_out_dir(out)
+    result = train(cfg, out, resume=args.resume)
+    best = result["best_top1"]
+    print(f"done: best test top-1 {best:.2f}% · checkpoints in {out}/best.pt and {out}/latest.pt")
+    return 0

@@ -1,0 +1,297 @@
+"""Recipes as data: a nested dataclass schema, YAML loading with validation, ``key=value`` overrides.
+
+A recipe is plain YAML read with ``yaml.safe_load`` — no tags, nothing imported or executed. Every key
+is checked against the schema below: an unknown key is an error naming the nearest valid key, a wrong
+type or range is one line saying what is expected. ``model.options`` and ``loss.options`` are free
+dicts, validated by ``create_model`` / ``create_loss`` when the run starts.
+
+    cfg = load_config("configs/cifar10/twkd_resnet19.yaml", ["optim.epochs=5", "data.subset=512"])
+    cfg.optim.lr, cfg.to_dict()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from ..errors import SpikeDistillError, did_you_mean
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet19"
+    spiking: bool = True
+    options: dict = field(default_factory=dict)  # create_model kwargs: LIF options, in_channels, ...
+
+
+@dataclass
+class TeacherConfig:
+    checkpoint: Optional[str] = None  # a best.pt/latest.pt written by 'spikedistill train'
+    recipe: Optional[str] = None      # trained first (into the checkpoint's folder) when the checkpoint is missing
+    features: bool = False            # also hand the teacher's stage features to the objective
+
+
+@dataclass
+class LossConfig:
+    name: str = "ce"
+    options: dict = field(default_factory=dict)  # create_loss kwargs
+
+
+@dataclass
+class AugmentConfig:
+    crop_padding: int = 4
+    flip: bool = True
+    autoaugment: bool = False
+    cutout: int = 0
+    roll: int = 0         # event frames only: roll by up to ±roll pixels (METHODS.md §1.8)
+    rotate: float = 0.0   # event frames only: rotate by up to ±rotate degrees
+    erasing: float = 0.0  # probability of RandomErasing(scale 0.02–0.2), CKDSNN's Cutout substitute (§4.4)
+
+
+@dataclass
+class DataConfig:
+    name: str = "cifar10"
+    root: Optional[str] = None
+    download: bool = False
+    subset: Optional[int] = None       # first N training images (smoke runs)
+    test_subset: Optional[int] = None  # first N test images
+    options: dict = field(default_factory=dict)  # loader keyword arguments (e.g. event binning: timesteps, size)
+    any_t_policy: str = "prefix"  # event data at k < T_max: the first k frames ("prefix") or re-binned ("rebin")
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    decay_all: bool = False  # False: decay conv/linear weights only (FR code); True: every parameter (CKDSNN code)
+    betas: list = field(default_factory=lambda: [0.9, 0.999])  # AdamW only
+    epochs: int = 300
+    batch_size: int = 128      # global; each of N processes takes batch_size / N
+    grad_clip: Optional[float] = None  # max global grad norm; None = off
+    schedule: str = "cosine"   # cosine (per epoch, eta_min 0) | constant
+
+
+@dataclass
+class DistributedConfig:
+    sync_bn: bool = False
+    backend: Optional[str] = None  # None: nccl on CUDA, gloo on CPU
+
+
+@dataclass
+class LogConfig:
+    progress: bool = True       # tqdm bars with ETA
+    tensorboard: bool = True    # events in the run dir when tensorboard is installed
+    eval_every: int = 1         # epochs between test evaluations (the last epoch is always evaluated)
+    best_by: str = "last"       # best.pt by top-1 at T_max ("last") or mean top-1 over 1..T_max ("mean")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    timesteps: int = 4                    # training T (an objective may extend it, e.g. TSSD)
+    max_timesteps: Optional[int] = None   # evaluation range 1..T_max; None = timesteps
+    precision: str = "bf16"               # bf16 autocast on CUDA; fp32 elsewhere
+    channels_last: bool = True            # CUDA only
+    compile: bool = False                 # torch.compile the model
+    seed: int = 60
+    device: str = "auto"                  # auto | cpu | cuda | cuda:N
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def eval_timesteps(self) -> int:
+        if not self.model.spiking:
+            return 1
+        return self.max_timesteps or self.timesteps
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    "optim.name": ("sgd", "adamw"),
+    "optim.schedule": ("cosine", "constant"),
+    "precision": ("bf16", "fp32"),
+    "log.best_by": ("last", "mean"),
+    "data.any_t_policy": ("prefix", "rebin"),
+    "distributed.backend": ("nccl", "gloo", None),
+}
+POSITIVE = ("timesteps", "max_timesteps", "optim.epochs", "optim.batch_size", "optim.lr", "optim.grad_clip",
+            "data.subset", "data.test_subset", "log.eval_every")
+NON_NEGATIVE = ("optim.weight_decay", "optim.momentum", "data.augment.crop_padding", "data.augment.cutout",
+                "data.augment.erasing", "data.augment.roll", "data.augment.rotate")
+
+
+# --- building the dataclasses from plain data, with one clear line per mistake ---------------------
+
+def _type_name(tp) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", dict: "a mapping",
+            list: "a list"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _check_value(key: str, value: Any, tp) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _check_value(key, value, args[0])
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".")
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-4 (no dot) as a string; accept it as the number it is meant to be
+            value = float(value)
+        except ValueError:
+            pass
+    expected = {bool: bool, int: int, float: (int, float), str: str, dict: dict, list: list}[tp]
+    ok = isinstance(value, expected) and not (tp in (int, float) and isinstance(value, bool))
+    if not ok:
+        raise SpikeDistillError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}; fix it in the recipe or override {key}=...")
+    if tp is float:
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise SpikeDistillError(f"config key '{key}' must be a finite number, got {value!r}")
+    return value
+
+
+def _build(cls, data: Any, prefix: str = ""):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        where = f"'{prefix[:-1]}'" if prefix else "the recipe"
+        raise SpikeDistillError(f"config {where} must be a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            hint = did_you_mean(prefix + str(key), [prefix + n for n in names]) or f" valid keys here: {', '.join(names)}"
+            raise SpikeDistillError(f"unknown config key '{prefix}{key}';{hint}")
+    return cls(**{k: _check_value(prefix + k, v, hints[k]) for k, v in data.items()})
+
+
+def _get(cfg: Config, dotted: str):
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def validate(cfg: Config) -> Config:
+    for key, allowed in CHOICES.items():
+        if _get(cfg, key) not in allowed:
+            shown = ", ".join(str(a) for a in allowed if a is not None)
+            raise SpikeDistillError(f"config key '{key}' must be one of {shown}; got {_get(cfg, key)!r}")
+    for key in POSITIVE:
+        value = _get(cfg, key)
+        if value is not None and value <= 0:
+            raise SpikeDistillError(f"config key '{key}' must be > 0, got {value!r}")
+    for key in NON_NEGATIVE:
+        if _get(cfg, key) < 0:
+            raise SpikeDistillError(f"config key '{key}' must be >= 0, got {_get(cfg, key)!r}")
+    if not isinstance(cfg.model.spiking, bool):
+        raise SpikeDistillError("config key 'model.spiking' must be true or false")
+    if cfg.data.augment.erasing > 1:
+        raise SpikeDistillError(f"config key 'data.augment.erasing' is a probability in [0, 1], got {cfg.data.augment.erasing!r}")
+    betas = cfg.optim.betas
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
+        raise SpikeDistillError(f"config key 'optim.betas' must be two numbers in [0, 1), got {betas!r}; "
+                                "e.g. optim.betas=[0.9, 0.999]")
+    if cfg.optim.name == "sgd" and cfg.optim.nesterov and cfg.optim.momentum == 0:
+        raise SpikeDistillError("optim.nesterov=true needs optim.momentum > 0; set optim.momentum=0.9 or optim.nesterov=false")
+    if cfg.teacher.checkpoint is None and cfg.teacher.recipe is not None:
+        raise SpikeDistillError("teacher.recipe needs teacher.checkpoint (where the trained teacher is written); set teacher.checkpoint=PATH/best.pt")
+    return cfg
+
+
+def config_from_dict(data: dict) -> Config:
+    return validate(_build(Config, data))
+
+
+# --- YAML and overrides ------------------------------------------------------------------------
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"optim.lr=0.05"`` → ``(["optim", "lr"], 0.05)``; the value is read as a YAML scalar/flow value."""
+    if "=" not in text:
+        raise SpikeDistillError(f"override '{text}' is not key=value; write e.g. optim.lr=0.05")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise SpikeDistillError(f"override '{text}' has an empty key; write e.g. optim.lr=0.05")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        tag = _refused_tag(exc)
+        if tag:
+            raise SpikeDistillError(f"override '{text}' uses the YAML tag '{tag}'; values are plain data (no tags, "
+                                    "nothing is imported or executed): remove the tag") from None
+        raise SpikeDistillError(f"override '{text}': cannot read the value {raw!r}; quote strings, e.g. {key}='{raw}'") from None
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides) -> dict:
+    for text in overrides or ():
+        path, value = parse_override(text)
+        node = data
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                prefix = '.'.join(path[:i + 1])
+                raise SpikeDistillError(f"override '{text}': '{prefix}' is a value, not a section; set it whole, e.g. {prefix}=VALUE")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def _refused_tag(exc: yaml.YAMLError) -> str | None:
+    """The tag ``yaml.safe_load`` refused to construct (``!!python/object/apply:os.system``...), or None."""
+    import re
+
+    if not isinstance(exc, yaml.constructor.ConstructorError):
+        return None
+    found = re.search(r"tag '([^']*)'", str(exc.problem))
+    return found.group(1).replace("tag:yaml.org,2002:", "!!") if found else None
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SpikeDistillError(f"recipe '{path}' does not exist; pick one under configs/ (e.g. configs/cifar10/twkd_resnet19.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text())  # data only: safe_load refuses tags that build objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        tag = _refused_tag(exc)
+        if tag:
+            raise SpikeDistillError(f"recipe '{path}' is not valid YAML data{where}: the tag '{tag}' is refused, recipes are "
+                                    "plain data (no tags, nothing is imported or executed); remove the tag") from None
+        raise SpikeDistillError(f"recipe '{path}' is not valid YAML{where}; fix the syntax") from None
+    return data or {}
+
+
+def load_config(path: str | Path | None = None, overrides=()) -> Config:
+    """Read a recipe (or start from the defaults), apply ``key=value`` overrides, validate."""
+    data = read_yaml(path) if path is not None else {}
+    return config_from_dict(apply_overrides(data, overrides))
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,59 @@
+"""Per-epoch records: ``metrics.csv`` (one row per epoch) and TensorBoard events when installed."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+class MetricsLog:
+    """Appends epoch rows to ``run_dir/metrics.csv``; on resume, rows of epochs to be redone are dropped."""
+
+    def __init__(self, run_dir: Path, start_epoch: int, tensorboard: bool = True):
+        self.path = Path(run_dir) / "metrics.csv"
+        self.columns: list[str] | None = None
+        if self.path.exists():
+            with self.path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= start_epoch]  # epochs count from 1
+                self.columns = list(rows[0]) if rows else None
+            self._rewrite(rows)
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional: pip install spikedistill[logging]
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+
+    def _rewrite(self, rows: list[dict]) -> None:
+        if not rows:
+            self.path.unlink()
+            return
+        with self.path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, row: dict) -> None:
+        new = not self.path.exists()
+        if self.columns is None:
+            self.columns = list(row)
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: _fmt(v) for k, v in row.items()})
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key.replace("test_top1_t", "test_top1/t"), value, row["epoch"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _fmt(value):
+    return f"{value:.6g}" if isinstance(value, float) else value

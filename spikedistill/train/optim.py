@@ -1,0 +1,44 @@
+"""Optimizer and schedule: SGD (momentum) or AdamW, weight decay on conv/linear weights only, cosine per epoch."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from .config import OptimConfig
+
+DECAYED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def param_groups(modules: Iterable[nn.Module], weight_decay: float, decay_all: bool = False) -> list[dict]:
+    """Two groups: conv/linear weights (decayed) and everything else — BN affine, biases — undecayed
+    (METHODS.md §1.3, FR ``split_params``). ``decay_all`` decays every parameter (CKDSNN code, §4.4)."""
+    decay, no_decay, seen = [], [], set()
+    for module in modules:
+        for layer in module.modules():
+            for name, param in layer.named_parameters(recurse=False):
+                if not param.requires_grad or id(param) in seen:
+                    continue
+                seen.add(id(param))
+                wanted = decay_all or (isinstance(layer, DECAYED) and name == "weight")
+                (decay if wanted else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(cfg: OptimConfig, modules: Iterable[nn.Module]) -> torch.optim.Optimizer:
+    groups = param_groups(modules, cfg.weight_decay, cfg.decay_all)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+
+
+def build_schedule(cfg: OptimConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine from lr to 0 over the epochs, stepped once per epoch (CosineAnnealingLR, eta_min = 0)."""
+    if cfg.schedule == "cosine":
+        factor = lambda epoch: 0.5 * (1.0 + math.cos(math.pi * min(epoch, cfg.epochs) / cfg.epochs))
+    else:
+        factor = lambda epoch: 1.0
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,0 +1,113 @@
+"""`spikedistill train` end to end through the CLI, and its user errors."""
+
+import csv
+import os
+
+import pytest
+import torch
+
+from spikedistill.cli import main
+from spikedistill.train.checkpoint import load_checkpoint, model_from_checkpoint
+from spikedistill.train.optim import param_groups
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+FAST = ["data.subset=128", "data.test_subset=64", "optim.epochs=1", "optim.batch_size=32", "log.progress=false",
+        "model.options.widths=[8,16,32]"]
+
+
+def test_cli_trains_teacher_from_recipe_then_student_and_checkpoints_load(tmp_path, capsys):
+    teacher_out = tmp_path / "teacher"
+    student_out = tmp_path / "student"
+    # The student recipe names the teacher's checkpoint and recipe: the teacher is trained first.
+    code = main(["train", "--config", "configs/digits/twkd_small_cnn.yaml", "--out", str(student_out), *FAST,
+                 f"teacher.checkpoint={teacher_out}/best.pt", "timesteps=2"])
+    assert code == 0, capsys.readouterr().err
+    for run in (teacher_out, student_out):
+        assert {"config.yaml", "metrics.csv", "latest.pt", "best.pt"} <= {p.name for p in run.iterdir()}
+    with (student_out / "metrics.csv").open() as f:
+        row = next(csv.DictReader(f))
+    for column in ("train_loss", "train_ce", "train_kl", "train_sd", "train_top1", "test_top1_t1", "test_top1_t2",
+                   "lr", "seconds", "teacher_seconds"):
+        assert column in row, column
+    assert float(row["teacher_seconds"]) > 0
+    model, ckpt = model_from_checkpoint(student_out / "best.pt")
+    assert model(torch.zeros(3, 1, 8, 8), timesteps=5).shape == (5, 3, 10)  # any T after training
+    assert ckpt["config"]["loss"]["name"] == "twkd" and ckpt["training"] is None
+    assert load_checkpoint(student_out / "latest.pt")["training"]["optimizer"]["state"]
+    teacher, _ = model_from_checkpoint(teacher_out / "best.pt")
+    assert not teacher.spiking
+    # The teacher was frozen: its weights in the teacher run are what the student saw.
+    again = main(["train", "--config", "configs/digits/twkd_small_cnn.yaml", "--out", str(student_out), *FAST])
+    assert again == 2 and "--resume" in capsys.readouterr().err
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    cases = [
+        (["train", "--config", "configs/digits/twkd_small_cnn.yaml", "--out", str(tmp_path / "a"), "optim.lrate=1"],
+         "did you mean 'optim.lr'"),
+        (["train", "--config", "configs/digits/skd_small_cnn.yaml", "--out", str(tmp_path / "b"), "teacher.checkpoint=null",
+          "teacher.recipe=null", *FAST], "needs a teacher"),
+        (["train", "--config", "nope.yaml"], "does not exist"),
+        (["train", "--resume", "--out", str(tmp_path / "empty")], "nothing to resume"),
+        (["train", "--config", "configs/digits/teacher_small_cnn.yaml", "--out", str(tmp_path / "c"), "model.name=resnet91",
+          *FAST[:-1]], "did you mean"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_weight_decay_applies_to_conv_and_linear_weights_only():
+    from spikedistill import create_model
+
+    model = create_model("resnet19", spiking=True, num_classes=10)
+    decay, no_decay = param_groups([model], 5e-4)
+    assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() == 4 or p.dim() == 2 for p in decay["params"])      # conv kernels, FC matrices
+    assert all(p.dim() == 1 for p in no_decay["params"])                   # BN affine, biases
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    everything, nothing = param_groups([model], 1e-4, decay_all=True)
+    assert len(everything["params"]) == len(list(model.parameters())) and not nothing["params"]
+
+
+@pytest.mark.skipif(not os.environ.get("SPIKEDISTILL_SLOW"), reason="ResNet-19 on a CPU takes minutes; set SPIKEDISTILL_SLOW=1")
+def test_resnet19_recipe_smoke_on_shared_cifar10(tmp_path, data_root, capsys):
+    """The real recipe through the CLI: ResNet-19 on 512 shared CIFAR-10 images, 1 epoch (over 10 CPU minutes on a loaded 2-core box)."""
+    if not (data_root / "cifar10" / "train_jpeg.npz").is_file():
+        pytest.skip("shared CIFAR-10 (cifar10/train_jpeg.npz) not found")
+    out = tmp_path / "run"
+    code = main(["train", "--config", "configs/cifar10/tet_resnet19.yaml", "--out", str(out), "data.name=cifar10_jpeg",
+                 "data.subset=512", "data.test_subset=256", "optim.epochs=1", "optim.batch_size=64", "timesteps=2",
+                 "max_timesteps=2", "data.augment.autoaugment=false", "log.progress=false"])
+    assert code == 0, capsys.readouterr().err
+    model, ckpt = model_from_checkpoint(out / "best.pt")
+    assert ckpt["model"]["name"] == "resnet19" and set(ckpt["metrics"]["top1"]) == {1, 2}
+
+
+def test_event_frames_train_an_snn_student_and_a_time_mean_ann_teacher(tmp_path, data_root):
+    """Event data [B, T, 2, H, W]: the SNN takes the frames time-first, the ANN teacher their time-mean."""
+    if not (data_root / "nmnist_small" / "train.npz").is_file():
+        pytest.skip("shared nmnist_small not found")
+    from spikedistill.train.config import config_from_dict
+    from spikedistill.train.loop import train
+
+    base = {"data": {"name": "nmnist", "subset": 64, "test_subset": 32, "options": {"timesteps": 3, "size": 16},
+                     "augment": {"flip": True, "roll": 2, "cutout": 4}},
+            "optim": {"epochs": 1, "batch_size": 16}, "device": "cpu", "log": {"progress": False, "tensorboard": False}}
+    teacher = train(config_from_dict({**base, "model": {"name": "small_cnn", "spiking": False, "options": {"widths": [8, 16, 32]}},
+                                      "timesteps": 1}), tmp_path / "t", verbose=False)
+    student = train(config_from_dict({**base, "model": {"name": "small_cnn", "spiking": True, "options": {"widths": [8, 16, 32]}},
+                                      "loss": {"name": "twkd"}, "timesteps": 3, "teacher": {"checkpoint": str(tmp_path / "t" / "best.pt")}}),
+                    tmp_path / "s", verbose=False)
+    assert list(teacher["top1"]) == [1] and list(student["top1"]) == [1, 2, 3]
+    model, _ = model_from_checkpoint(tmp_path / "s" / "best.pt")
+    assert model.in_channels == 2

@@ -13,12 +13,20 @@ from typing import Iterable
 class SpikeDistillError(ValueError):
     """A problem with what the user asked for, worded so they can fix it."""
 
+    def __str__(self) -> str:
+        return one_line(super().__str__())
+
 
 class UnknownNameError(SpikeDistillError, KeyError):
     """An unknown registry name (model, loss, surrogate, dataset, config key...)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+        return one_line(str(self.args[0])) if self.args else ""
+
+
+def one_line(message: str) -> str:
+    """The message on one line, whatever the user typed into a name or key (a newline in a YAML key)."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

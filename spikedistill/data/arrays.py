@@ -29,6 +29,14 @@ def _nhwc_to_tensor(x: np.ndarray, where: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous()
 
 
+def _open_npz(file: Path):
+    try:
+        return np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # not a zip of .npy arrays (or it needs pickle)
+        raise SpikeDistillError(f"{file} is not a readable .npz archive ({type(exc).__name__}); "
+                                "write it with numpy.savez(path, x=images, y=labels)") from None
+
+
 @DATASETS.register("npz")
 def load_npz(
     root: Optional[Path] = None,
@@ -52,7 +60,7 @@ def load_npz(
         raise SpikeDistillError("dataset 'npz' cannot be downloaded; pass an existing .npz file")
     if not file.is_file():
         raise SpikeDistillError(f"npz file not found at {file}; pass --data-root FILE.npz")
-    with np.load(file, allow_pickle=False) as npz:
+    with _open_npz(file) as npz:
         keys = ("x", "y") if "x" in npz.files else (f"x_{split}", f"y_{split}")
         if not set(keys) <= set(npz.files):
             raise SpikeDistillError(
@@ -69,6 +77,9 @@ def load_npz(
         )
     if len(y) and y.min() < 0:
         raise SpikeDistillError(f"{file}['{keys[1]}']: labels must be >= 0, found {int(y.min())}")
+    if num_classes is not None and len(y) and int(y.max()) >= num_classes:
+        raise SpikeDistillError(f"{file}['{keys[1]}']: labels go up to {int(y.max())} but num_classes={num_classes}; "
+                                f"pass num_classes >= {int(y.max()) + 1} or leave it out")
     if mean is None or std is None:
         data_mean, data_std = channel_stats(stats_images)
         mean, std = mean or data_mean, std or data_std
@@ -95,6 +106,8 @@ def load_digits(
     The 17 grey levels (0..16) are scaled to 0..255. The train/test split is stratified and fixed by
     ``seed`` (default 0: 1,437 train / 360 test); mean/std come from the training split.
     """
+    if not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool) or not 0 < test_fraction < 1:
+        raise SpikeDistillError(f"dataset 'digits': test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}")
     try:
         from sklearn.datasets import load_digits as sklearn_digits
         from sklearn.model_selection import train_test_split

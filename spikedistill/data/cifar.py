@@ -39,7 +39,25 @@ def _unpickle(path: Path) -> dict:
     if not path.is_file():
         raise SpikeDistillError(f"CIFAR file missing: {path}; delete {path.parent} and pass download=True")
     with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+        try:
+            return _ArraysOnlyUnpickler(f, encoding="bytes").load()
+        except Exception as exc:  # truncated, corrupt, or a pickle that wants to run code
+            raise SpikeDistillError(f"CIFAR file {path} is corrupt ({type(exc).__name__}); delete {path.parent} "
+                                    "and pass download=True (CLI: data.download=true)") from None
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """The official batches hold dicts, lists, bytes and numpy arrays: nothing else may be built, so a
+    tampered file cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("_codecs", "encode")}  # how Python 3 writes bytes at pickle protocol 2: str -> bytes only
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
+        return super().find_class(module, name)
 
 
 def _planar_to_tensor(data: np.ndarray, path: Path) -> torch.Tensor:

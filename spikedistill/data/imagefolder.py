@@ -138,6 +138,9 @@ def decode_all(reader: PillowReader, count: int, num_workers: int = 4, chunk: in
     start = 0
     for items in loader:
         for index, image in items:
+            if isinstance(image, str):
+                raise SpikeDistillError(f"cannot read image {reader.paths[index]} ({image.split(':')[0]}); "
+                                        "remove or replace the file")
             if images is None:
                 images = torch.empty((count, *image.shape), dtype=torch.uint8)
             if image.shape != images.shape[1:]:
@@ -159,4 +162,7 @@ class _Items(torch.utils.data.Dataset):
         return self.count
 
     def __getitem__(self, index: int):
-        return index, self.reader(index)
+        try:
+            return index, self.reader(index)
+        except Exception as exc:  # raised in a worker it would arrive as a multi-line traceback
+            return index, f"{type(exc).__name__}: {exc}"

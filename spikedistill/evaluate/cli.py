@@ -110,7 +110,7 @@ def run_eval(args: argparse.Namespace) -> int:
     thresholds = parse_thresholds(getattr(args, "early_exit", None))
     teacher_model = teacher_ckpt = None
     if args.teacher:
-        teacher_model, teacher_ckpt = model_from_checkpoint(args.teacher)
+        teacher_model, teacher_ckpt = model_from_checkpoint(args.teacher, num_classes=model.num_classes, role="teacher")
         if teacher_model.num_classes != model.num_classes:
             raise SpikeDistillError(
                 f"teacher '{args.teacher}' has {teacher_model.num_classes} classes but the checkpoint has {model.num_classes}; "

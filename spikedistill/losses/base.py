@@ -7,6 +7,7 @@ over T; every KL puts the target first, ``KL(p_target ‖ p_student)``, with the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
@@ -72,6 +73,7 @@ class Objective(nn.Module):
 
     def __init__(self):  # options are keyword arguments of the subclass __init__ (create_loss checks them)
         super().__init__()
+        self.register_forward_pre_hook(_check_inputs_agree, with_kwargs=True)
 
     def train_timesteps(self, timesteps: int) -> int:
         return timesteps
@@ -123,11 +125,33 @@ class Objective(nn.Module):
         return full_precision(features[stage])
 
 
+def _check_inputs_agree(objective: "Objective", args: tuple, kwargs: dict) -> None:
+    """Before every objective: labels and teacher logits fit the student's batch and classes (one line,
+    not a broadcasting error deep inside a KL)."""
+    names = ("logits", "labels", "teacher_logits")
+    given = {**dict(zip(names, args)), **{k: v for k, v in kwargs.items() if k in names}}
+    logits, labels, teacher = (given.get(name) for name in names)
+    if not isinstance(logits, torch.Tensor) or logits.dim() not in (2, 3):
+        return None  # steps() names the problem
+    batch, classes = logits.shape[-2], logits.shape[-1]
+    if isinstance(labels, torch.Tensor) and tuple(labels.shape) != (batch,):
+        raise SpikeDistillError(f"loss '{objective.name}': labels of shape {tuple(labels.shape)} for a batch of {batch}; "
+                                "pass one integer label per sample")
+    if isinstance(teacher, torch.Tensor) and teacher.dim() in (2, 3):
+        if teacher.shape[-1] != classes:
+            raise SpikeDistillError(f"loss '{objective.name}': teacher_logits have {teacher.shape[-1]} classes but the "
+                                    f"student's logits have {classes} classes; use a teacher trained on the same classes")
+        if teacher.shape[-2] != batch:
+            raise SpikeDistillError(f"loss '{objective.name}': teacher_logits hold a batch of {teacher.shape[-2]} but the "
+                                    f"student's hold {batch}; run the teacher on the same batch")
+    return None
+
+
 # -- option checks: one line naming the option, its value and what is allowed ----------------------
 def check_number(loss: str, option: str, value, low: float = 0.0, inclusive: bool = True,
                  high: float = float("inf")) -> float:
     ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok_type or not (value >= low if inclusive else value > low) or value > high:
+    if not ok_type or not math.isfinite(value) or not (value >= low if inclusive else value > low) or value > high:
         bound = f">= {low}" if inclusive else f"> {low}"
         if high != float("inf"):
             bound += f" and <= {high}"

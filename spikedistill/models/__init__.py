@@ -35,6 +35,10 @@ def create_model(name: str, spiking: bool = True, num_classes: int = 10, **kwarg
     constructor = MODELS.get(name)
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise SpikeDistillError(f"num_classes must be a positive integer (got {num_classes!r})")
+    for option in ("in_channels", "timesteps"):
+        value = kwargs.get(option)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise SpikeDistillError(f"{option} must be a positive integer (got {value!r})")
     neuron = {k: kwargs.pop(k) for k in list(kwargs) if k in NEURON_OPTIONS}
     if neuron and not spiking:
         raise SpikeDistillError(f"neuron options {sorted(neuron)} apply to SNNs only; drop them for spiking=False")

@@ -1,0 +1,303 @@
+"""Bad input through every user-facing entry point: one clear line naming the problem and the fix.
+
+The contract (SPEC.md): unknown names, wrong types and ranges, missing or wrong-shaped data, a
+checkpoint from another model or class count, a corrupt checkpoint, a mismatched teacher and an
+unwritable output directory each end in a :class:`SpikeDistillError` (library) or one ``error:`` line
+and exit code 2 (CLI) — never a traceback. Each row names the words the message must contain: what
+was wrong, and what to do about it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import spikedistill as sd
+from spikedistill.cli import main
+from spikedistill.data import load_dataset
+from spikedistill.errors import SpikeDistillError
+from spikedistill.train.checkpoint import load_checkpoint, load_weights, model_from_checkpoint, model_spec, save_checkpoint
+from spikedistill.train.config import load_config
+
+WIDTHS = (8, 16, 16)  # a narrow small_cnn: every row below runs in milliseconds
+
+TINY_RECIPE = """\
+model: {name: small_cnn, spiking: true, options: {widths: [8, 16, 16]}}
+loss: {name: ce}
+data: {name: digits, subset: 64, test_subset: 32, augment: {crop_padding: 1, flip: false}}
+optim: {name: sgd, lr: 0.05, epochs: 1, batch_size: 32}
+timesteps: 2
+seed: 0
+device: cpu
+log: {progress: false, tensorboard: false}
+"""
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """Every bad file the table needs, written once: checkpoints, arrays, recipes, a regular file."""
+    root = tmp_path_factory.mktemp("bad_input")
+    torch.manual_seed(0)
+    good = root / "good.pt"
+    student = sd.create_model("small_cnn", spiking=True, num_classes=10, widths=WIDTHS)
+    save_checkpoint(good, model=student, spec=model_spec("small_cnn", True, 10, in_channels=1, widths=WIDTHS))
+    raw = good.read_bytes()
+    (root / "truncated.pt").write_bytes(raw[: len(raw) // 2])
+    (root / "random.pt").write_bytes(np.random.default_rng(0).bytes(4096))
+    (root / "empty.pt").write_bytes(b"")
+    torch.save(student.state_dict(), root / "bare_state_dict.pt")  # weights without the description
+    ckpt = torch.load(good, weights_only=True)
+    del ckpt["model"]
+    torch.save(ckpt, root / "no_spec.pt")
+
+    teacher5 = sd.create_model("small_cnn", spiking=False, num_classes=5, widths=WIDTHS)
+    save_checkpoint(root / "teacher5.pt", model=teacher5,
+                    spec=model_spec("small_cnn", False, 5, in_channels=1, widths=WIDTHS))
+
+    np.savez(root / "two_channels.npz", x=np.zeros((4, 8, 8, 2), np.uint8), y=np.zeros(4, np.int64))
+    np.savez(root / "short_labels.npz", x=np.zeros((4, 8, 8, 1), np.uint8), y=np.zeros(3, np.int64))
+    np.savez(root / "float_images.npz", x=np.zeros((4, 8, 8, 1), np.float32), y=np.zeros(4, np.int64))
+    np.savez(root / "no_labels.npz", x=np.zeros((4, 8, 8, 1), np.uint8))
+    (root / "garbage.npz").write_bytes(b"this is not a numpy archive")
+    np.savez(root / "labels_above_classes.npz", x=np.zeros((4, 8, 8, 1), np.uint8), y=np.array([0, 1, 2, 3]))
+    cifar = root / "cifar_corrupt" / "cifar-10-batches-py"
+    cifar.mkdir(parents=True)
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"):
+        (cifar / name).write_bytes(b"{not a pickle}" * 8)
+    for split in ("train", "test"):
+        (root / "images" / split / "cat").mkdir(parents=True)
+        (root / "images" / split / "cat" / "broken.png").write_bytes(b"not an image")
+
+    (root / "recipe.yaml").write_text(TINY_RECIPE)
+    (root / "a_file").write_text("a regular file: nothing can be created under it\n")
+    return {p.name: p for p in root.iterdir()} | {"root": root}
+
+
+def expect_error(call, *words):
+    """``call()`` raises SpikeDistillError whose one-line message contains every word (case-insensitive)."""
+    with pytest.raises(SpikeDistillError) as err:
+        call()
+    message = str(err.value)
+    assert "\n" not in message, message
+    for word in words:
+        assert word.lower() in message.lower(), f"{word!r} not in {message!r}"
+    return message
+
+
+# --- the library entry points ---------------------------------------------------------------------
+
+LIBRARY = {
+    # create_model: names, types, ranges
+    "model_unknown_name": (lambda f: sd.create_model("resnet91"), ("unknown model 'resnet91'", "did you mean 'resnet19'")),
+    "model_name_not_a_string": (lambda f: sd.create_model(3), ("unknown model '3'", "known:")),
+    "model_num_classes_string": (lambda f: sd.create_model("small_cnn", num_classes="10"), ("num_classes", "positive integer")),
+    "model_num_classes_zero": (lambda f: sd.create_model("small_cnn", num_classes=0), ("num_classes", "positive integer")),
+    "model_unknown_option": (lambda f: sd.create_model("small_cnn", widht=3), ("unknown model option", "known:")),
+    "model_negative_timesteps": (lambda f: sd.create_model("small_cnn", timesteps=-1), ("timesteps", "positive integer")),
+    "model_timesteps_string": (lambda f: sd.create_model("small_cnn", timesteps="4"), ("timesteps", "positive integer")),
+    "model_zero_in_channels": (lambda f: sd.create_model("small_cnn", in_channels=0), ("in_channels", "positive integer")),
+    "model_decay_out_of_range": (lambda f: sd.create_model("small_cnn", decay=2.0), ("decay", "(0, 1]")),
+    "model_unknown_surrogate": (lambda f: sd.create_model("small_cnn", surrogate="sigmod"), ("unknown surrogate", "did you mean 'sigmoid'")),
+    "model_neuron_option_on_ann": (lambda f: sd.create_model("small_cnn", spiking=False, decay=0.5), ("SNNs only", "drop them")),
+    "forward_negative_timesteps": (lambda f: sd.create_model("small_cnn")(torch.zeros(2, 1, 8, 8), timesteps=-1), ("timesteps", "positive integer")),
+    "forward_wrong_channels": (lambda f: sd.create_model("small_cnn")(torch.zeros(2, 3, 8, 8), timesteps=2), ("expects 1 input channels", "in_channels=3")),
+    "forward_wrong_rank": (lambda f: sd.create_model("small_cnn")(torch.zeros(8, 8), timesteps=2), ("[B,C,H,W]", "(8, 8)")),
+    # create_loss: names, types, ranges
+    "loss_unknown_name": (lambda f: sd.create_loss("twdk"), ("unknown loss 'twdk'", "did you mean 'twkd'")),
+    "loss_unknown_option": (lambda f: sd.create_loss("twkd", alpah=0.2), ("unknown option 'alpah'", "did you mean 'alpha'")),
+    "loss_negative_alpha": (lambda f: sd.create_loss("twkd", alpha=-0.1), ("alpha=-0.1", ">= 0")),
+    "loss_zero_tau": (lambda f: sd.create_loss("twkd", tau=0), ("tau=0", "> 0")),
+    "loss_negative_tau": (lambda f: sd.create_loss("skd", tau=-3.0), ("tau=-3.0", "> 0")),
+    "loss_tau_string": (lambda f: sd.create_loss("skd", tau="3"), ("tau='3'", "use a number")),
+    "loss_tau_nan": (lambda f: sd.create_loss("skd", tau=float("nan")), ("tau=nan", "use a number")),
+    "loss_alpha_infinite": (lambda f: sd.create_loss("skd", alpha=float("inf")), ("alpha=inf", "use a number")),
+    "loss_bad_choice": (lambda f: sd.create_loss("twkd", sd_target="median"), ("sd_target='median'", "'mean'")),
+    "loss_needs_teacher": (lambda f: sd.create_loss("skd")(torch.zeros(4, 2, 10), torch.zeros(2, dtype=torch.long)),
+                           ("needs teacher_logits", "teacher_logits=")),
+    "loss_teacher_class_count_differs": (
+        lambda f: sd.create_loss("skd")(torch.zeros(4, 2, 10), torch.zeros(2, dtype=torch.long), teacher_logits=torch.zeros(2, 100)),
+        ("100", "10 classes", "teacher")),
+    "loss_teacher_batch_differs": (
+        lambda f: sd.create_loss("twkd")(torch.zeros(4, 2, 10), torch.zeros(2, dtype=torch.long), teacher_logits=torch.zeros(3, 10)),
+        ("teacher", "batch")),
+    "loss_student_logits_rank": (lambda f: sd.create_loss("ce")(torch.zeros(10), torch.zeros(1, dtype=torch.long)), ("[T, B, K]", "shape")),
+    # config loading, key=value overrides
+    "config_negative_timesteps": (lambda f: load_config(f["recipe.yaml"], ["timesteps=-1"]), ("'timesteps'", "> 0")),
+    "config_lr_not_a_number": (lambda f: load_config(f["recipe.yaml"], ["optim.lr=fast"]), ("'optim.lr' must be a number", "optim.lr=")),
+    "config_unknown_key": (lambda f: load_config(f["recipe.yaml"], ["optim.lrr=0.1"]), ("unknown config key 'optim.lrr'", "did you mean 'optim.lr'")),
+    "config_override_without_equals": (lambda f: load_config(f["recipe.yaml"], ["timesteps"]), ("not key=value", "optim.lr=0.05")),
+    "config_override_empty_key": (lambda f: load_config(f["recipe.yaml"], ["optim..lr=1"]), ("empty key", "optim.lr=0.05")),
+    "config_override_into_a_value": (lambda f: load_config(f["recipe.yaml"], ["seed.x=1"]), ("'seed' is a value", "seed=")),
+    "config_section_not_a_mapping": (lambda f: load_config(f["recipe.yaml"], ["optim=3"]), ("'optim'", "mapping")),
+    "config_betas_not_numbers": (lambda f: load_config(f["recipe.yaml"], ["optim.betas=[a, b]"]), ("optim.betas", "numbers")),
+    "config_unknown_choice": (lambda f: load_config(f["recipe.yaml"], ["optim.name=adam"]), ("optim.name", "sgd, adamw")),
+    "config_missing_recipe": (lambda f: load_config(f["root"] / "nope.yaml"), ("does not exist", "configs/")),
+    # dataset constructors
+    "dataset_unknown_name": (lambda f: load_dataset("cifar11"), ("unknown dataset 'cifar11'", "did you mean 'cifar10'")),
+    "dataset_unknown_split": (lambda f: load_dataset("digits", split="val"), ("unknown split 'val'", "'train' or 'test'")),
+    "dataset_unknown_option": (lambda f: load_dataset("digits", fraction=0.5), ("unknown option 'fraction'", "known:")),
+    "dataset_bad_test_fraction": (lambda f: load_dataset("digits", test_fraction=2.0), ("test_fraction", "between 0 and 1")),
+    "dataset_cifar_missing": (lambda f: load_dataset("cifar10", f["root"] / "none"), ("not found", "download")),
+    "dataset_imagefolder_missing": (lambda f: load_dataset("imagefolder", f["root"] / "none"), ("not found", "--data-root")),
+    "dataset_npz_missing": (lambda f: load_dataset("npz", f["root"] / "none.npz"), ("not found", "--data-root")),
+    "dataset_npz_two_channels": (lambda f: load_dataset("npz", f["two_channels.npz"]), ("[N, H, W, C]", "C in 1/3/4")),
+    "dataset_npz_float_images": (lambda f: load_dataset("npz", f["float_images.npz"]), ("uint8", "float32")),
+    "dataset_npz_label_count": (lambda f: load_dataset("npz", f["short_labels.npz"]), ("labels", "[4]")),
+    "dataset_npz_no_labels": (lambda f: load_dataset("npz", f["no_labels.npz"]), ("'y'", "found")),
+    "dataset_npz_not_an_archive": (lambda f: load_dataset("npz", f["garbage.npz"]), ("garbage.npz", "npz")),
+    "dataset_npz_labels_above_num_classes": (lambda f: load_dataset("npz", f["labels_above_classes.npz"], num_classes=2),
+                                             ("num_classes=2", "3")),
+    "dataset_cifar_corrupt_batch": (lambda f: load_dataset("cifar10", f["cifar_corrupt"]), ("data_batch_1", "download")),
+    "dataset_imagefolder_unreadable_image": (lambda f: load_dataset("imagefolder", f["images"], num_workers=0),
+                                             ("broken.png", "remove")),
+    "dataset_nmnist_missing": (lambda f: load_dataset("nmnist", f["root"] / "none"), ("not found", "root=")),
+    "dataset_cifar10dvs_missing": (lambda f: load_dataset("cifar10dvs", f["root"] / "none"), ("not found", "root=")),
+    "dataset_dvsgesture_missing": (lambda f: load_dataset("dvsgesture", f["root"] / "none"), ("not found", "root=")),
+    # checkpoints
+    "checkpoint_missing": (lambda f: load_checkpoint(f["root"] / "none.pt"), ("does not exist", ".pt")),
+    "checkpoint_is_a_directory": (lambda f: load_checkpoint(f["root"]), ("is a directory", "best.pt")),
+    "checkpoint_truncated": (lambda f: model_from_checkpoint(f["truncated.pt"]), ("corrupt or truncated", "another checkpoint")),
+    "checkpoint_random_bytes": (lambda f: model_from_checkpoint(f["random.pt"]), ("corrupt or truncated", "another checkpoint")),
+    "checkpoint_empty_file": (lambda f: model_from_checkpoint(f["empty.pt"]), ("corrupt or truncated", "another checkpoint")),
+    "checkpoint_bare_state_dict": (lambda f: model_from_checkpoint(f["bare_state_dict.pt"]), ("not a spikedistill checkpoint", "spikedistill train")),
+    "checkpoint_without_model_description": (lambda f: model_from_checkpoint(f["no_spec.pt"]), ("damaged", "another checkpoint")),
+    "checkpoint_other_class_count": (
+        lambda f: load_weights(sd.create_model("small_cnn", num_classes=5, widths=WIDTHS), load_checkpoint(f["good.pt"])["state_dict"]),
+        ("does not fit", "fc.weight", "num_classes")),
+    "checkpoint_other_model": (
+        lambda f: load_weights(sd.create_model("vggsnn", num_classes=10), load_checkpoint(f["good.pt"])["state_dict"]),
+        ("does not fit", "missing", "model name")),
+    "checkpoint_teacher_class_count": (lambda f: model_from_checkpoint(f["teacher5.pt"], num_classes=10, role="teacher"),
+                                       ("predicts 5 classes but 10", "same dataset")),
+}
+
+
+@pytest.mark.parametrize("case", list(LIBRARY))
+def test_library_entry_point_rejects_bad_input_with_one_line(case, files):
+    call, words = LIBRARY[case]
+    expect_error(lambda: call(files), *words)
+
+
+# --- the command line: one `error:` line, exit code 2 -----------------------------------------------
+
+def cli(argv, capsys) -> tuple[int, list[str]]:
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, [line for line in err.splitlines() if line.strip()]
+
+
+CLI = {
+    "train_unknown_model": (lambda f: ["train", "--config", f["recipe.yaml"], "model.name=resnet91", "--out", f["root"] / "o1"],
+                            ("unknown model 'resnet91'", "did you mean 'resnet19'")),
+    "train_unknown_loss": (lambda f: ["train", "--config", f["recipe.yaml"], "loss.name=twdk", "--out", f["root"] / "o1"],
+                           ("unknown loss 'twdk'", "did you mean 'twkd'")),
+    "train_loss_tau_zero": (lambda f: ["train", "--config", f["recipe.yaml"], "loss.name=twkd", "loss.options={alpha: 0, tau: 0}",
+                                       "--out", f["root"] / "o1"], ("tau=0", "> 0")),
+    "train_negative_timesteps": (lambda f: ["train", "--config", f["recipe.yaml"], "timesteps=-4", "--out", f["root"] / "o1"],
+                                 ("'timesteps'", "> 0")),
+    "train_wrong_config_key": (lambda f: ["train", "--config", f["recipe.yaml"], "optim.epoch=3", "--out", f["root"] / "o1"],
+                               ("unknown config key 'optim.epoch'", "did you mean 'optim.epochs'")),
+    "train_missing_recipe": (lambda f: ["train", "--config", f["root"] / "none.yaml"], ("does not exist", "configs/")),
+    "train_missing_dataset": (lambda f: ["train", "--config", f["recipe.yaml"], "data.name=cifar10", f"data.root={f['root'] / 'none'}",
+                                         "--out", f["root"] / "o1"], ("not found", "download")),
+    "train_unknown_device": (lambda f: ["train", "--config", f["recipe.yaml"], "device=tpu", "--out", f["root"] / "o1"],
+                             ("unknown device 'tpu'", "cpu")),
+    "train_batch_larger_than_data": (lambda f: ["train", "--config", f["recipe.yaml"], "optim.batch_size=4096", "--out", f["root"] / "o1"],
+                                     ("no batch", "lower optim.batch_size")),
+    "train_nesterov_without_momentum": (lambda f: ["train", "--config", f["recipe.yaml"], "optim.nesterov=true", "optim.momentum=0",
+                                                   "--out", f["root"] / "o1"], ("nesterov", "optim.momentum")),
+    "train_adamw_beta_out_of_range": (lambda f: ["train", "--config", f["recipe.yaml"], "optim.name=adamw", "optim.betas=[1.5, 0.9]",
+                                                 "--out", f["root"] / "o1"], ("optim.betas", "[0, 1)")),
+    "train_teacher_missing": (lambda f: ["train", "--config", f["recipe.yaml"], "loss.name=skd",
+                                         f"teacher.checkpoint={f['root'] / 'none.pt'}", "--out", f["root"] / "o2"],
+                              ("does not exist", ".pt")),
+    "train_teacher_truncated": (lambda f: ["train", "--config", f["recipe.yaml"], "loss.name=skd",
+                                           f"teacher.checkpoint={f['truncated.pt']}", "--out", f["root"] / "o2"],
+                                ("corrupt or truncated", "another checkpoint")),
+    "train_teacher_class_count_differs": (lambda f: ["train", "--config", f["recipe.yaml"], "loss.name=skd",
+                                                     f"teacher.checkpoint={f['teacher5.pt']}", "--out", f["root"] / "o3"],
+                                          ("5 classes", "10", "same dataset")),
+    "train_out_under_a_file": (lambda f: ["train", "--config", f["recipe.yaml"], "--out", f["a_file"] / "run"],
+                               ("a_file", "not a directory", "--out")),
+    "train_out_in_proc": (lambda f: ["train", "--config", f["recipe.yaml"], "--out", "/proc/spikedistill_run"],
+                          ("/proc", "--out")),
+    "demo_out_under_a_file": (lambda f: ["demo", "--quick", "--out", f["a_file"] / "demo"], ("a_file", "not a file")),
+    "train_resume_nothing": (lambda f: ["train", "--resume", "--out", f["root"] / "empty_run"], ("nothing to resume", "without --resume")),
+    "eval_truncated_checkpoint": (lambda f: ["eval", f["truncated.pt"]], ("corrupt or truncated", "another checkpoint")),
+    "eval_missing_checkpoint": (lambda f: ["eval", f["root"] / "none.pt"], ("does not exist", ".pt")),
+    "eval_json_under_a_file": (lambda f: ["eval", f["good.pt"], "--json", f["a_file"] / "report.json", "--data", "digits", "--limit", "8"],
+                               ("a_file", "not a file")),
+    "eval_teacher_class_count_differs": (lambda f: ["eval", f["good.pt"], "--teacher", f["teacher5.pt"], "--data", "digits",
+                                                    "--limit", "8", "--no-plot"], ("5 classes", "10", "same dataset")),
+    "eval_bad_timesteps": (lambda f: ["eval", f["good.pt"], "--timesteps", "-3"], ("--timesteps", "1-6")),
+    "export_random_bytes": (lambda f: ["export", f["random.pt"], "--out", f["root"] / "x.nir"], ("corrupt or truncated", "another checkpoint")),
+    "export_out_under_a_file": (lambda f: ["export", f["good.pt"], "--format", "torchscript", "--out", f["a_file"] / "sub" / "net.pt"],
+                                ("a_file", "not a file")),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI))
+def test_cli_rejects_bad_input_with_one_error_line(case, files, capsys):
+    argv, words = CLI[case]
+    code, lines = cli(argv(files), capsys)
+    assert code == 2, lines
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], lines
+    for word in words:
+        assert word.lower() in errors[0].lower(), f"{word!r} not in {errors[0]!r}"
+
+
+def test_nothing_is_left_behind_by_a_rejected_run(files, capsys):
+    """A recipe that fails validation creates no run directory (a later --resume must not find one)."""
+    out = files["root"] / "rejected"
+    code, _ = cli(["train", "--config", files["recipe.yaml"], "optim.lr=-1", "--out", out], capsys)
+    assert code == 2 and not out.exists()
+
+
+# --- configs are data -------------------------------------------------------------------------------
+
+def test_yaml_python_tags_are_rejected_and_execute_nothing(tmp_path, capsys):
+    marker = tmp_path / "executed"
+    recipe = tmp_path / "evil.yaml"
+    recipe.write_text(TINY_RECIPE + f"seed: !!python/object/apply:os.system ['touch {marker}']\n")
+    message = expect_error(lambda: load_config(recipe), "evil.yaml", "tag", "plain data")
+    assert "python/object/apply" in message
+    code, lines = cli(["train", "--config", recipe, "--out", tmp_path / "run"], capsys)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
+    assert not marker.exists() and not (tmp_path / "run").exists()
+
+
+def test_yaml_tag_in_an_override_is_rejected_and_executes_nothing(tmp_path):
+    marker = tmp_path / "executed"
+    message = expect_error(lambda: load_config(None, [f"seed=!!python/object/apply:os.system ['touch {marker}']"]),
+                           "seed", "plain data")
+    assert "the YAML tag '!!python/object/apply:os.system'" in message
+    assert not marker.exists()
+
+
+def test_dotted_import_path_as_a_name_is_only_an_unknown_name(tmp_path, capsys):
+    """``model.name: os.system`` (or a loss/dataset named by import path) is looked up in the registry,
+    never imported: the run stops with 'unknown model', and the module named is not even loaded."""
+    recipe = tmp_path / "dotted.yaml"
+    recipe.write_text(TINY_RECIPE)
+    for override, words in {"model.name=os.system": "unknown model 'os.system'",
+                            "loss.name=subprocess.call": "unknown loss 'subprocess.call'",
+                            "data.name=antigravity.fly": "unknown dataset 'antigravity.fly'"}.items():
+        cfg = load_config(recipe, [override])  # a name is only a string while loading
+        assert override.split("=")[1] in (cfg.model.name, cfg.loss.name, cfg.data.name)
+        code, lines = cli(["train", "--config", recipe, override, "--out", tmp_path / "run"], capsys)
+        assert code == 2 and len(lines) == 1 and words in lines[0], lines
+    assert "antigravity" not in sys.modules

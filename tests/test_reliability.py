@@ -1,0 +1,301 @@
+"""Faults during long runs lose nothing: signals, crashes mid-write, a full disk, a loss that diverges.
+
+* SIGTERM (a scheduler ending the job) and Ctrl-C (SIGINT) finish the current step, write a resumable
+  ``latest.pt`` and exit; ``--resume`` then ends with exactly the weights of an uninterrupted run.
+* A writer killed in the middle of a checkpoint leaves the previous checkpoint intact and loadable;
+  the half-written temporary file is never taken for it.
+* A full disk during a checkpoint write says so in one line and keeps the previous checkpoint.
+* A non-finite loss stops the run with the step, the loss parts and advice, and keeps the last good
+  checkpoint; the advised lower ``optim.lr`` given on ``--resume`` is then really used.
+
+Everything runs on the CPU in a few seconds: digits, a narrow small_cnn, T = 2.
+"""
+
+from __future__ import annotations
+
+import errno
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import spikedistill.train.loop as loop
+from spikedistill.cli import main
+from spikedistill.errors import SpikeDistillError
+from spikedistill.train import checkpoint
+from spikedistill.train.checkpoint import atomic_save, load_checkpoint
+from spikedistill.train.config import load_config
+from spikedistill.train.loop import train
+
+pytestmark = pytest.mark.timeout(240)  # a run that ignores its signal fails instead of hanging CI
+
+EPOCHS, STEPS_PER_EPOCH = 2, 16  # 512 images / batch 32
+RECIPE = f"""\
+model: {{name: small_cnn, spiking: true, options: {{widths: [8, 16, 16]}}}}
+loss: {{name: twkd, options: {{alpha: 0.0, beta: 0.5, tau: 3.0}}}}
+data: {{name: digits, subset: 512, test_subset: 64, augment: {{crop_padding: 1, flip: false}}}}
+optim: {{name: sgd, lr: 0.05, epochs: {EPOCHS}, batch_size: 32}}
+timesteps: 2
+seed: 5
+device: cpu
+log: {{progress: false, tensorboard: false}}
+"""
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("recipe") / "tiny.yaml"
+    path.write_text(RECIPE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(recipe, tmp_path_factory) -> dict:
+    """The weights of the uninterrupted run, every interrupted run must end with."""
+    out = tmp_path_factory.mktemp("reference")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as every run below (a module fixture starts before `one_thread`)
+    try:
+        result = train(load_config(recipe), out, verbose=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert result["step"] == EPOCHS * STEPS_PER_EPOCH
+    return load_checkpoint(out / "latest.pt")["state_dict"]
+
+
+def assert_same_weights(expected: dict, got: dict) -> None:
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+
+
+def on_training_step(monkeypatch, step: int, action) -> None:
+    """Call ``action(output)`` inside the model's forward at training step ``step`` (1-based); its
+    return value, if not None, replaces the logits. Evaluation forwards (eval mode) are not counted."""
+    real_create_model = loop.create_model
+    calls = {"n": 0}
+
+    def create_model(*args, **kwargs):
+        model = real_create_model(*args, **kwargs)
+
+        def hook(module, inputs, output):
+            if not module.training:
+                return None
+            calls["n"] += 1
+            return action(output) if calls["n"] == step else None
+
+        model.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(loop, "create_model", create_model)
+
+
+# --- signals ------------------------------------------------------------------------------------
+
+def test_sigterm_during_training_writes_a_checkpoint_that_resumes_to_the_same_weights(recipe, reference, tmp_path, capsys):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "spikedistill", "train", "--config", str(recipe), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    watchdog = threading.Timer(180, proc.kill)  # never hang the suite
+    watchdog.start()
+    try:
+        for line in proc.stdout:  # the run's header line is printed just before the first step
+            if "→" in line:
+                break
+        time.sleep(0.05)  # into the first steps
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode not in (0, -signal.SIGTERM), f"SIGTERM was not handled (rc {proc.returncode}): {stderr}"
+    assert "Traceback" not in stderr, stderr
+    assert "--resume" in stdout  # it says how to continue
+    saved = load_checkpoint(out / "latest.pt")
+    assert saved["training"] is not None and 0 < saved["step"] < EPOCHS * STEPS_PER_EPOCH
+
+    assert main(["train", "--resume", "--out", str(out)]) == 0
+    capsys.readouterr()
+    resumed = load_checkpoint(out / "latest.pt")
+    assert resumed["step"] == EPOCHS * STEPS_PER_EPOCH
+    assert_same_weights(reference, resumed["state_dict"])
+
+
+def test_ctrl_c_during_training_writes_a_checkpoint_that_resumes_to_the_same_weights(recipe, reference, tmp_path,
+                                                                                       monkeypatch, capsys):
+    out = tmp_path / "run"
+    # A real SIGINT, delivered inside the forward pass of step 20 (epoch 2, batch 4).
+    on_training_step(monkeypatch, 20, lambda output: signal.raise_signal(signal.SIGINT))
+    assert main(["train", "--config", str(recipe), "--out", str(out)]) == 130
+    assert "--resume" in capsys.readouterr().out
+    saved = load_checkpoint(out / "latest.pt")
+    assert saved["step"] == 20 and saved["epoch"] == 1 and saved["training"]["step_in_epoch"] == 4
+
+    monkeypatch.undo()
+    assert main(["train", "--resume", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert_same_weights(reference, load_checkpoint(out / "latest.pt")["state_dict"])
+
+
+# --- crashes and full disks during a checkpoint write -------------------------------------------
+
+class StallingFile:
+    """A file that, once more than ``after`` bytes are written, flushes them, says so, and hangs."""
+
+    def __init__(self, file, after: int, ready: Path):
+        self.file, self.after, self.ready, self.written = file, after, ready, 0
+
+    def write(self, data) -> int:
+        n = self.file.write(data)
+        self.written += n
+        if self.written > self.after:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.ready.touch()
+            time.sleep(600)
+        return n
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def _stalling_writer(obj, path: str, ready: str) -> None:
+    real_fdopen = os.fdopen
+    os.fdopen = lambda fd, mode="r", *a, **k: StallingFile(real_fdopen(fd, mode, *a, **k), 1 << 20, Path(ready))
+    atomic_save(obj, path)
+
+
+def test_a_writer_killed_mid_checkpoint_leaves_the_previous_checkpoint_intact_and_resumable(recipe, reference, tmp_path,
+                                                                                             capsys):
+    out = tmp_path / "run"
+    assert train(load_config(recipe), out, stop_after_steps=20, verbose=False)["stopped"]
+    target = out / "latest.pt"
+    before = target.read_bytes()
+    ready = tmp_path / "writer_is_mid_way"
+    huge = {"format": checkpoint.FORMAT, "version": 1, "step": 21, "weights": torch.ones(4 << 20)}  # 16 MB
+
+    # fork: the child inherits the tensor (no torch work after the fork) and is SIGKILLed mid-write.
+    writer = multiprocessing.get_context("fork").Process(target=_stalling_writer, args=(huge, str(target), str(ready)))
+    writer.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert writer.is_alive() and time.monotonic() < deadline, "the writer never reached the middle"
+            time.sleep(0.02)
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.join(30)
+    finally:
+        if writer.is_alive():
+            writer.kill()
+    assert writer.exitcode == -signal.SIGKILL
+
+    partial = [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert len(partial) == 1 and partial[0].stat().st_size > 1 << 20          # the half-written temp file...
+    assert partial[0].name.startswith(".") and "latest.pt" not in [p.name for p in partial]  # ...is not the checkpoint
+    assert target.read_bytes() == before and load_checkpoint(target)["step"] == 20
+
+    assert main(["train", "--resume", "--out", str(out)]) == 0  # the leftover is ignored
+    capsys.readouterr()
+    assert_same_weights(reference, load_checkpoint(target)["state_dict"])
+
+
+class FullDisk:
+    """A file on a disk that fills up after ``room`` bytes."""
+
+    def __init__(self, file, room: int):
+        self.file, self.room = file, room
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one_and_says_what_to_do(tmp_path, monkeypatch):
+    target = tmp_path / "latest.pt"
+    atomic_save({"step": 1}, target)
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(checkpoint.os, "fdopen", lambda fd, mode="r", *a, **k: FullDisk(real_fdopen(fd, mode, *a, **k), 4096))
+    with pytest.raises(SpikeDistillError) as err:  # torch.save itself would say "unexpected pos 704 vs 598"
+        atomic_save({"step": 2, "weights": torch.ones(1 << 16)}, target)
+    message = str(err.value)
+    assert "No space left on device" in message and "previous checkpoint is kept" in message and "free disk space" in message
+    monkeypatch.undo()
+    assert torch.load(target, weights_only=True) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]  # no temp file left behind
+
+
+# --- a loss that diverges ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_loss_stops_with_step_parts_and_advice_and_keeps_the_last_good_checkpoint(recipe, tmp_path,
+                                                                                            monkeypatch, bad):
+    out = tmp_path / "run"
+    step = STEPS_PER_EPOCH + 5  # epoch 2: the checkpoint of epoch 1 is the last good one
+    on_training_step(monkeypatch, step, lambda output: output * bad)
+    with pytest.raises(SpikeDistillError) as err:
+        train(load_config(recipe), out, verbose=False)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"step {step}" in message                       # where
+    assert "ce=" in message and "sd=" in message           # the loss parts (twkd: ce, kl, sd)
+    assert "optim.lr" in message and "--resume" in message  # what to do
+
+    kept = load_checkpoint(out / "latest.pt")
+    assert kept["step"] == STEPS_PER_EPOCH and kept["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in kept["state_dict"].values() if t.is_floating_point())
+
+
+def test_a_lower_learning_rate_given_on_resume_is_used(recipe, tmp_path, capsys):
+    """The advice after a diverged run — lower optim.lr and --resume — must not be silently ignored
+    (the saved optimizer and schedule states hold the old rate)."""
+    out = tmp_path / "run"
+    assert train(load_config(recipe), out, stop_after_steps=STEPS_PER_EPOCH + 2, verbose=False)["stopped"]
+    assert main(["train", "--resume", "--out", str(out), "optim.lr=0.005"]) == 0
+    capsys.readouterr()
+    rows = (out / "metrics.csv").read_text().splitlines()
+    lr = float(rows[-1].split(",")[rows[0].split(",").index("lr")])
+    assert lr == pytest.approx(0.005 * 0.5)  # cosine at epoch 2 of 2: half the base rate (0.05 would give 0.025)
+
+
+def test_a_diverging_learning_rate_ends_the_cli_run_with_one_error_line(recipe, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(recipe), "optim.lr=1e30", "--out", str(out)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: loss is") and "optim.lr" in errors[0], errors
+    if (out / "latest.pt").exists():  # only checkpoints written before the divergence remain
+        weights = load_checkpoint(out / "latest.pt")["state_dict"].values()
+        assert all(torch.isfinite(t).all() for t in weights if t.is_floating_point())

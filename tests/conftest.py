@@ -20,3 +20,13 @@ def data_root() -> Path:
     if not DATA_ROOT.exists():
         pytest.skip(f"shared data not found at {DATA_ROOT} (set SPIKEDISTILL_DATA)")
     return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
+def decode_cache(tmp_path_factory):
+    """One fresh JPEG-decode cache for the whole session: the first CIFAR-10 JPEG test decodes, the rest
+    re-use it, and nothing is written to the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("decode-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPIKEDISTILL_CACHE", str(folder))
+        yield folder

@@ -1,7 +1,6 @@
 """Datasets: the shared JPEG CIFAR-10 decodes bit-exactly, and every loader returns uint8 [N, C, H, W]."""
 
 import hashlib
-import os
 
 import numpy as np
 import pytest
@@ -24,13 +23,10 @@ def sha256_labels(dataset: ArrayDataset) -> str:
     return hashlib.sha256(dataset.labels.numpy().astype(np.uint8).tobytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A fresh decode cache shared by this module's tests (the first JPEG test decodes, the rest re-use)."""
-    folder = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SPIKEDISTILL_CACHE", str(folder))
-        yield folder
+@pytest.fixture
+def cache(decode_cache):
+    """The session's fresh decode cache (conftest.py): the first JPEG test decodes, the rest re-use."""
+    return decode_cache
 
 
 def test_cifar10_jpeg_test_split_decodes_to_published_sha256(data_root, cache):
@@ -54,7 +50,6 @@ def test_cifar10_jpeg_train_labels_are_original_order(data_root):
     assert hashlib.sha256(labels.tobytes()).hexdigest() == TRAIN_Y_SHA256
 
 
-@pytest.mark.skipif(not os.environ.get("SPIKEDISTILL_SLOW"), reason="decodes 50,000 JPEGs (~5-10 s); set SPIKEDISTILL_SLOW=1")
 def test_cifar10_jpeg_train_split_decodes_to_published_sha256(data_root, cache):
     dataset = load_dataset("cifar10_jpeg", data_root, "train")
     assert sha256_nhwc(dataset) == TRAIN_X_SHA256 and sha256_labels(dataset) == TRAIN_Y_SHA256

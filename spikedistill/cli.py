@@ -31,8 +31,26 @@ def _dispatch(feature: str, module: str, function: str) -> Callable[[argparse.Na
     return run
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one ``error:`` line naming the fix, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message}; see '{self.prog} --help'\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a count, a size, a number of steps)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="spikedistill",
         description="Train SNNs by knowledge distillation to run at any timestep 1..T_max.",
     )
@@ -59,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="dataset name (default: the checkpoint's training recipe)")
     evaluate.add_argument("--data-root", help="dataset folder (default: the recipe's, else the data room's default)")
     evaluate.add_argument("--split", default="test", choices=("train", "test"))
-    evaluate.add_argument("--limit", type=int, help="evaluate only the first N samples")
-    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--limit", type=positive_int, help="evaluate only the first N samples")
+    evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     evaluate.add_argument("--teacher", metavar="CKPT", help="ANN teacher checkpoint: reference lines for top-1 and energy")
     evaluate.add_argument("--early-exit", nargs="?", const="default", metavar="THRESHOLDS",
@@ -75,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("checkpoint")
     export.add_argument("--format", choices=("nir", "onnx", "torchscript"), default="nir")
     export.add_argument("--out", required=True)
-    export.add_argument("--timesteps", type=int, help="fixed T of the ONNX/TorchScript model (default: the checkpoint's)")
+    export.add_argument("--timesteps", type=positive_int, help="fixed T of the ONNX/TorchScript model (default: the checkpoint's)")
     export.add_argument("--input-shape", help="C,H,W of one input (default: the model family's usual size)")
     export.set_defaults(run=_dispatch("export", "export.cli", "run_export"))
 
@@ -83,9 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default=None)
     bench.add_argument("--smoke", action="store_true", help="tiny CPU run (CI)")
     bench.add_argument("--models", nargs="+", help="models to time (default: resnet19)")
-    bench.add_argument("--timesteps", nargs="+", type=int, help="T values (default: 4 6)")
-    bench.add_argument("--batch", type=int, help="batch size B (default: 128)")
-    bench.add_argument("--iters", type=int, help="timed iterations per case")
+    bench.add_argument("--timesteps", nargs="+", type=positive_int, help="T values (default: 4 6)")
+    bench.add_argument("--batch", type=positive_int, help="batch size B (default: 128)")
+    bench.add_argument("--iters", type=positive_int, help="timed iterations per case")
     bench.set_defaults(run=_dispatch("bench", "bench", "run_bench"))
     return parser
 

@@ -183,3 +183,22 @@ def test_subset_by_count_and_indices_keeps_metadata():
     assert picked.mean == dataset.mean and picked.num_classes == 10 and picked.name == "digits"
     sevens = dataset.subset(dataset.labels == 7)  # a boolean mask selects, it is not read as 0/1 indices
     assert len(sevens) == 36 and set(sevens.labels.tolist()) == {7}
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_unreadable_image_while_streaming_is_one_line_naming_the_file(tmp_path, workers):
+    """Decoded in a DataLoader worker, the error would arrive as a worker traceback; the user sees one line."""
+    from PIL import Image
+
+    folder = tmp_path / "train" / "cat"
+    folder.mkdir(parents=True)
+    for index in range(3):
+        Image.new("RGB", (8, 8), (index, 0, 0)).save(folder / f"{index}.png")
+    (folder / "9_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    dataset = load_dataset("imagefolder", tmp_path, stream=True, num_workers=workers)
+    with pytest.raises(SpikeDistillError) as error:
+        for _ in batches(dataset, 4, shuffle=False):
+            pass
+    message = str(error.value)
+    assert message.startswith("cannot read image") and "9_broken.png" in message and "remove or replace" in message
+    assert "\n" not in message and "Traceback" not in message

@@ -299,3 +299,25 @@ def test_a_diverging_learning_rate_ends_the_cli_run_with_one_error_line(recipe, 
     if (out / "latest.pt").exists():  # only checkpoints written before the divergence remain
         weights = load_checkpoint(out / "latest.pt")["state_dict"].values()
         assert all(torch.isfinite(t).all() for t in weights if t.is_floating_point())
+
+
+def test_resume_without_the_runs_config_names_the_fix(tmp_path, capsys):
+    """A run directory whose config.yaml was deleted: one line saying to pass the recipe again."""
+    from spikedistill.cli import main
+    from spikedistill.train.checkpoint import atomic_save
+
+    run = tmp_path / "run"
+    atomic_save({"anything": 1}, run / "latest.pt")
+    assert main(["train", "--resume", "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "config.yaml" in err and "--config FILE" in err and "\n" not in err
+
+
+def test_stale_temp_files_of_a_killed_write_are_removed_and_others_kept(tmp_path):
+    from spikedistill.train.checkpoint import atomic_write_text, remove_stale_temp_files
+
+    (tmp_path / ".latest.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    atomic_write_text("model: {}\n", tmp_path / "config.yaml")
+    remove_stale_temp_files(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+    assert (tmp_path / "config.yaml").read_text() == "model: {}\n"

@@ -67,3 +67,31 @@ def test_resume_at_an_epoch_boundary(tmp_path):
     resumed = train(cfg, tmp_path / "cut", resume=True, verbose=False)
     for name, value in full["model"].state_dict().items():
         assert torch.equal(value, resumed["model"].state_dict()[name]), name
+
+
+def test_optimizer_overrides_given_on_resume_take_effect(tmp_path, capsys, monkeypatch):
+    """optim.weight_decay / optim.momentum on --resume replace the saved values; the momentum buffers stay."""
+    cfg = tiny(optim={"weight_decay": 5e-4, "momentum": 0.9})
+    train(config_from_dict(cfg), tmp_path / "run", stop_after_steps=3, verbose=False)
+    saved = load_checkpoint(tmp_path / "run" / "latest.pt")["training"]["optimizer"]
+    changed = config_from_dict(tiny(optim={"weight_decay": 1e-3, "momentum": 0.8, "epochs": 1}))
+    captured = {}
+
+    import spikedistill.train.loop as loop
+
+    original = loop.build_optimizer
+
+    def keep(*args, **kwargs):
+        captured["optimizer"] = original(*args, **kwargs)
+        return captured["optimizer"]
+
+    monkeypatch.setattr(loop, "build_optimizer", keep)
+    train(changed, tmp_path / "run", resume=True, stop_after_steps=4, verbose=True)
+    groups = captured["optimizer"].param_groups
+    assert {g["momentum"] for g in groups} == {0.8}
+    assert sorted(g["weight_decay"] for g in groups) == [0.0, 1e-3]  # BN/bias group stays undecayed
+    # The momentum buffers came from the checkpoint, not from zero.
+    state = captured["optimizer"].state_dict()["state"]
+    assert state.keys() == saved["state"].keys() and state
+    printed = capsys.readouterr().out
+    assert "optim.momentum 0.9 → 0.8" in printed and "optim.weight_decay 0.0005 → 0.001" in printed

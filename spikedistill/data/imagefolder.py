@@ -39,12 +39,16 @@ class PillowReader:
     def __call__(self, index: int) -> torch.Tensor:
         from PIL import Image
 
-        with Image.open(self.paths[index]) as image:
-            image = image.convert(self.mode)
-            if self.size is not None:
-                image = _resize_center_crop(image, self.resize, self.size)
-            array = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-            width, height = image.size
+        try:
+            with Image.open(self.paths[index]) as image:
+                image = image.convert(self.mode)
+                if self.size is not None:
+                    image = _resize_center_crop(image, self.resize, self.size)
+                array = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+                width, height = image.size
+        except (OSError, ValueError, SyntaxError) as exc:  # truncated, not an image, unreadable (PIL raises these)
+            raise SpikeDistillError(f"cannot read image {self.paths[index]} ({type(exc).__name__}); "
+                                    "remove or replace the file") from None
         return array.view(height, width, -1).permute(2, 0, 1).contiguous()
 
 
@@ -138,9 +142,8 @@ def decode_all(reader: PillowReader, count: int, num_workers: int = 4, chunk: in
     start = 0
     for items in loader:
         for index, image in items:
-            if isinstance(image, str):
-                raise SpikeDistillError(f"cannot read image {reader.paths[index]} ({image.split(':')[0]}); "
-                                        "remove or replace the file")
+            if isinstance(image, str):  # the worker's one-line message
+                raise SpikeDistillError(image)
             if images is None:
                 images = torch.empty((count, *image.shape), dtype=torch.uint8)
             if image.shape != images.shape[1:]:
@@ -164,5 +167,7 @@ class _Items(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         try:
             return index, self.reader(index)
-        except Exception as exc:  # raised in a worker it would arrive as a multi-line traceback
-            return index, f"{type(exc).__name__}: {exc}"
+        except SpikeDistillError as exc:  # raised in a worker it would arrive as a multi-line traceback
+            return index, str(exc)
+        except Exception as exc:
+            return index, f"cannot read image {self.reader.paths[index]} ({type(exc).__name__}); remove or replace the file"

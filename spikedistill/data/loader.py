@@ -148,5 +148,19 @@ def _streamed(
         drop_last=False,
         persistent_workers=False,
     )
-    for x, y in loader:
+    batches_of_loader = iter(loader)
+    while True:
+        try:
+            x, y = next(batches_of_loader)
+        except StopIteration:
+            return
+        except SpikeDistillError as exc:  # raised in a worker: its text carries the worker's traceback
+            raise SpikeDistillError(_last_line(str(exc.args[0]) if exc.args else str(exc))) from None
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def _last_line(message: str) -> str:
+    """``...Original Traceback...\nspikedistill.errors.SpikeDistillError: cannot read ...`` → ``cannot read ...``."""
+    line = [part for part in message.splitlines() if part.strip()][-1] if message.strip() else message
+    prefix = "SpikeDistillError: "
+    return line.split(prefix, 1)[1] if prefix in line else line

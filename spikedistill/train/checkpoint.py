@@ -36,6 +36,24 @@ def model_spec(name: str, spiking: bool, num_classes: int, **options) -> dict:
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temp file beside ``path``, fsync, then rename over ``path``."""
+    _atomic_write(path, lambda file: torch.save(obj, file))
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> None:
+    """Write a small text file (a run's config, a report) so a crash leaves the old one or the new one."""
+    _atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def remove_stale_temp_files(directory: str | os.PathLike) -> None:
+    """Temp files of writes that a killed process never finished (``.NAME.XXXX.tmp``)."""
+    for stale in Path(directory).glob(".*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+
+
+def _atomic_write(path: str | os.PathLike, write) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +64,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as raw:
             file = _KeepsWriteError(raw)
-            torch.save(obj, file)
+            write(file)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)

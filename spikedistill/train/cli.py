@@ -39,7 +39,11 @@ def run_train(args) -> int:
         if not (out / "latest.pt").is_file():
             raise SpikeDistillError(f"nothing to resume in '{out}' (no latest.pt); start the run without --resume")
         # The run's own resolved config; overrides on the command line still apply (e.g. optim.epochs=400).
-        cfg = load_config(out / "config.yaml", args.overrides)
+        saved = out / "config.yaml"
+        if not saved.is_file() and args.config is None:
+            raise SpikeDistillError(f"'{saved}' is missing, so the run's recipe is unknown; "
+                                    f"pass it again: --resume --out {out} --config FILE")
+        cfg = load_config(saved if saved.is_file() else args.config, args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)
         if (out / "latest.pt").exists():

@@ -19,6 +19,7 @@ import json
 import time
 from pathlib import Path
 
+from .checkpoint import atomic_write_text
 from .config import config_from_dict
 
 MAX_TIMESTEPS = 4
@@ -76,7 +77,7 @@ def run_demo(args) -> int:
                         "model": "small_cnn", "seconds": {k: round(v, 1) for k, v in seconds.items()},
                         "quick": quick}}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(json.dumps(report, indent=2) + "\n", out / "report.json")
     plot_fullrange(results, out / "fullrange.png")
     print()
     print(format_table(results))

@@ -26,11 +26,15 @@ from ..errors import SpikeDistillError
 from ..evaluate import fullrange_accuracy
 from ..models import create_model
 from . import distributed as dist_utils
-from .checkpoint import load_checkpoint, load_weights, model_from_checkpoint, model_spec, save_checkpoint
+from .checkpoint import (atomic_write_text, load_checkpoint, load_weights, model_from_checkpoint, model_spec,
+                         remove_stale_temp_files, save_checkpoint)
 from .config import Config, dump_config, load_config
 from .metrics_log import MetricsLog
 from .optim import build_optimizer, build_schedule
 from .rng import rng_state, seed_everything, set_rng_state
+
+
+RECIPE_KEYS = ("weight_decay", "momentum", "nesterov", "dampening", "betas", "eps")  # optimizer keys a recipe sets
 
 
 def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_steps: int | None = None,
@@ -104,7 +108,16 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
                 raise SpikeDistillError(f"'{out_dir / 'latest.pt'}' holds no training state; start a new run without --resume")
             load_weights(model, ckpt["state_dict"], source=f"'{out_dir / 'latest.pt'}'")
             state = ckpt["training"]
+            # The recipe (with this command's overrides) decides the hyper-parameters; the saved state keeps
+            # only the buffers (momentum, Adam moments). optim.weight_decay=... on --resume must take effect.
+            recipe = [{k: v for k, v in group.items() if k in RECIPE_KEYS} for group in optimizer.param_groups]
             optimizer.load_state_dict(state["optimizer"])
+            changes = []
+            for group, wanted in zip(optimizer.param_groups, recipe):
+                changes += [f"optim.{k} {group[k]} → {v}" for k, v in wanted.items() if group.get(k) != v]
+                group.update(wanted)
+            for change in dict.fromkeys(changes):
+                say(f"{change} from here on")
             schedule.load_state_dict(state["schedule"])
             saved_lr = ((ckpt.get("config") or {}).get("optim") or {}).get("lr")
             if saved_lr and saved_lr != cfg.optim.lr:  # optim.lr=... on --resume, e.g. after a diverged run
@@ -132,7 +145,8 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
 
         if ctx.main:
             out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "config.yaml").write_text(dump_config(cfg))
+            remove_stale_temp_files(out_dir)  # left by a run killed (SIGKILL, power cut) mid-write
+            atomic_write_text(dump_config(cfg), out_dir / "config.yaml")
         log = MetricsLog(out_dir, start_epoch, cfg.log.tensorboard) if ctx.main else None
         say(f"{cfg.model.name} ({'SNN' if cfg.model.spiking else 'ANN'}, T={train_timesteps}) · loss {cfg.loss.name}"
             f" · {len(train_set)} train / {len(test_set)} test images of {data.name} · {cfg.optim.epochs} epochs × "

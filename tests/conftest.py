@@ -30,3 +30,12 @@ def decode_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPIKEDISTILL_CACHE", str(folder))
         yield folder
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny training runs are faster, and as reproducible, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

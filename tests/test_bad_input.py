@@ -37,12 +37,7 @@ log: {progress: false, tensorboard: false}
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs: threads cost more than they give
 
 
 @pytest.fixture(scope="module")

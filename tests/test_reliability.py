@@ -49,12 +49,7 @@ log: {{progress: false, tensorboard: false}}
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs: threads cost more than they give
 
 
 @pytest.fixture(scope="module")
@@ -156,11 +151,28 @@ def test_ctrl_c_during_training_writes_a_checkpoint_that_resumes_to_the_same_wei
 
 # --- crashes and full disks during a checkpoint write -------------------------------------------
 
-class StallingFile:
+class WrappedFile:
+    """A real file whose ``write`` a subclass changes; everything else goes to the file."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+class StallingFile(WrappedFile):
     """A file that, once more than ``after`` bytes are written, flushes them, says so, and hangs."""
 
     def __init__(self, file, after: int, ready: Path):
-        self.file, self.after, self.ready, self.written = file, after, ready, 0
+        super().__init__(file)
+        self.after, self.ready, self.written = after, ready, 0
 
     def write(self, data) -> int:
         n = self.file.write(data)
@@ -171,15 +183,6 @@ class StallingFile:
             self.ready.touch()
             time.sleep(600)
         return n
-
-    def __getattr__(self, name):
-        return getattr(self.file, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.file.close()
 
 
 def _stalling_writer(obj, path: str, ready: str) -> None:
@@ -222,26 +225,18 @@ def test_a_writer_killed_mid_checkpoint_leaves_the_previous_checkpoint_intact_an
     assert_same_weights(reference, load_checkpoint(target)["state_dict"])
 
 
-class FullDisk:
+class FullDisk(WrappedFile):
     """A file on a disk that fills up after ``room`` bytes."""
 
     def __init__(self, file, room: int):
-        self.file, self.room = file, room
+        super().__init__(file)
+        self.room = room
 
     def write(self, data) -> int:
         if len(data) > self.room:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         self.room -= len(data)
         return self.file.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.file, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.file.close()
 
 
 def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one_and_says_what_to_do(tmp_path, monkeypatch):

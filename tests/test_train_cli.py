@@ -11,12 +11,7 @@ from spikedistill.train.checkpoint import load_checkpoint, model_from_checkpoint
 from spikedistill.train.optim import param_groups
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs: threads cost more than they give
 
 
 FAST = ["data.subset=128", "data.test_subset=64", "optim.epochs=1", "optim.batch_size=32", "log.progress=false",
@@ -84,6 +79,7 @@ def test_resnet19_recipe_smoke_on_shared_cifar10(tmp_path, data_root, decode_cac
     (the 512-image run of the training issue takes minutes on 2 cores; this is its CI-sized twin)."""
     if not (data_root / "cifar10" / "train_jpeg.npz").is_file():
         pytest.skip("shared CIFAR-10 (cifar10/train_jpeg.npz) not found")
+    torch.set_num_threads(2)  # a real network: use both cores (the module's fixture restores the count)
     out = tmp_path / "run"
     code = main(["train", "--config", "configs/cifar10/tet_resnet19.yaml", "--out", str(out), "data.name=cifar10_jpeg",
                  "data.subset=32", "data.test_subset=16", "optim.epochs=1", "optim.batch_size=16", "timesteps=2",

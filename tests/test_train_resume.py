@@ -10,12 +10,7 @@ from spikedistill.train.config import config_from_dict
 from spikedistill.train.loop import train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs: threads cost more than they give
 
 
 def tiny(**sections) -> dict:

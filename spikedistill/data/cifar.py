@@ -71,7 +71,7 @@ def _cifar_root(root: Optional[Path], folder: str, url: str, md5: str, download:
     root = root if root is not None else default_data_root()
     if download:
         return download_and_extract(url, md5, root, folder)
-    return require_dir(root / folder, "CIFAR folder", "pass download=True (CLI: --download) or --data-root")
+    return require_dir(root / folder, "CIFAR folder", "pass download=True (in a recipe: data.download=true) or --data-root")
 
 
 @DATASETS.register("cifar10")

@@ -458,7 +458,9 @@ def progress(iterable, total: int, initial: int, desc: str, enabled: bool):
         from tqdm.auto import tqdm
     except ImportError:
         return iterable
-    return tqdm(iterable, total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0)
+    # disable=None: bars on a terminal only; a redirected log gets the one line per epoch, not bar fragments
+    return tqdm(iterable, total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0,
+                disable=None)
 
 
 def gather_rng(ctx) -> list:

@@ -182,3 +182,20 @@ def test_augmentation_runs_on_the_batch_device_and_matches_itself(cifar):
     x, _ = next(batches(cifar, 64, True, augment, device="cuda"))
     y, _ = next(batches(cifar, 64, True, augment, device="cuda"))
     assert x.device.type == "cuda" and torch.equal(x, y)
+
+
+def test_missing_kornia_is_one_line_naming_the_extra_and_the_way_out(monkeypatch):
+    import sys
+
+    for name in [m for m in sys.modules if m == "kornia" or m.startswith("kornia.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "kornia", None)  # import kornia... now raises ImportError
+    monkeypatch.setitem(sys.modules, "kornia.augmentation", None)
+    augment = GpuAugment(crop_padding=4, flip=True, mean=(0.5,) * 3, std=(0.25,) * 3)
+    with pytest.raises(SpikeDistillError) as error:
+        augment(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+    message = str(error.value)
+    assert "spikedistill[augment]" in message and "data.augment.crop_padding=0" in message and "\n" not in message
+    # without any augmentation kornia is not needed
+    plain = GpuAugment(crop_padding=0, flip=False, mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert plain(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)).eq(2.0).all()

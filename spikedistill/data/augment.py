@@ -19,6 +19,17 @@ from torch import nn
 from ..errors import SpikeDistillError
 
 
+def _kornia_augmentation():
+    """``kornia.augmentation``, or one line saying how to get it (it is the ``augment`` extra)."""
+    try:
+        import kornia.augmentation as K
+    except ImportError:
+        raise SpikeDistillError("training augmentation (crop, flip, AutoAugment, erasing) needs kornia: "
+                                "pip install 'spikedistill[augment]', or turn it off with data.augment.crop_padding=0 "
+                                "data.augment.flip=false data.augment.autoaugment=false data.augment.erasing=0") from None
+    return K
+
+
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 (0..255) or float (0..1) ``[B, C, H, W]`` → float32 ``(x - mean) / std``."""
     x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
@@ -54,7 +65,7 @@ class PerImageAutoAugment(nn.Module):
 
     def __init__(self, policy: str = "cifar10") -> None:
         super().__init__()
-        from kornia.augmentation.auto import AutoAugment
+        AutoAugment = _kornia_augmentation().auto.AutoAugment
 
         self.subpolicies = nn.ModuleList(AutoAugment(policy).children())
 
@@ -110,8 +121,7 @@ class GpuAugment(nn.Module):
         self._policy = PerImageAutoAugment("cifar10") if autoaugment else None
         self._eraser: Optional[nn.Module] = None
         if erasing:
-            import kornia.augmentation as K
-
+            K = _kornia_augmentation()
             self._eraser = K.RandomErasing(scale=(0.02, 0.2), ratio=(0.3, 3.3), value=0.0, p=erasing)
 
     def extra_repr(self) -> str:
@@ -125,8 +135,7 @@ class GpuAugment(nn.Module):
             return None
         key = (height, width)
         if self._geometry is None or getattr(self._geometry, "size_key", None) != key:
-            import kornia.augmentation as K
-
+            K = _kornia_augmentation()
             ops = []
             if self.crop_padding:
                 ops.append(K.RandomCrop((height, width), padding=self.crop_padding, fill=0))

@@ -255,6 +255,23 @@ def test_cli_rejects_bad_input_with_one_error_line(case, files, capsys):
         assert word.lower() in errors[0].lower(), f"{word!r} not in {errors[0]!r}"
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["eval", "x.pt", "--limit", "-1"], ("--limit", "positive integer", "eval --help")),
+    (["eval", "x.pt", "--batch-size", "abc"], ("--batch-size", "'abc'")),
+    (["trian"], ("invalid choice: 'trian'", "'train'", "spikedistill --help")),
+    ([], ("required", "COMMAND")),
+    (["export", "x.pt"], ("--out", "required")),
+])
+def test_usage_mistakes_are_one_error_line_without_a_usage_block(argv, words, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    for word in words:
+        assert word in lines[0], f"{word!r} not in {lines[0]!r}"
+
+
 def test_nothing_is_left_behind_by_a_rejected_run(files, capsys):
     """A recipe that fails validation creates no run directory (a later --resume must not find one)."""
     out = files["root"] / "rejected"

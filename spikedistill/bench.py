@@ -6,6 +6,8 @@ step — forward, cross-entropy on the time-mean logits, backward, SGD step — 
 
 * ``ann_floor``     the ANN twin on T·B images,
 * ``snn_torch``     our SNN with the plain PyTorch LIF loop (``backend="torch"``),
+* ``snn_sequence``  our SNN with the LIF recurrence as one autograd node that saves only u
+                    (``backend="sequence"``, the eager default off CUDA),
 * ``snn_triton``    our SNN with the fused Triton LIF (``backend="triton"``, docs/speed.md),
 * ``spikingjelly``  our SNN with SpikingJelly's multi-step ``LIFNode`` in place of ours (when installed),
 
@@ -33,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CASES = ("ann_floor", "snn_torch", "snn_triton", "spikingjelly")
+CASES = ("ann_floor", "snn_torch", "snn_sequence", "snn_triton", "spikingjelly")
 MODES = ("eager", "compile")
 
 
@@ -143,7 +145,7 @@ def build_case(plan: BenchPlan, model_name: str, case: str) -> nn.Module:
 
     in_channels = 2 if model_name == "vggsnn" else 3
     model = create_model(model_name, spiking=case != "ann_floor", num_classes=10, in_channels=in_channels)
-    if case == "snn_torch" or case == "snn_triton":
+    if case in ("snn_torch", "snn_sequence", "snn_triton"):
         if case == "snn_triton":
             from .neurons.kernels import triton_available
 

@@ -11,7 +11,8 @@ pytest.importorskip("triton")
 
 from spikedistill.bench import run_bench  # noqa: E402
 
-MEASURED = [(case, mode) for case in ("ann_floor", "snn_torch", "snn_triton") for mode in ("eager", "compile")]
+MEASURED = [(case, mode) for case in ("ann_floor", "snn_torch", "snn_sequence", "snn_triton")
+            for mode in ("eager", "compile")]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def smoke_records():
 
 def test_smoke_prints_one_json_line_per_case_and_mode(smoke_records):
     keys = [(r["case"], r["mode"]) for r in smoke_records]
-    assert len(keys) == len(set(keys)) == 8  # 4 cases × eager/compile, SpikingJelly skipped or measured
+    assert len(keys) == len(set(keys)) == 10  # 5 cases × eager/compile, SpikingJelly skipped or measured
     for case, mode in MEASURED:
         assert (case, mode) in keys
 
@@ -44,6 +45,8 @@ def test_smoke_ratios_and_times_are_positive(smoke_records):
         assert by_key[("ann_floor", mode)]["ratio_to_floor"] == 1.0
     for record in smoke_records:
         assert "skipped" in record or record["case"] == "spikingjelly" or record["ms"] > 0
+    # What autograd keeps is device-independent: the one-node recurrence keeps less than the autograd loop.
+    assert by_key[("snn_sequence", "eager")]["saved_gb"] < by_key[("snn_torch", "eager")]["saved_gb"]
 
 
 def test_markdown_table_has_a_row_per_case(smoke_records):

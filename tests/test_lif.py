@@ -57,15 +57,19 @@ def _full(cfg):
                    param=c.surrogate_param, detach_reset=c.detach_reset, decay_input=c.decay_input)
 
 
+BACKENDS = ("torch", "sequence")  # the autograd loop, and the one-node recurrence that saves only u
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("surrogate", sorted(DEFAULTS))
-@pytest.mark.parametrize("cfg", CONFIGS)
-def test_lif_matches_explicit_per_step_reference(surrogate, cfg):
+@pytest.mark.parametrize("cfg", CONFIGS + [dict(detach_reset=True, v_reset=None)])
+def test_lif_matches_explicit_per_step_reference(surrogate, cfg, backend):
     torch.manual_seed(0)
     cfg = dict(cfg, surrogate=surrogate)
     lif_cfg, explicit_args = _full(cfg)
     x = (torch.randn(6, 3, 5, dtype=torch.float64) * 1.2 + 0.5).requires_grad_()
     weights = torch.randn(6, 3, 5, dtype=torch.float64)
-    ours = lif_multistep(x, lif_cfg, backend="torch")
+    ours = lif_multistep(x, lif_cfg, backend=backend)
     (ours * weights).sum().backward()
     grad_ours = x.grad.clone()
     x.grad = None
@@ -76,9 +80,10 @@ def test_lif_matches_explicit_per_step_reference(surrogate, cfg):
     torch.testing.assert_close(grad_ours, x.grad, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("surrogate", sorted(DEFAULTS))
 @pytest.mark.parametrize("cfg", [dict(), dict(v_reset=None), dict(decay_input=True, decay=0.6)])
-def test_lif_gradient_equals_finite_differences_of_relaxed_dynamics(surrogate, cfg):
+def test_lif_gradient_equals_finite_differences_of_relaxed_dynamics(surrogate, cfg, backend):
     """The surrogate gradient is the exact gradient of the relaxed dynamics S = g(u) + c_t, where the
     constants c_t = Θ(u*) − g(u*) pin the relaxed trajectory to the spiking one at the base point."""
     torch.manual_seed(1)
@@ -86,7 +91,7 @@ def test_lif_gradient_equals_finite_differences_of_relaxed_dynamics(surrogate, c
     x0 = torch.randn(5, 7, dtype=torch.float64) + 0.6
     weights = torch.randn(5, 7, dtype=torch.float64)
     x = x0.clone().requires_grad_()
-    (lif_multistep(x, lif_cfg, backend="torch") * weights).sum().backward()
+    (lif_multistep(x, lif_cfg, backend=backend) * weights).sum().backward()
 
     # Record the base trajectory's offsets, step by step, from the explicit relaxed dynamics.
     g = PRIMITIVES[surrogate]
@@ -120,13 +125,44 @@ def test_lif_has_no_state_between_calls():
     assert torch.equal(lif(x), lif(x))
 
 
-def test_lif_half_precision_input_keeps_fp32_state():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lif_half_precision_input_keeps_fp32_state(backend):
     torch.manual_seed(0)
-    x = torch.randn(4, 64) + 0.8
-    ours = lif_multistep(x.bfloat16(), LIFConfig(), backend="torch")
-    ref = lif_multistep(x.bfloat16().float(), LIFConfig(), backend="torch")
+    x = (torch.randn(4, 64) + 0.8).bfloat16().requires_grad_()
+    ours = lif_multistep(x, LIFConfig(), backend=backend)
+    ref = lif_multistep(x.detach().float(), LIFConfig(), backend="torch")
     assert ours.dtype == torch.bfloat16
     assert torch.equal(ours.float(), ref)
+    ours.sum().backward()
+    assert x.grad.dtype == torch.bfloat16
+
+
+def test_sequence_backend_is_the_default_off_cuda_and_keeps_one_tensor():
+    """On a CPU ``auto`` runs the recurrence that saves u alone: one [T, ...] fp32 tensor for backward,
+    where the autograd loop keeps three per step (u, H and 1 − S for a hard reset)."""
+    from spikedistill.neurons.lif import lif_reference
+
+    x = (torch.randn(6, 32, 16) + 0.5).requires_grad_()
+
+    def saved_bytes(run):
+        sizes = []
+
+        def pack(tensor):
+            sizes.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = run()
+        return out, sum(sizes)
+
+    auto, auto_bytes = saved_bytes(lambda: lif_multistep(x, LIFConfig(), backend="auto"))
+    ref, ref_bytes = saved_bytes(lambda: lif_reference(x, LIFConfig()))
+    assert torch.equal(auto, ref)
+    assert auto_bytes == x.numel() * 4               # u, fp32
+    assert ref_bytes >= 3 * x.numel() * 4            # u, H and 1 − S per step
+    with torch.no_grad():                            # evaluation keeps nothing
+        _, eval_bytes = saved_bytes(lambda: lif_multistep(x, LIFConfig()))
+    assert eval_bytes == 0
 
 
 def test_detach_reset_changes_the_gradient():

@@ -12,8 +12,8 @@ d is the decay (d = 0.5 ⇔ τ_m = 1/(1−d) = 2, METHODS.md §1.4); V_rest = v_
 soft reset. With V_rest = 0 the charge is H = d·V + X. ``detach_reset`` stops the gradient through S in
 the reset term. Surrogates: :mod:`spikedistill.neurons.surrogates`.
 
-``lif_multistep`` picks the fused Triton kernel on CUDA when it is installed and the torch reference
-everywhere else; both give identical spikes.
+``lif_multistep`` picks the fused Triton kernel on CUDA when it is installed, and elsewhere the same
+algorithm in torch ops (``lif_sequence``); all give the spikes of the reference loop ``lif_reference``.
 """
 
 from __future__ import annotations
@@ -74,6 +74,68 @@ def lif_reference(x_seq: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:
     return torch.stack(spikes).to(x_seq.dtype)
 
 
+class _LIFSequence(torch.autograd.Function):
+    """The fused kernel's algorithm in torch ops, for CPUs and GPUs without Triton.
+
+    Forward runs the dynamics without autograd and keeps only ``u = H − V_th`` per step (in the state
+    dtype); backward runs the recurrence in reverse, carrying ∂L/∂V — the formulas of
+    ``kernels/lif_triton.py``. Spikes are bit-identical to :func:`lif_reference` and gradients equal it
+    up to rounding (hard reset recovers H as u + V_th). The autograd loop keeps three tensors per step
+    for a hard reset (u, H, 1 − S) and records a dozen graph nodes; this keeps one and records one.
+    """
+
+    @staticmethod
+    def forward(ctx, x_seq: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:
+        v_rest = 0.0 if cfg.soft_reset else cfg.v_reset
+        leak = 1.0 - cfg.decay
+        state_dtype = torch.promote_types(x_seq.dtype, torch.float32)
+        keep = ctx.needs_input_grad[0]
+        u_seq = torch.empty(x_seq.shape, dtype=state_dtype, device=x_seq.device) if keep else None
+        spikes = torch.empty_like(x_seq)
+        v = torch.full_like(x_seq[0], v_rest, dtype=state_dtype)
+        for t, x in enumerate(x_seq):
+            x = x.to(state_dtype)
+            h = v - leak * (v - v_rest) + (leak * x if cfg.decay_input else x)
+            u = h - cfg.threshold
+            s = (u >= 0).to(state_dtype)
+            v = h - cfg.threshold * s if cfg.soft_reset else h * (1.0 - s) + cfg.v_reset * s
+            spikes[t] = s
+            if keep:
+                u_seq[t] = u
+        if keep:
+            ctx.save_for_backward(u_seq)
+            ctx.cfg = cfg
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes: torch.Tensor):
+        (u_seq,) = ctx.saved_tensors
+        cfg = ctx.cfg
+        surrogate = get_surrogate(cfg.surrogate, cfg.surrogate_param)[0].grad
+        leak = 1.0 - cfg.decay
+        grad_x = torch.empty_like(u_seq)
+        grad_v = torch.zeros_like(u_seq[0])
+        for t in range(u_seq.shape[0] - 1, -1, -1):
+            u = u_seq[t]
+            grad_s = grad_spikes[t].to(u.dtype)
+            if cfg.soft_reset:            # V = H − V_th·S
+                grad_h, grad_s_reset = grad_v, -cfg.threshold * grad_v
+            else:                         # V = H·(1 − S) + v_reset·S
+                grad_h = torch.where(u >= 0, 0.0, grad_v)
+                grad_s_reset = grad_v * (cfg.v_reset - (u + cfg.threshold))
+            if not cfg.detach_reset:
+                grad_s = grad_s + grad_s_reset
+            grad_h = grad_h + grad_s * surrogate(u, cfg.surrogate_param)
+            grad_x[t] = leak * grad_h if cfg.decay_input else grad_h
+            grad_v = grad_h - leak * grad_h   # H = V − leak·(V − V_rest) + X
+        return grad_x.to(grad_spikes.dtype), None
+
+
+def lif_sequence(x_seq: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:
+    """Multi-step LIF as one autograd node that saves only u (see :class:`_LIFSequence`)."""
+    return _LIFSequence.apply(x_seq, cfg)
+
+
 def _fused_available(x_seq: torch.Tensor) -> bool:
     if not x_seq.is_cuda:
         return False
@@ -85,19 +147,27 @@ def _fused_available(x_seq: torch.Tensor) -> bool:
 def lif_multistep(x_seq: torch.Tensor, cfg: LIFConfig = LIFConfig(), backend: str = "auto") -> torch.Tensor:
     """Spikes ``[T, ...]`` for input currents ``x_seq`` ``[T, ...]``, starting from rest.
 
-    ``backend``: ``"auto"`` (fused kernel on CUDA, reference elsewhere), ``"torch"`` or ``"triton"``.
+    ``backend``: ``"auto"``, ``"triton"`` (the fused GPU kernel), ``"sequence"`` (the same algorithm in
+    torch ops, :func:`lif_sequence`) or ``"torch"`` (the autograd loop, :func:`lif_reference`). ``"auto"``
+    takes the Triton kernel on CUDA, the autograd loop inside ``torch.compile`` (the compiler fuses it)
+    and ``"sequence"`` everywhere else.
     """
     if x_seq.dim() < 2:
         raise SpikeDistillError(f"LIF input must be time-first [T, ...] with at least 2 dims, got {tuple(x_seq.shape)}")
     if backend == "auto":
-        backend = "triton" if _fused_available(x_seq) else "torch"
+        if _fused_available(x_seq):
+            backend = "triton"
+        else:
+            backend = "torch" if torch.compiler.is_compiling() else "sequence"
+    if backend == "sequence":
+        return lif_sequence(x_seq, cfg)
     if backend == "torch":
         return lif_reference(x_seq, cfg)
     if backend == "triton":
         from .kernels import lif_fused
 
         return lif_fused(x_seq, cfg)
-    raise SpikeDistillError(f"unknown LIF backend '{backend}'; known: auto, torch, triton")
+    raise SpikeDistillError(f"unknown LIF backend '{backend}'; known: auto, sequence, torch, triton")
 
 
 class LIF(nn.Module):

@@ -502,7 +502,7 @@ def write_report(state: dict, out: Path, args) -> tuple[Path, Path]:
               "| method | " + " | ".join(f"k={k}" for k in ks) + " | epochs | wall (s) per student |",
               "| --- | " + " | ".join("---:" for _ in ks) + " | ---: | ---: |"]
     if teacher:
-        lines.append(f"| ANN teacher | " + " | ".join(f"{teacher['top1'][0]:.2f}" for _ in ks)
+        lines.append("| ANN teacher | " + " | ".join(f"{teacher['top1'][0]:.2f}" for _ in ks)
                      + f" | {teacher['epochs']} | {teacher['wall_seconds']:.0f} |")
     for m in order:
         row = table[m]

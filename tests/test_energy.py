@@ -6,6 +6,7 @@ from torch import nn
 import spikedistill as sd
 from spikedistill.evaluate.energy import E_AC_PJ, E_MAC_PJ, conv_synaptic_ops, linear_synaptic_ops
 from spikedistill.evaluate.report import fullrange_report
+from helpers import trained_looking
 
 
 def _unfold_count(conv: nn.Conv2d, spikes: torch.Tensor) -> torch.Tensor:
@@ -52,21 +53,11 @@ def test_linear_synaptic_ops_are_nonzero_inputs_times_fan_out():
     assert linear_synaptic_ops(linear, x).tolist() == [15.0, 0.0]
 
 
-def _trained_looking(net):
-    g = torch.Generator().manual_seed(3)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2 + 0.6)
-    return net.eval()
-
 
 @pytest.fixture
 def small_setup():
     torch.manual_seed(0)
-    net = _trained_looking(sd.create_model("small_cnn", num_classes=10))
+    net = trained_looking(sd.create_model("small_cnn", num_classes=10))
     x = torch.randn(12, 1, 8, 8) * 2
     y = torch.randint(0, 10, (12,))
     return net, x, y
@@ -139,7 +130,7 @@ def test_unknown_stem_policy_is_one_clear_error(small_setup):
 
 def test_binary_event_frames_make_the_first_layer_accumulate_at_every_step():
     torch.manual_seed(0)
-    net = _trained_looking(sd.create_model("small_cnn", num_classes=10, in_channels=2))
+    net = trained_looking(sd.create_model("small_cnn", num_classes=10, in_channels=2))
     frames = (torch.rand(6, 4, 2, 8, 8) < 0.2).float()  # loader layout [B, T, C, H, W], 0/1 events
     report = fullrange_report(net, [(frames, torch.zeros(6, dtype=torch.long))], max_timesteps=3)  # prefix: 3 of 4 frames
     assert report["timesteps"] == [1, 2, 3]

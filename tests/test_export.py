@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import spikedistill as sd
 from spikedistill.export.fixed import InferenceLIF, export_onnx, export_torchscript
@@ -9,19 +8,10 @@ from spikedistill.export.nir_runner import NIRSimulator
 from spikedistill.export.to_nir import fold_batchnorm, lif_node, to_nir, write_nir
 from spikedistill.models.layers import ConvBN
 from spikedistill.models.resnet import CifarResNet
+from helpers import trained_looking
 
 nir = pytest.importorskip("nir")
 
-
-def _trained_looking(net):
-    g = torch.Generator().manual_seed(3)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2 + 0.6)
-    return net.eval()
 
 
 def _spikes_and_logits(net, x, timesteps):
@@ -42,7 +32,7 @@ def test_nir_round_trip_gives_the_same_spikes_and_logits(tmp_path, family):
         net, shape = sd.create_model("small_cnn", num_classes=10, decay=0.6), (1, 8, 8)
     else:  # residual wiring (identity and conv shortcuts) and a hidden FC neuron layer, as in resnet19
         net, shape = CifarResNet((8, 16), (1, 2), 12, True, num_classes=5, in_channels=3), (3, 8, 8)
-    net = _trained_looking(net)
+    net = trained_looking(net)
     x = torch.randn(4, *shape) * 2
     write_nir(net, tmp_path / "net.nir", shape, timesteps=4)
     graph = nir.read(str(tmp_path / "net.nir"))
@@ -68,7 +58,7 @@ def test_lif_maps_to_nir_with_tau_and_r_from_the_decay():
 
 def test_batchnorm_folds_into_the_conv():
     torch.manual_seed(0)
-    block = _trained_looking(ConvBN(3, 5, 3, stride=2, bias=True))
+    block = trained_looking(ConvBN(3, 5, 3, stride=2, bias=True))
     weight, bias = fold_batchnorm(block.conv, block.bn)
     x = torch.randn(2, 3, 7, 7)
     folded = torch.nn.functional.conv2d(x, torch.from_numpy(weight), torch.from_numpy(bias), stride=2, padding=1)
@@ -96,7 +86,7 @@ def test_inference_lif_spikes_like_the_training_lif(options):
 def test_onnx_export_is_valid_and_computes_the_model(tmp_path):
     onnx = pytest.importorskip("onnx")
     torch.manual_seed(0)
-    net = _trained_looking(sd.create_model("small_cnn", num_classes=10))
+    net = trained_looking(sd.create_model("small_cnn", num_classes=10))
     export_onnx(net, tmp_path / "net.onnx", (1, 8, 8), timesteps=3)
     model = onnx.load(str(tmp_path / "net.onnx"))
     onnx.checker.check_model(model)
@@ -117,7 +107,7 @@ def test_onnx_export_is_valid_and_computes_the_model(tmp_path):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit is deprecated, still supported
 def test_torchscript_export_runs_fixed_timesteps(tmp_path):
     torch.manual_seed(0)
-    net = _trained_looking(sd.create_model("small_cnn", num_classes=10))
+    net = trained_looking(sd.create_model("small_cnn", num_classes=10))
     export_torchscript(net, tmp_path / "net.pt", (1, 8, 8), timesteps=2)
     loaded = torch.jit.load(str(tmp_path / "net.pt"))
     x = torch.randn(3, 1, 8, 8)

@@ -2,23 +2,12 @@ import pytest
 import torch
 
 import spikedistill as sd
-
-
-def _trained_looking(net):
-    """Random affine BN parameters and running statistics far from their initial 0/1."""
-    g = torch.Generator().manual_seed(3)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2 + 0.3)
-    return net.eval()
+from helpers import trained_looking
 
 
 def test_fullrange_one_pass_equals_separate_runs():
     torch.manual_seed(0)
-    net = _trained_looking(sd.create_model("resnet19", num_classes=10))
+    net = trained_looking(sd.create_model("resnet19", num_classes=10), bias_mean=0.3)
     x = torch.randn(12, 3, 16, 16)
     y = torch.randint(0, 10, (12,))
     loader = [(x[:7], y[:7]), (x[7:], y[7:])]

@@ -1,0 +1,17 @@
+"""Helpers shared by several test modules (pytest puts this folder on sys.path)."""
+
+import torch
+
+
+def trained_looking(net: torch.nn.Module, bias_mean: float = 0.6) -> torch.nn.Module:
+    """Random BN affine parameters and running statistics far from their initial 0/1, in eval mode:
+    a network whose eval-mode BN differs from train mode, as a trained one does. ``bias_mean`` shifts
+    the BN bias so enough neurons fire for the comparisons to mean something."""
+    g = torch.Generator().manual_seed(3)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2 + bias_mean)
+    return net.eval()

@@ -33,12 +33,23 @@ def aligned(*indices: int) -> dict:
     return {(i,): [["tt.divisibility", 16]] for i in indices}
 
 
-def compile_forward(dtype: str, soft_reset: bool, decay_input: bool):
-    signature = dict(x_ptr=f"*{dtype}", spike_ptr=f"*{dtype}", u_ptr=f"*{dtype}", T="i32", N="i32", stride_xt="i32",
+def compile_forward(dtype: str, soft_reset: bool, decay_input: bool, variant: str = "plain"):
+    """``variant``: "plain" (the LIF: writes spikes and u), "bn" (BatchNorm and a residual folded in,
+    writes spikes only) or "bn_recompute" (the same, writing u only: the backward pass's recompute)."""
+    folded = variant != "plain"
+    signature = dict(x_ptr=f"*{dtype}", residual_ptr=f"*{dtype}", weight_ptr="*fp32", bias_ptr="*fp32",
+                     mean_ptr="*fp32", invstd_ptr="*fp32",
+                     spike_ptr=f"*{dtype}", u_ptr=f"*{dtype}", T="i32", N="i32", stride_xt="i32", stride_rt="i32",
+                     C="i32", channel_stride="i32",
                      leak="fp32", threshold="fp32", v_reset="fp32", v_rest="fp32", no_spike_ceiling="fp32",
-                     SOFT_RESET="constexpr", DECAY_INPUT="constexpr", BLOCK="constexpr")
-    constants = dict(SOFT_RESET=soft_reset, DECAY_INPUT=decay_input, BLOCK=ops.BLOCK_SIZE)
-    source = ASTSource(lif_triton.lif_forward_kernel, signature, constexprs=constants, attrs=aligned(0, 1, 2, 4, 5))
+                     SOFT_RESET="constexpr", DECAY_INPUT="constexpr", AFFINE="constexpr", HAS_WEIGHT="constexpr",
+                     HAS_BIAS="constexpr", RESIDUAL="constexpr", STORE_SPIKES="constexpr", STORE_U="constexpr",
+                     BLOCK="constexpr")
+    constants = dict(SOFT_RESET=soft_reset, DECAY_INPUT=decay_input, AFFINE=folded, HAS_WEIGHT=folded,
+                     HAS_BIAS=folded, RESIDUAL=folded,
+                     STORE_SPIKES=variant != "bn_recompute", STORE_U=variant != "bn", BLOCK=ops.BLOCK_SIZE)
+    source = ASTSource(lif_triton.lif_forward_kernel, signature, constexprs=constants,
+                       attrs=aligned(0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11))
     return triton.compile(source, target=HOPPER, options=dict(num_warps=ops.NUM_WARPS, enable_fp_fusion=False))
 
 
@@ -53,11 +64,14 @@ def compile_backward(dtype: str, soft_reset: bool, decay_input: bool, detach_res
     return triton.compile(source, target=HOPPER, options=dict(num_warps=ops.NUM_WARPS, enable_fp_fusion=True))
 
 
-def describe(name: str, compiled) -> tuple[bool, int]:
+def describe(name: str, compiled, per_channel_loads: int = 0) -> tuple[bool, int]:
+    """Print the global memory accesses; True when all but ``per_channel_loads`` of them (the gathers of
+    BatchNorm's per-channel γ, β, mean and invstd, once per program before the time loop) are vectors."""
     ptx = compiled.asm["ptx"]
     memory = [line.split()[1] if line.split()[0].startswith("@") else line.split()[0]
               for line in ptx.splitlines() if "ld.global" in line or "st.global" in line]
-    vectorized = bool(memory) and all(".v4." in op or ".v2." in op for op in memory)
+    scalar = [op for op in memory if ".v4." not in op and ".v2." not in op]
+    vectorized = bool(memory) and len(scalar) <= per_channel_loads
     fmas = ptx.count("fma.rn")
     print(f"{name}: {len(compiled.asm['cubin'])} B cubin, global accesses {sorted(set(memory))}, FMAs {fmas}")
     return vectorized, fmas
@@ -76,6 +90,11 @@ def main(argv=None) -> int:
             ok, fmas = describe(f"forward {dtype} soft={soft_reset} decay_input={decay_input}",
                                 compile_forward(dtype, soft_reset, decay_input))
             vectorized, forward_fmas = vectorized and ok, forward_fmas + fmas
+            for variant in ("bn", "bn_recompute"):
+                ok, fmas = describe(f"forward {variant} {dtype} soft={soft_reset} decay_input={decay_input}",
+                                    compile_forward(dtype, soft_reset, decay_input, variant),
+                                    per_channel_loads=4 * ops.BLOCK_SIZE // (32 * ops.NUM_WARPS))
+                vectorized, forward_fmas = vectorized and ok, forward_fmas + fmas
             for detach_reset, surrogate in itertools.product(flags, surrogates):
                 ok, _ = describe(f"backward {dtype} soft={soft_reset} decay_input={decay_input} "
                                  f"detach={detach_reset} surrogate={surrogate}",

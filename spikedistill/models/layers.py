@@ -3,7 +3,8 @@
 Tensors inside a model are time-first ``[T, B, ...]``. Stateless layers (conv, BN, pooling, linear)
 run on the flattened ``[T·B, ...]`` view — a free reshape, no copy — so BatchNorm normalises over
 T·B and any T works at inference. The activation is an LIF (SNN) or a ReLU (the ANN twin); it is the
-only thing that differs between the two.
+only thing that differs between the two. ``conv → BN → act`` goes through :func:`conv_bn_act`, which
+lets an LIF fold the BatchNorm into itself (same module tree and state dict either way).
 """
 
 from __future__ import annotations
@@ -18,6 +19,17 @@ def per_step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Apply a stateless module to ``[T, B, ...]`` through the flattened ``[T·B, ...]`` view."""
     y = module(x.flatten(0, 1))
     return y.view(x.shape[:2] + y.shape[1:]) if y.is_contiguous() else y.unflatten(0, x.shape[:2])
+
+
+def conv_bn_act(conv_bn: "ConvBN", act: nn.Module, x: torch.Tensor, residual: torch.Tensor | None = None):
+    """``act(BN(conv(x)) + residual)`` over ``[T, B, ...]``. An LIF is handed the BatchNorm, which it
+    folds into the neuron where its backend can (only the BN input is kept for backward,
+    :mod:`spikedistill.neurons.bn_lif`); a ReLU, or any other activation, gets ``BN(conv(x)) + residual``."""
+    z = per_step(conv_bn.conv, x)
+    if isinstance(act, LIF):
+        return act(z, bn=conv_bn.bn, residual=residual)
+    y = per_step(conv_bn.bn, z)
+    return act(y if residual is None else y + residual)
 
 
 def make_activation(spiking: bool, neuron_options: dict) -> nn.Module:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import ConvBN, TimeModel, init_weights, make_activation, per_step, stem_forward
+from .layers import ConvBN, TimeModel, conv_bn_act, init_weights, make_activation, per_step, stem_forward
 
 
 class PreActBlock(nn.Module):
@@ -28,7 +28,7 @@ class PreActBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.act1(x)
-        out = per_step(self.branch2, self.act2(per_step(self.branch1, pre)))
+        out = per_step(self.branch2, conv_bn_act(self.branch1, self.act2, pre))
         identity = x if self.shortcut is None else per_step(self.shortcut, pre)
         return out + identity
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import ConvBN, TimeModel, init_weights, make_activation, per_step, stem_forward
+from .layers import ConvBN, TimeModel, conv_bn_act, init_weights, make_activation, per_step, stem_forward
 
 
 class BasicBlock(nn.Module):
@@ -26,10 +26,9 @@ class BasicBlock(nn.Module):
         self.act2 = make_activation(spiking, neuron_options)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(per_step(self.branch1, x))
-        out = per_step(self.branch2, out)
+        out = conv_bn_act(self.branch1, self.act1, x)
         identity = x if self.shortcut is None else per_step(self.shortcut, x)
-        return self.act2(out + identity)
+        return conv_bn_act(self.branch2, self.act2, out, residual=identity)
 
 
 class CifarResNet(TimeModel):

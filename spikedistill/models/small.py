@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .layers import ConvBN, TimeModel, init_weights, make_activation, per_step, stem_forward
+from .layers import ConvBN, TimeModel, conv_bn_act, init_weights, make_activation, stem_forward
 
 
 class SmallConvNet(TimeModel):
@@ -30,9 +30,9 @@ class SmallConvNet(TimeModel):
     def forward_stages(self, x, timesteps):
         out = self.stem_act(stem_forward(self.stem, x, timesteps))
         yield "stem", out
-        out = self.act1(per_step(self.conv1, out))
+        out = conv_bn_act(self.conv1, self.act1, out)
         yield "layer1", out
-        out = self.act2(per_step(self.conv2, out))
+        out = conv_bn_act(self.conv2, self.act2, out)
         yield "layer2", out
         yield "logits", self.fc(out.mean(dim=(-2, -1)))
 

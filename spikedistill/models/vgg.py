@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .layers import ConvBN, TimeModel, init_weights, make_activation, per_step
+from .layers import ConvBN, TimeModel, conv_bn_act, init_weights, make_activation, per_step
 
 VGGSNN_LAYOUT = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
 
@@ -35,8 +35,9 @@ class VGGSNN(TimeModel):
     def forward_stages(self, x, timesteps):
         out = x if x.dim() == 5 else x.unsqueeze(0).expand((timesteps,) + x.shape)
         for name, stage in zip(self.stage_names, self.stages):
-            for layer in stage:
-                out = layer(out) if not isinstance(layer, (ConvBN, nn.AvgPool2d)) else per_step(layer, out)
+            for conv_bn, act in zip(stage[0:-1:2], stage[1:-1:2]):  # [ConvBN, act] pairs, then the pool
+                out = conv_bn_act(conv_bn, act, out)
+            out = per_step(stage[-1], out)
             yield name, out
         out = per_step(self.pool, out).flatten(2)
         yield "logits", self.fc(out)

@@ -74,6 +74,58 @@ def lif_reference(x_seq: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:
     return torch.stack(spikes).to(x_seq.dtype)
 
 
+def sequence_forward(x_seq, cfg: LIFConfig, keep_u: bool, affine=None, residual=None):
+    """The dynamics without autograd: ``(spikes, u)`` with ``u = H − V_th`` per step in the state dtype
+    (None unless ``keep_u``). ``affine = (scale, shift)`` applies ``x·scale[c] + shift[c]`` to each step
+    first (BatchNorm folded in, channel dim 1 of a step) and ``residual`` is added after it — the
+    arithmetic, in order, of the Triton kernel's forward."""
+    v_rest = 0.0 if cfg.soft_reset else cfg.v_reset
+    leak = 1.0 - cfg.decay
+    state_dtype = torch.promote_types(x_seq.dtype, torch.float32)
+    u_seq = torch.empty(x_seq.shape, dtype=state_dtype, device=x_seq.device) if keep_u else None
+    spikes = torch.empty_like(x_seq)
+    v = torch.full_like(x_seq[0], v_rest, dtype=state_dtype)
+    if affine is not None:
+        shape = (1, -1) + (1,) * (x_seq.dim() - 3)
+        scale, shift = (a.to(state_dtype).view(shape) for a in affine)
+    for t, x in enumerate(x_seq):
+        x = x.to(state_dtype)
+        if affine is not None:
+            x = x * scale + shift
+        if residual is not None:
+            x = x + residual[t].to(state_dtype)
+        h = v - leak * (v - v_rest) + (leak * x if cfg.decay_input else x)
+        u = h - cfg.threshold
+        s = (u >= 0).to(state_dtype)
+        v = h - cfg.threshold * s if cfg.soft_reset else h * (1.0 - s) + cfg.v_reset * s
+        spikes[t] = s
+        if keep_u:
+            u_seq[t] = u
+    return spikes, u_seq
+
+
+def sequence_backward(grad_spikes, u_seq, cfg: LIFConfig) -> torch.Tensor:
+    """∂L/∂X from ∂L/∂S and the saved u: the recurrence in reverse, carrying ∂L/∂V (state dtype)."""
+    surrogate = get_surrogate(cfg.surrogate, cfg.surrogate_param)[0].grad
+    leak = 1.0 - cfg.decay
+    grad_x = torch.empty_like(u_seq)
+    grad_v = torch.zeros_like(u_seq[0])
+    for t in range(u_seq.shape[0] - 1, -1, -1):
+        u = u_seq[t]
+        grad_s = grad_spikes[t].to(u.dtype)
+        if cfg.soft_reset:            # V = H − V_th·S
+            grad_h, grad_s_reset = grad_v, -cfg.threshold * grad_v
+        else:                         # V = H·(1 − S) + v_reset·S
+            grad_h = torch.where(u >= 0, 0.0, grad_v)
+            grad_s_reset = grad_v * (cfg.v_reset - (u + cfg.threshold))
+        if not cfg.detach_reset:
+            grad_s = grad_s + grad_s_reset
+        grad_h = grad_h + grad_s * surrogate(u, cfg.surrogate_param)
+        grad_x[t] = leak * grad_h if cfg.decay_input else grad_h
+        grad_v = grad_h - leak * grad_h   # H = V − leak·(V − V_rest) + X
+    return grad_x
+
+
 class _LIFSequence(torch.autograd.Function):
     """The fused kernel's algorithm in torch ops, for CPUs and GPUs without Triton.
 
@@ -86,22 +138,8 @@ class _LIFSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x_seq: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:
-        v_rest = 0.0 if cfg.soft_reset else cfg.v_reset
-        leak = 1.0 - cfg.decay
-        state_dtype = torch.promote_types(x_seq.dtype, torch.float32)
         keep = ctx.needs_input_grad[0]
-        u_seq = torch.empty(x_seq.shape, dtype=state_dtype, device=x_seq.device) if keep else None
-        spikes = torch.empty_like(x_seq)
-        v = torch.full_like(x_seq[0], v_rest, dtype=state_dtype)
-        for t, x in enumerate(x_seq):
-            x = x.to(state_dtype)
-            h = v - leak * (v - v_rest) + (leak * x if cfg.decay_input else x)
-            u = h - cfg.threshold
-            s = (u >= 0).to(state_dtype)
-            v = h - cfg.threshold * s if cfg.soft_reset else h * (1.0 - s) + cfg.v_reset * s
-            spikes[t] = s
-            if keep:
-                u_seq[t] = u
+        spikes, u_seq = sequence_forward(x_seq, cfg, keep_u=keep)
         if keep:
             ctx.save_for_backward(u_seq)
             ctx.cfg = cfg
@@ -110,25 +148,7 @@ class _LIFSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):
         (u_seq,) = ctx.saved_tensors
-        cfg = ctx.cfg
-        surrogate = get_surrogate(cfg.surrogate, cfg.surrogate_param)[0].grad
-        leak = 1.0 - cfg.decay
-        grad_x = torch.empty_like(u_seq)
-        grad_v = torch.zeros_like(u_seq[0])
-        for t in range(u_seq.shape[0] - 1, -1, -1):
-            u = u_seq[t]
-            grad_s = grad_spikes[t].to(u.dtype)
-            if cfg.soft_reset:            # V = H − V_th·S
-                grad_h, grad_s_reset = grad_v, -cfg.threshold * grad_v
-            else:                         # V = H·(1 − S) + v_reset·S
-                grad_h = torch.where(u >= 0, 0.0, grad_v)
-                grad_s_reset = grad_v * (cfg.v_reset - (u + cfg.threshold))
-            if not cfg.detach_reset:
-                grad_s = grad_s + grad_s_reset
-            grad_h = grad_h + grad_s * surrogate(u, cfg.surrogate_param)
-            grad_x[t] = leak * grad_h if cfg.decay_input else grad_h
-            grad_v = grad_h - leak * grad_h   # H = V − leak·(V − V_rest) + X
-        return grad_x.to(grad_spikes.dtype), None
+        return sequence_backward(grad_spikes, u_seq, ctx.cfg).to(grad_spikes.dtype), None
 
 
 def lif_sequence(x_seq: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:
@@ -144,6 +164,15 @@ def _fused_available(x_seq: torch.Tensor) -> bool:
     return triton_available()
 
 
+def resolve_backend(x_seq: torch.Tensor, backend: str) -> str:
+    """The backend ``"auto"`` stands for with this input (see :func:`lif_multistep`)."""
+    if backend != "auto":
+        return backend
+    if _fused_available(x_seq):
+        return "triton"
+    return "torch" if torch.compiler.is_compiling() else "sequence"
+
+
 def lif_multistep(x_seq: torch.Tensor, cfg: LIFConfig = LIFConfig(), backend: str = "auto") -> torch.Tensor:
     """Spikes ``[T, ...]`` for input currents ``x_seq`` ``[T, ...]``, starting from rest.
 
@@ -154,11 +183,7 @@ def lif_multistep(x_seq: torch.Tensor, cfg: LIFConfig = LIFConfig(), backend: st
     """
     if x_seq.dim() < 2:
         raise SpikeDistillError(f"LIF input must be time-first [T, ...] with at least 2 dims, got {tuple(x_seq.shape)}")
-    if backend == "auto":
-        if _fused_available(x_seq):
-            backend = "triton"
-        else:
-            backend = "torch" if torch.compiler.is_compiling() else "sequence"
+    backend = resolve_backend(x_seq, backend)
     if backend == "sequence":
         return lif_sequence(x_seq, cfg)
     if backend == "torch":
@@ -171,9 +196,12 @@ def lif_multistep(x_seq: torch.Tensor, cfg: LIFConfig = LIFConfig(), backend: st
 
 
 class LIF(nn.Module):
-    """Multi-step LIF module over time-first input ``[T, B, ...]``; stateless between calls."""
+    """Multi-step LIF module over time-first input ``[T, B, ...]``; stateless between calls.
 
-    def __init__(self, backend: str = "auto", **options):
+    ``fold_batchnorm=False`` runs a BatchNorm handed to :meth:`forward` as its own layer (for
+    comparisons; the folded layer keeps half as much for backward, see ``neurons/bn_lif.py``)."""
+
+    def __init__(self, backend: str = "auto", fold_batchnorm: bool = True, **options):
         super().__init__()
         unknown = set(options) - set(NEURON_OPTIONS)
         if unknown:
@@ -182,9 +210,19 @@ class LIF(nn.Module):
             )
         self.cfg = LIFConfig(**options)
         self.backend = backend
+        self.fold_batchnorm = fold_batchnorm
 
-    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        return lif_multistep(x_seq, self.cfg, self.backend)
+    def forward(self, x_seq: torch.Tensor, bn: Optional[nn.Module] = None,
+                residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Spikes for input currents ``x_seq``; with ``bn`` (a BatchNorm2d) for ``bn(x_seq) + residual``,
+        BatchNorm folded into the neuron where the backend allows (:mod:`spikedistill.neurons.bn_lif`)."""
+        if bn is not None and self.fold_batchnorm:
+            from .bn_lif import batch_norm_lif
+
+            return batch_norm_lif(x_seq, bn, self.cfg, self.backend, residual)
+        if bn is not None:
+            x_seq = bn(x_seq.flatten(0, 1)).unflatten(0, x_seq.shape[:2])
+        return lif_multistep(x_seq if residual is None else x_seq + residual, self.cfg, self.backend)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self.cfg).items())

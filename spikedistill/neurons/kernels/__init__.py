@@ -6,6 +6,9 @@ saving only ``u = H − V_th`` in the input dtype. It runs through two ``torch.l
 ``spikedistill::lif_forward`` and ``spikedistill::lif_backward``, so ``torch.compile`` traces it without a
 graph break. Triton is imported only when a kernel launches; on the CPU the kernels run under Triton's
 interpreter when ``TRITON_INTERPRET=1`` is set before that first launch (the tests do this).
+
+``bn_lif_fused`` is the same neuron with BatchNorm folded in (``spikedistill::bn_lif_forward`` /
+``bn_lif_backward``; see :mod:`spikedistill.neurons.bn_lif`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ import os
 
 import torch
 
-from .ops import lif_fused
+from .ops import bn_lif_fused, lif_fused
 
-__all__ = ["lif_fused", "triton_available"]
+__all__ = ["bn_lif_fused", "lif_fused", "triton_available"]
 
 
 def triton_available() -> bool:

@@ -9,6 +9,7 @@ over T. Outputs (spikes, saved u, input gradient) are always N apart per step, i
 
 Forward (fp32 state, the input read once, two writes per neuron and step):
 
+    x ← x·scale[c] + shift[c] (+ r)     only with BatchNorm folded in (AFFINE, RESIDUAL; see below)
     h = v − leak·(v − v_rest) + x        (x ← leak·x with decay_input; same op order as lif_reference)
     u = h − V_th;  S = 1[u ≥ 0]
     v = h − V_th·S (soft reset) or h·(1 − S) + v_reset·S (hard reset), written as selects on S
@@ -25,6 +26,14 @@ Backward, from t = T−1 down to 0 with the gradient gv that flows into V[t] fro
     gH  = ∂V/∂H·gv + gS'·σ'(u)      (∂V/∂H = 1 soft, 1 − S hard)
     gX  = gH (or leak·gH with decay_input);  gv ← gH − leak·gH
 
+BatchNorm folded in (``neurons/bn_lif.py``). With AFFINE the kernel reads the BatchNorm *input* and
+applies the per-channel affine ``scale = γ·invstd``, ``shift = −mean·scale + β`` itself (computed here from
+the fp32 γ, β, mean and invstd, in the order of ``bn_lif.affine_of``) (c = the element's
+channel: ``(offset // channel_stride) % C``, right for any dense layout); with RESIDUAL it adds a second
+input (the block's shortcut) before charging. Then the forward writes only the spikes (STORE_U off)
+and the backward pass re-runs this kernel with STORE_SPIKES off to get u back, transiently, one layer
+at a time: what is kept between the passes is the BatchNorm input, which the unfused BatchNorm keeps too.
+
 The surrogates σ' are the formulas of :mod:`spikedistill.neurons.surrogates`, keyed by ``Surrogate.code``;
 keep the two in step. ``sg_a`` / ``sg_b`` are their parameters pre-combined on the host in double
 precision exactly as the torch formulas combine them.
@@ -38,27 +47,46 @@ import triton.language as tl
 
 @triton.jit(do_not_specialize=["T"])
 def lif_forward_kernel(
-    x_ptr, spike_ptr, u_ptr,
-    T, N, stride_xt,
+    x_ptr, residual_ptr, weight_ptr, bias_ptr, mean_ptr, invstd_ptr, spike_ptr, u_ptr,
+    T, N, stride_xt, stride_rt, C, channel_stride,
     leak, threshold, v_reset, v_rest, no_spike_ceiling,
-    SOFT_RESET: tl.constexpr, DECAY_INPUT: tl.constexpr, BLOCK: tl.constexpr,
+    SOFT_RESET: tl.constexpr, DECAY_INPUT: tl.constexpr,
+    AFFINE: tl.constexpr, HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr, RESIDUAL: tl.constexpr,
+    STORE_SPIKES: tl.constexpr, STORE_U: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offsets < N
     x_ptrs = x_ptr + offsets
+    residual_ptrs = residual_ptr + offsets
+    if AFFINE:  # BatchNorm folded in: x ← x·scale[c] + shift[c], c the channel of each element
+        channel = (offsets // channel_stride) % C
+        scale = tl.load(invstd_ptr + channel, mask=mask, other=0.0)
+        if HAS_WEIGHT:
+            scale = tl.load(weight_ptr + channel, mask=mask, other=0.0) * scale
+        shift = -tl.load(mean_ptr + channel, mask=mask, other=0.0) * scale
+        if HAS_BIAS:
+            shift = shift + tl.load(bias_ptr + channel, mask=mask, other=0.0)
     out_offsets = offsets
     v = tl.zeros([BLOCK], dtype=tl.float32) + v_rest
     for _ in range(T):
         x = tl.load(x_ptrs, mask=mask, other=0.0).to(tl.float32)
+        if AFFINE:
+            x = x * scale + shift
+        if RESIDUAL:
+            x = x + tl.load(residual_ptrs, mask=mask, other=0.0).to(tl.float32)
+            residual_ptrs += stride_rt
         if DECAY_INPUT:
             x = leak * x
         h = v - leak * (v - v_rest) + x
         u = h - threshold
         fired = u >= 0.0
-        spike = tl.where(fired, 1.0, 0.0)  # via fp32: the interpreter cannot cast int1 to bf16
-        tl.store(spike_ptr + out_offsets, spike.to(spike_ptr.dtype.element_ty), mask=mask)
-        u_saved = tl.where(fired, u, tl.minimum(u, no_spike_ceiling))
-        tl.store(u_ptr + out_offsets, u_saved.to(u_ptr.dtype.element_ty), mask=mask)
+        if STORE_SPIKES:
+            spike = tl.where(fired, 1.0, 0.0)  # via fp32: the interpreter cannot cast int1 to bf16
+            tl.store(spike_ptr + out_offsets, spike.to(spike_ptr.dtype.element_ty), mask=mask)
+        if STORE_U:
+            u_saved = tl.where(fired, u, tl.minimum(u, no_spike_ceiling))
+            tl.store(u_ptr + out_offsets, u_saved.to(u_ptr.dtype.element_ty), mask=mask)
         if SOFT_RESET:
             v = tl.where(fired, h - threshold, h)  # == h − V_th·S for S ∈ {0, 1}
         else:

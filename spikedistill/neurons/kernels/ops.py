@@ -105,20 +105,34 @@ def lif_forward(
     x_seq, stride_t = _prepare(x_seq)
     spikes = _outputs_like(x_seq, x_seq.dtype)
     u_saved = _outputs_like(x_seq, x_seq.dtype)
-    numel = x_seq[0].numel()
     if spikes.numel() == 0:
         return spikes, u_saved
+    _launch_forward(x_seq, stride_t, spikes, u_saved, decay, threshold, v_reset, soft_reset, decay_input)
+    return spikes, u_saved
+
+
+def _launch_forward(x_seq, stride_t, spikes, u_saved, decay, threshold, v_reset, soft_reset, decay_input,
+                    batch_norm=None, channel_stride=1, residual=None, stride_rt=0):
+    """Run ``lif_forward_kernel``; writes the spikes and/or u where those tensors are given. With
+    ``batch_norm = (weight, bias, mean, invstd)`` (fp32 per channel; weight and bias may be None) it
+    folds BatchNorm's affine into the input, and adds ``residual``."""
+    weight, bias, mean, invstd = batch_norm if batch_norm is not None else (None,) * 4
+    numel = x_seq[0].numel()
     kernel, block = _kernels().lif_forward_kernel, _block_size(x_seq)
     _check_launchable(x_seq, kernel)
+    out = spikes if spikes is not None else u_saved
     kernel[_grid(numel, block)](
-        x_seq, spikes, u_saved,
-        x_seq.shape[0], numel, stride_t,
+        x_seq, x_seq if residual is None else residual,
+        *(x_seq if t is None else t for t in (weight, bias, mean, invstd)),
+        out if spikes is None else spikes, out if u_saved is None else u_saved,
+        x_seq.shape[0], numel, stride_t, stride_rt, 1 if mean is None else mean.numel(), channel_stride,
         1.0 - decay, threshold, 0.0 if soft_reset else v_reset, 0.0 if soft_reset else v_reset,
-        NO_SPIKE_CEILING[x_seq.dtype],
-        SOFT_RESET=soft_reset, DECAY_INPUT=decay_input, BLOCK=block,
+        0.0 if u_saved is None else NO_SPIKE_CEILING[u_saved.dtype],
+        SOFT_RESET=soft_reset, DECAY_INPUT=decay_input, AFFINE=mean is not None, HAS_WEIGHT=weight is not None,
+        HAS_BIAS=bias is not None, RESIDUAL=residual is not None,
+        STORE_SPIKES=spikes is not None, STORE_U=u_saved is not None, BLOCK=block,
         num_warps=NUM_WARPS, enable_fp_fusion=False,  # no FMA contraction: spikes bit-equal to torch
     )
-    return spikes, u_saved
 
 
 @lif_forward.register_fake
@@ -221,3 +235,116 @@ def lif_fused(x_seq: torch.Tensor, cfg: LIFConfig = LIFConfig()) -> torch.Tensor
         cfg.surrogate_param,
     )
     return spikes
+
+
+# ---- BatchNorm folded into the neuron (neurons/bn_lif.py): keeps x, recomputes u in backward ----------
+def _launch_affine(x_seq, weight, bias, mean, invstd, residual, spikes, u, decay, threshold, v_reset,
+                   soft_reset, decay_input):
+    """The forward kernel with BatchNorm folded in; its per-channel affine is computed in the kernel
+    (no extra launches), from fp32 vectors — ``.float().contiguous()`` is free for the usual fp32 ones."""
+    batch_norm = tuple(None if t is None else t.float().contiguous() for t in (weight, bias, mean, invstd))
+    numel = x_seq[0].numel()
+    _launch_forward(x_seq, numel, spikes, u, decay, threshold, v_reset, soft_reset, decay_input,
+                    batch_norm=batch_norm, channel_stride=x_seq.stride(2), residual=residual, stride_rt=numel)
+
+
+@torch.library.custom_op("spikedistill::bn_lif_forward", mutates_args=(), tags=(torch.Tag.needs_exact_strides,))
+def bn_lif_forward(
+    x_seq: torch.Tensor,
+    weight: Optional[torch.Tensor],
+    bias: Optional[torch.Tensor],
+    mean: torch.Tensor,
+    invstd: torch.Tensor,
+    residual: Optional[torch.Tensor],
+    use_batch_stats: bool,
+    eps: float,
+    decay: float,
+    threshold: float,
+    v_reset: float,
+    soft_reset: bool,
+    decay_input: bool,
+    detach_reset: bool,
+    surrogate_code: int,
+    surrogate_param: float,
+) -> torch.Tensor:
+    """Spikes of ``LIF(x·scale + shift + residual)`` for ``x_seq`` [T, B, C, ...] (steps dense and N apart,
+    ``residual`` in the same strides — checked by the caller); writes no u."""
+    spikes = torch.empty_like(x_seq)
+    if spikes.numel():
+        _launch_affine(x_seq, weight, bias, mean, invstd, residual, spikes, None, decay, threshold, v_reset,
+                       soft_reset, decay_input)
+    return spikes
+
+
+@bn_lif_forward.register_fake
+def _bn_lif_forward_fake(x_seq, *args):
+    return torch.empty_like(x_seq)
+
+
+@torch.library.custom_op("spikedistill::bn_lif_backward", mutates_args=(), tags=(torch.Tag.needs_exact_strides,))
+def bn_lif_backward(
+    grad_spikes: torch.Tensor,
+    x_seq: torch.Tensor,
+    weight: Optional[torch.Tensor],
+    bias: Optional[torch.Tensor],
+    mean: torch.Tensor,
+    invstd: torch.Tensor,
+    residual: Optional[torch.Tensor],
+    decay: float,
+    threshold: float,
+    v_reset: float,
+    soft_reset: bool,
+    decay_input: bool,
+    detach_reset: bool,
+    surrogate_code: int,
+    surrogate_param: float,
+) -> torch.Tensor:
+    """∂loss/∂(the neuron's input) — recomputes u (transient, one layer) and runs the LIF backward."""
+    u = torch.empty_like(x_seq)
+    if u.numel() == 0:
+        return u
+    _launch_affine(x_seq, weight, bias, mean, invstd, residual, None, u, decay, threshold, v_reset,
+                   soft_reset, decay_input)
+    return torch.ops.spikedistill.lif_backward(grad_spikes, u, decay, threshold, v_reset, soft_reset, decay_input,
+                                               detach_reset, surrogate_code, surrogate_param)
+
+
+@bn_lif_backward.register_fake
+def _bn_lif_backward_fake(grad_spikes, x_seq, *args):
+    return torch.empty_like(x_seq)
+
+
+def _bn_setup_context(ctx, inputs, output):
+    x_seq, weight, bias, mean, invstd, residual, use_batch_stats, eps = inputs[:8]
+    ctx.save_for_backward(x_seq, weight, bias, mean, invstd, residual)
+    ctx.batch_norm = (use_batch_stats, eps)
+    ctx.options = inputs[8:]
+
+
+def _bn_backward(ctx, grad_spikes):
+    from ..bn_lif import batch_norm_backward
+
+    x_seq, weight, bias, mean, invstd, residual = ctx.saved_tensors
+    use_batch_stats, eps = ctx.batch_norm
+    grad_y = torch.ops.spikedistill.bn_lif_backward(grad_spikes, x_seq, weight, bias, mean, invstd, residual,
+                                                    *ctx.options)
+    needs = ctx.needs_input_grad
+    grad_x, grad_w, grad_b = batch_norm_backward(
+        grad_y, x_seq, weight, mean, invstd, use_batch_stats, eps,
+        (needs[0], needs[1] and weight is not None, needs[2] and bias is not None))
+    grad_residual = grad_y.to(residual.dtype) if residual is not None and needs[5] else None
+    return (grad_x, grad_w, grad_b, None, None, grad_residual, None, None) + (None,) * len(ctx.options)
+
+
+bn_lif_forward.register_autograd(_bn_backward, setup_context=_bn_setup_context)
+
+
+def bn_lif_fused(x_seq, weight, bias, mean, invstd, residual, use_batch_stats: bool, eps: float,
+                 cfg: LIFConfig = LIFConfig()) -> torch.Tensor:
+    """Spikes of ``LIF(BN(x_seq) + residual)`` through the fused kernels, BN given by its affine
+    parameters and (mean, invstd); see :mod:`spikedistill.neurons.bn_lif`."""
+    return torch.ops.spikedistill.bn_lif_forward(
+        x_seq, weight, bias, mean, invstd, residual, use_batch_stats, eps,
+        cfg.decay, cfg.threshold, 0.0 if cfg.soft_reset else cfg.v_reset, cfg.soft_reset, cfg.decay_input,
+        cfg.detach_reset, SURROGATES.get(cfg.surrogate).code, cfg.surrogate_param,
+    )

@@ -1,0 +1,165 @@
+"""BatchNorm folded into the LIF: ``LIF(BN(x) + r)`` that keeps only the BatchNorm input for backward.
+
+In a conv → BN → LIF layer, the unfused pair keeps two tensors per neuron and step between the
+passes: the BatchNorm input (for BN's backward) and the LIF's ``u``. BatchNorm is a per-channel affine
+``y = x·scale + shift`` (``scale = γ·invstd``, ``shift = β − mean·scale``) once its statistics are known,
+so the neuron can apply it while it reads ``x``: the forward pass writes only the spikes, and the
+backward pass recomputes ``y`` and ``u`` one layer at a time, then runs BatchNorm's own backward formula
+on ``x``. What is kept is what BatchNorm alone keeps — the same count as the ReLU network's
+conv → BN → ReLU, which is the floor of the speed issue (docs/speed.md). ``r`` (a residual block's
+shortcut, added before the neuron charges) is kept too; for an identity shortcut it is the block's
+input, which the block's first convolution keeps anyway.
+
+Statistics and running averages follow ``nn.BatchNorm2d`` (momentum, ``momentum=None`` cumulative
+average, ``track_running_stats``, eval mode). Spikes equal the unfused layer's up to the rounding of
+the affine (``x·scale + shift`` instead of ``(x − mean)·invstd·γ + β``): a neuron within a rounding
+error of the threshold may flip. Used through :meth:`spikedistill.neurons.LIF.forward` with ``bn=``; the
+Triton kernel on CUDA, the same algorithm in torch ops (``backend="sequence"``) elsewhere, and the
+unfused layer for ``backend="torch"``, ``SyncBatchNorm`` and any input it cannot view as ``[T·B, C, ...]``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .lif import LIFConfig, lif_multistep, resolve_backend, sequence_backward, sequence_forward
+
+FUSIBLE_BACKENDS = ("triton", "sequence")
+
+
+def batch_norm_lif(
+    x_seq: torch.Tensor,
+    bn: nn.Module,
+    cfg: LIFConfig = LIFConfig(),
+    backend: str = "auto",
+    residual: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Spikes ``[T, B, C, ...]`` of ``LIF(bn(x_seq) + residual)``, BatchNorm over the ``[T·B]`` view."""
+    backend = resolve_backend(x_seq, backend)
+    if not _fusible(x_seq, bn, backend, residual):
+        y = bn(x_seq.flatten(0, 1)).unflatten(0, x_seq.shape[:2])
+        return lif_multistep(y if residual is None else y + residual, cfg, backend)
+    if residual is not None and residual.stride() != x_seq.stride():
+        residual = torch.empty_like(x_seq, dtype=residual.dtype).copy_(residual)
+    mean, invstd, use_batch_stats = _statistics(x_seq.flatten(0, 1), bn)
+    if backend == "triton":
+        from .kernels import bn_lif_fused
+
+        return bn_lif_fused(x_seq, bn.weight, bn.bias, mean, invstd, residual, use_batch_stats, bn.eps, cfg)
+    return _BatchNormLIFSequence.apply(x_seq, bn.weight, bn.bias, mean, invstd, residual, use_batch_stats, bn.eps, cfg)
+
+
+def _fusible(x_seq, bn, backend, residual) -> bool:
+    if backend not in FUSIBLE_BACKENDS or type(bn) is not nn.BatchNorm2d or x_seq.dim() != 5:
+        return False
+    if x_seq.dtype not in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+        return False
+    if backend == "triton" and x_seq.dtype == torch.float64:
+        return False
+    if residual is not None and residual.shape != x_seq.shape:
+        return False
+    if bn.training and x_seq.numel() <= x_seq.shape[2]:  # BatchNorm's own error for one value per channel
+        return False
+    # the kernel and BN's backward read x as [T·B, C, H, W]: steps must follow each other densely
+    return x_seq.shape[0] == 1 or x_seq.stride(0) == x_seq[0].numel() and _dense(x_seq[0])
+
+
+def _dense(t: torch.Tensor) -> bool:
+    expected = 1
+    for size, stride in sorted(((s, st) for s, st in zip(t.shape, t.stride()) if s != 1), key=lambda p: p[1]):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _statistics(x: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """(mean, invstd) in fp32 as ``nn.BatchNorm2d.forward`` would use them, updating its running
+    averages in training mode; and whether they are batch statistics."""
+    factor = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    use_batch_stats = bn.training or bn.running_mean is None
+    if not use_batch_stats:
+        state = torch.promote_types(bn.running_mean.dtype, torch.float32)  # fp32, or fp64 buffers kept
+        return bn.running_mean.to(state), torch.rsqrt(bn.running_var.to(state) + bn.eps), False
+    with torch.no_grad():
+        if x.is_cuda and x.dtype != torch.float64:
+            mean, invstd = torch.batch_norm_stats(x, bn.eps)  # fp32, one pass, any layout
+            mean, invstd = mean.float(), invstd.float()
+            var = invstd.pow(-2) - bn.eps
+        else:
+            state = torch.promote_types(x.dtype, torch.float32)
+            var, mean = torch.var_mean(x.to(state), dim=(0, 2, 3), correction=0)
+            invstd = torch.rsqrt(var + bn.eps)
+        if bn.training and bn.running_mean is not None:
+            count = x.numel() // x.shape[1]
+            unbiased = var * (count / max(count - 1, 1))
+            bn.running_mean.mul_(1.0 - factor).add_(mean.to(bn.running_mean.dtype), alpha=factor)
+            bn.running_var.mul_(1.0 - factor).add_(unbiased.to(bn.running_var.dtype), alpha=factor)
+    return mean, invstd, True
+
+
+def affine_of(weight, bias, mean, invstd) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``scale, shift`` with ``BN(x) = x·scale + shift``, in the statistics' dtype."""
+    scale = invstd if weight is None else weight.to(invstd.dtype) * invstd
+    shift = -mean * scale
+    if bias is not None:
+        shift = shift + bias.to(invstd.dtype)
+    return scale, shift
+
+
+def batch_norm_backward(grad_y, x_seq, weight, mean, invstd, use_batch_stats, eps, needs):
+    """∂L/∂x, ∂L/∂γ, ∂L/∂β of ``y = BN(x)`` from ``grad_y`` — BatchNorm's own formula (batch statistics
+    carry the gradient through the mean and variance); ``needs`` = which of the three to compute."""
+    x = x_seq.flatten(0, 1)
+    grad_y = grad_y.flatten(0, 1)
+    if use_batch_stats:
+        grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
+            grad_y, x, weight, None, None, mean, invstd, True, eps, list(needs))
+    else:  # running statistics are constants: y = x·scale + shift
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        dims = [0] + list(range(2, x.dim()))
+        g = grad_y.to(invstd.dtype)
+        scale = invstd if weight is None else weight.to(invstd.dtype) * invstd
+        grad_x = (g * scale.view(shape)).to(x.dtype) if needs[0] else None
+        grad_w = (g * (x.to(invstd.dtype) - mean.view(shape)) * invstd.view(shape)).sum(dims) if needs[1] else None
+        grad_b = g.sum(dims) if needs[2] else None
+    if grad_x is not None:
+        grad_x = grad_x.unflatten(0, x_seq.shape[:2])
+    if grad_w is not None and weight is not None:
+        grad_w = grad_w.to(weight.dtype)
+    if grad_b is not None and weight is not None:
+        grad_b = grad_b.to(weight.dtype)
+    return grad_x, grad_w, grad_b
+
+
+class _BatchNormLIFSequence(torch.autograd.Function):
+    """The fused layer in torch ops: keeps x (and the residual), recomputes y and u in backward."""
+
+    @staticmethod
+    def forward(ctx, x_seq, weight, bias, mean, invstd, residual, use_batch_stats, eps, cfg):
+        scale, shift = affine_of(weight, bias, mean, invstd)
+        spikes, _ = sequence_forward(x_seq, cfg, keep_u=False, affine=(scale, shift), residual=residual)
+        ctx.save_for_backward(x_seq, weight, bias, mean, invstd, residual)
+        ctx.options = (use_batch_stats, eps, cfg)
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes):
+        x_seq, weight, bias, mean, invstd, residual = ctx.saved_tensors
+        use_batch_stats, eps, cfg = ctx.options
+        scale, shift = affine_of(weight, bias, mean, invstd)
+        _, u_seq = sequence_forward(x_seq, cfg, keep_u=True, affine=(scale, shift), residual=residual)
+        grad_y = sequence_backward(grad_spikes, u_seq, cfg).to(x_seq.dtype)
+        del u_seq
+        needs = ctx.needs_input_grad
+        grad_x, grad_w, grad_b = batch_norm_backward(
+            grad_y, x_seq, weight, mean, invstd, use_batch_stats, eps,
+            (needs[0], needs[1] and weight is not None, needs[2] and bias is not None))
+        grad_residual = grad_y.to(residual.dtype) if residual is not None and needs[5] else None
+        return grad_x, grad_w, grad_b, None, None, grad_residual, None, None, None

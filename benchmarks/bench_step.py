@@ -17,7 +17,7 @@ import io
 import json
 import sys
 
-from spikedistill.bench import CASES, MODES, run_bench
+from spikedistill.bench import CASES, EXTRA_CASES, MODES, run_bench
 
 
 def markdown_table(records: list[dict]) -> str:
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", help="default: resnet19 (also resnet18, vggsnn, small_cnn)")
     parser.add_argument("--timesteps", nargs="+", type=int, help="default: 4 6")
     parser.add_argument("--batch", type=int, help="default: 128")
-    parser.add_argument("--cases", nargs="+", choices=CASES)
+    parser.add_argument("--cases", nargs="+", choices=CASES + EXTRA_CASES)
     parser.add_argument("--modes", nargs="+", choices=MODES)
     parser.add_argument("--iters", type=int, help="timed steps per case (median reported); default 20")
     parser.add_argument("--warmup", type=int, help="untimed steps per case; default 5")

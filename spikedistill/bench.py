@@ -8,7 +8,10 @@ step — forward, cross-entropy on the time-mean logits, backward, SGD step — 
 * ``snn_torch``     our SNN with the plain PyTorch LIF loop (``backend="torch"``),
 * ``snn_sequence``  our SNN with the LIF recurrence as one autograd node that saves only u
                     (``backend="sequence"``, the eager default off CUDA),
-* ``snn_triton``    our SNN with the fused Triton LIF (``backend="triton"``, docs/speed.md),
+* ``snn_triton``    our SNN with the fused Triton LIF (``backend="triton"``, docs/speed.md), BatchNorm
+                    folded into the neuron where a conv → BN → LIF allows (``neurons/bn_lif.py``),
+* ``snn_triton_unfolded``  the same with every BatchNorm run as its own layer (only when asked for:
+                    it measures what the folding buys),
 * ``spikingjelly``  our SNN with SpikingJelly's multi-step ``LIFNode`` in place of ours (when installed),
 
 each eager and under ``torch.compile``, and prints one JSON line per case with ``ms`` (median step),
@@ -36,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 CASES = ("ann_floor", "snn_torch", "snn_sequence", "snn_triton", "spikingjelly")
+EXTRA_CASES = ("snn_triton_unfolded",)  # run only when named
 MODES = ("eager", "compile")
 
 
@@ -77,9 +81,10 @@ def run_bench(args) -> int:
     from .errors import SpikeDistillError
 
     plan = BenchPlan.from_args(args)
-    unknown = set(plan.cases) - set(CASES) | set(plan.modes) - set(MODES)
+    unknown = set(plan.cases) - set(CASES + EXTRA_CASES) | set(plan.modes) - set(MODES)
     if unknown:
-        raise SpikeDistillError(f"unknown bench case or mode {sorted(unknown)}; known: {', '.join(CASES + MODES)}")
+        raise SpikeDistillError(
+            f"unknown bench case or mode {sorted(unknown)}; known: {', '.join(CASES + EXTRA_CASES + MODES)}")
     if plan.device.startswith("cuda") and not torch.cuda.is_available():
         raise SpikeDistillError("--device cuda was asked but no CUDA GPU is visible; use --device cpu --smoke")
     if not plan.device.startswith("cuda"):
@@ -145,15 +150,16 @@ def build_case(plan: BenchPlan, model_name: str, case: str) -> nn.Module:
 
     in_channels = 2 if model_name == "vggsnn" else 3
     model = create_model(model_name, spiking=case != "ann_floor", num_classes=10, in_channels=in_channels)
-    if case in ("snn_torch", "snn_sequence", "snn_triton"):
-        if case == "snn_triton":
+    if case in ("snn_torch", "snn_sequence", "snn_triton", "snn_triton_unfolded"):
+        if case.startswith("snn_triton"):
             from .neurons.kernels import triton_available
 
             if not triton_available():
                 raise _Skip("triton is not installed, or neither CUDA nor TRITON_INTERPRET=1")
         for module in model.modules():
             if isinstance(module, LIF):
-                module.backend = case[len("snn_"):]
+                module.backend = case.split("_")[1]
+                module.fold_batchnorm = not case.endswith("_unfolded")
     elif case == "spikingjelly":
         _swap_in_spikingjelly(model, plan.device)
     model = model.to(plan.device)

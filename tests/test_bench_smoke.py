@@ -58,3 +58,19 @@ def test_markdown_table_has_a_row_per_case(smoke_records):
     measured_cases = {r["case"] for r in smoke_records if "skipped" not in r}
     assert len(table) == 2 + len(measured_cases)
     assert any("snn_triton" in line and "×" in line for line in table)
+
+
+def test_folding_batchnorm_into_the_neuron_halves_what_the_network_keeps():
+    """The named-only case ``snn_triton_unfolded`` runs every BatchNorm as its own layer: it keeps the
+    LIF's u per layer on top of what the folded network (the default ``snn_triton``) keeps."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    args = argparse.Namespace(device="cpu", smoke=True, cases=["ann_floor", "snn_triton", "snn_triton_unfolded"],
+                              modes=["eager"])
+    with contextlib.redirect_stdout(out):
+        assert run_bench(args) == 0
+    saved = {r["case"]: r["saved_gb"] for r in map(json.loads, out.getvalue().splitlines())}
+    assert saved["ann_floor"] < saved["snn_triton"] < saved["snn_triton_unfolded"]
+    assert saved["snn_triton"] < 1.1 * saved["ann_floor"]  # the stem's u is all that is left over

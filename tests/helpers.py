@@ -15,3 +15,17 @@ def trained_looking(net: torch.nn.Module, bias_mean: float = 0.6) -> torch.nn.Mo
             m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2 + bias_mean)
     return net.eval()
+
+
+def saved_for_backward(run, min_bytes: int = 0):
+    """``(run(), bytes autograd saved for backward while it ran)``, counting only tensors of at least
+    ``min_bytes`` (e.g. to leave per-channel vectors aside)."""
+    sizes = []
+
+    def pack(tensor):
+        sizes.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = run()
+    return out, sum(size for size in sizes if size >= min_bytes)

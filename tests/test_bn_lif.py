@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import saved_for_backward
 from spikedistill.neurons import LIF, LIFConfig, lif_reference
 from spikedistill.neurons.bn_lif import batch_norm_lif
 from spikedistill.neurons.kernels import ops
@@ -164,15 +165,7 @@ def test_running_statistics_follow_batchnorm(momentum, track):
 
 
 def saved_bytes(fn):
-    sizes = []
-
-    def pack(tensor):
-        sizes.append(tensor.numel() * tensor.element_size())
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(size for size in sizes if size > 1024)  # activations; per-channel vectors aside
+    return saved_for_backward(fn, min_bytes=1025)[1]  # activations; per-channel vectors aside
 
 
 @pytest.mark.parametrize("backend", ["sequence", "triton"])

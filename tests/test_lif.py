@@ -142,18 +142,9 @@ def test_sequence_backend_is_the_default_off_cuda_and_keeps_one_tensor():
     where the autograd loop keeps three per step (u, H and 1 − S for a hard reset)."""
     from spikedistill.neurons.lif import lif_reference
 
+    from helpers import saved_for_backward as saved_bytes
+
     x = (torch.randn(6, 32, 16) + 0.5).requires_grad_()
-
-    def saved_bytes(run):
-        sizes = []
-
-        def pack(tensor):
-            sizes.append(tensor.numel() * tensor.element_size())
-            return tensor
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = run()
-        return out, sum(sizes)
 
     auto, auto_bytes = saved_bytes(lambda: lif_multistep(x, LIFConfig(), backend="auto"))
     ref, ref_bytes = saved_bytes(lambda: lif_reference(x, LIFConfig()))

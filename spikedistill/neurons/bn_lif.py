@@ -20,11 +20,13 @@ unfused layer for ``backend="torch"``, ``SyncBatchNorm`` and any input it cannot
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
 from torch import nn
 
+from .kernels.ops import dense_strides
 from .lif import LIFConfig, lif_multistep, resolve_backend, sequence_backward, sequence_forward
 
 FUSIBLE_BACKENDS = ("triton", "sequence")
@@ -64,16 +66,9 @@ def _fusible(x_seq, bn, backend, residual) -> bool:
     if bn.training and x_seq.numel() <= x_seq.shape[2]:  # BatchNorm's own error for one value per channel
         return False
     # the kernel and BN's backward read x as [T·B, C, H, W]: steps must follow each other densely
-    return x_seq.shape[0] == 1 or x_seq.stride(0) == x_seq[0].numel() and _dense(x_seq[0])
-
-
-def _dense(t: torch.Tensor) -> bool:
-    expected = 1
-    for size, stride in sorted(((s, st) for s, st in zip(t.shape, t.stride()) if s != 1), key=lambda p: p[1]):
-        if stride != expected:
-            return False
-        expected *= size
-    return True
+    step_shape, step_strides = x_seq.shape[1:], x_seq.stride()[1:]
+    steps_follow = x_seq.shape[0] == 1 or x_seq.stride(0) == math.prod(step_shape)
+    return steps_follow and dense_strides(step_shape, step_strides)
 
 
 def _statistics(x: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -99,8 +94,10 @@ def _statistics(x: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torc
         if bn.training and bn.running_mean is not None:
             count = x.numel() // x.shape[1]
             unbiased = var * (count / max(count - 1, 1))
-            bn.running_mean.mul_(1.0 - factor).add_(mean.to(bn.running_mean.dtype), alpha=factor)
-            bn.running_var.mul_(1.0 - factor).add_(unbiased.to(bn.running_var.dtype), alpha=factor)
+            running = [bn.running_mean, bn.running_var]  # foreach: one launch for both, not two each
+            torch._foreach_mul_(running, 1.0 - factor)
+            torch._foreach_add_(running, [mean.to(bn.running_mean.dtype), unbiased.to(bn.running_var.dtype)],
+                                alpha=factor)
     return mean, invstd, True
 
 

@@ -25,7 +25,12 @@ KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 NO_SPIKE_CEILING = {torch.float32: -0.0, torch.bfloat16: -(2.0**-126), torch.float16: -(2.0**-24)}
 
 
-def _dense_strides(shape, strides) -> bool:
+def _step_numel(x_seq: torch.Tensor) -> int:
+    """Elements per step of a [T, ...] tensor (shape arithmetic: no ``x_seq[0]`` view dispatched)."""
+    return math.prod(x_seq.shape[1:])
+
+
+def dense_strides(shape, strides) -> bool:
     """True when a tensor with these sizes and strides covers one gap-free block of memory, in any
     order of dimensions (contiguous, channels_last, ...)."""
     expected = 1
@@ -40,7 +45,7 @@ def _step_layout(x_seq: torch.Tensor) -> Optional[int]:
     """The element stride between steps the kernel can read ``x_seq`` with (N, or 0 for an input
     expanded over T), or None when ``x_seq`` needs a copy first."""
     step = x_seq[0]
-    if not _dense_strides(step.shape, step.stride()):
+    if not dense_strides(step.shape, step.stride()):
         return None
     numel = step.numel()
     if x_seq.shape[0] == 1 or x_seq.stride(0) == numel:
@@ -117,7 +122,7 @@ def _launch_forward(x_seq, stride_t, spikes, u_saved, decay, threshold, v_reset,
     ``batch_norm = (weight, bias, mean, invstd)`` (fp32 per channel; weight and bias may be None) it
     folds BatchNorm's affine into the input, and adds ``residual``."""
     weight, bias, mean, invstd = batch_norm if batch_norm is not None else (None,) * 4
-    numel = x_seq[0].numel()
+    numel = _step_numel(x_seq)
     kernel, block = _kernels().lif_forward_kernel, _block_size(x_seq)
     _check_launchable(x_seq, kernel)
     out = spikes if spikes is not None else u_saved
@@ -173,7 +178,7 @@ def lif_backward(
     if grad_spikes.stride() != u_saved.stride():
         grad_spikes = torch.empty_like(u_saved, dtype=grad_spikes.dtype).copy_(grad_spikes)
     grad_x = torch.empty_like(u_saved)
-    numel = u_saved[0].numel()
+    numel = _step_numel(u_saved)
     if grad_x.numel() == 0:
         return grad_x
     kernel, block = _kernels().lif_backward_kernel, _block_size(u_saved)
@@ -243,7 +248,7 @@ def _launch_affine(x_seq, weight, bias, mean, invstd, residual, spikes, u, decay
     """The forward kernel with BatchNorm folded in; its per-channel affine is computed in the kernel
     (no extra launches), from fp32 vectors — ``.float().contiguous()`` is free for the usual fp32 ones."""
     batch_norm = tuple(None if t is None else t.float().contiguous() for t in (weight, bias, mean, invstd))
-    numel = x_seq[0].numel()
+    numel = _step_numel(x_seq)
     _launch_forward(x_seq, numel, spikes, u, decay, threshold, v_reset, soft_reset, decay_input,
                     batch_norm=batch_norm, channel_stride=x_seq.stride(2), residual=residual, stride_rt=numel)
 

@@ -38,10 +38,12 @@ def batch_norm_lif(
     cfg: LIFConfig = LIFConfig(),
     backend: str = "auto",
     residual: Optional[torch.Tensor] = None,
+    fold: bool = True,
 ) -> torch.Tensor:
-    """Spikes ``[T, B, C, ...]`` of ``LIF(bn(x_seq) + residual)``, BatchNorm over the ``[T·B]`` view."""
+    """Spikes ``[T, B, C, ...]`` of ``LIF(bn(x_seq) + residual)``, BatchNorm over the ``[T·B]`` view;
+    ``fold=False`` (or a layer it cannot fold) runs ``bn`` as its own layer."""
     backend = resolve_backend(x_seq, backend)
-    if not _fusible(x_seq, bn, backend, residual):
+    if not (fold and _fusible(x_seq, bn, backend, residual)):
         y = bn(x_seq.flatten(0, 1)).unflatten(0, x_seq.shape[:2])
         return lif_multistep(y if residual is None else y + residual, cfg, backend)
     if residual is not None and residual.stride() != x_seq.stride():
@@ -110,6 +112,16 @@ def affine_of(weight, bias, mean, invstd) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, shift
 
 
+def folded_input_grads(grad_y, x_seq, weight, bias, mean, invstd, residual, use_batch_stats, eps, needs):
+    """``(∂L/∂x, ∂L/∂γ, ∂L/∂β, ∂L/∂residual)`` of the folded layer from ``grad_y`` (the gradient at the
+    neuron's input); ``needs`` is autograd's ``needs_input_grad`` for (x, γ, β, mean, invstd, residual, …)."""
+    grad_x, grad_w, grad_b = batch_norm_backward(
+        grad_y, x_seq, weight, mean, invstd, use_batch_stats, eps,
+        (needs[0], needs[1] and weight is not None, needs[2] and bias is not None))
+    grad_residual = grad_y.to(residual.dtype) if residual is not None and needs[5] else None
+    return grad_x, grad_w, grad_b, grad_residual
+
+
 def batch_norm_backward(grad_y, x_seq, weight, mean, invstd, use_batch_stats, eps, needs):
     """∂L/∂x, ∂L/∂γ, ∂L/∂β of ``y = BN(x)`` from ``grad_y`` — BatchNorm's own formula (batch statistics
     carry the gradient through the mean and variance); ``needs`` = which of the three to compute."""
@@ -154,9 +166,6 @@ class _BatchNormLIFSequence(torch.autograd.Function):
         _, u_seq = sequence_forward(x_seq, cfg, keep_u=True, affine=(scale, shift), residual=residual)
         grad_y = sequence_backward(grad_spikes, u_seq, cfg).to(x_seq.dtype)
         del u_seq
-        needs = ctx.needs_input_grad
-        grad_x, grad_w, grad_b = batch_norm_backward(
-            grad_y, x_seq, weight, mean, invstd, use_batch_stats, eps,
-            (needs[0], needs[1] and weight is not None, needs[2] and bias is not None))
-        grad_residual = grad_y.to(residual.dtype) if residual is not None and needs[5] else None
+        grad_x, grad_w, grad_b, grad_residual = folded_input_grads(
+            grad_y, x_seq, weight, bias, mean, invstd, residual, use_batch_stats, eps, ctx.needs_input_grad)
         return grad_x, grad_w, grad_b, None, None, grad_residual, None, None, None

@@ -216,12 +216,10 @@ class LIF(nn.Module):
                 residual: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Spikes for input currents ``x_seq``; with ``bn`` (a BatchNorm2d) for ``bn(x_seq) + residual``,
         BatchNorm folded into the neuron where the backend allows (:mod:`spikedistill.neurons.bn_lif`)."""
-        if bn is not None and self.fold_batchnorm:
+        if bn is not None:
             from .bn_lif import batch_norm_lif
 
-            return batch_norm_lif(x_seq, bn, self.cfg, self.backend, residual)
-        if bn is not None:
-            x_seq = bn(x_seq.flatten(0, 1)).unflatten(0, x_seq.shape[:2])
+            return batch_norm_lif(x_seq, bn, self.cfg, self.backend, residual, fold=self.fold_batchnorm)
         return lif_multistep(x_seq if residual is None else x_seq + residual, self.cfg, self.backend)
 
     def extra_repr(self) -> str:

@@ -228,18 +228,14 @@ def lif_fused(x_seq: torch.Tensor, cfg: LIFConfig = LIFConfig()) -> torch.Tensor
         if x_seq.dtype == torch.float64:
             return lif_reference(x_seq, cfg)
         raise SpikeDistillError(f"the fused LIF takes float32, bfloat16 or float16 input, got {x_seq.dtype}")
-    spikes, _ = torch.ops.spikedistill.lif_forward(
-        x_seq,
-        cfg.decay,
-        cfg.threshold,
-        0.0 if cfg.soft_reset else cfg.v_reset,
-        cfg.soft_reset,
-        cfg.decay_input,
-        cfg.detach_reset,
-        SURROGATES.get(cfg.surrogate).code,
-        cfg.surrogate_param,
-    )
+    spikes, _ = torch.ops.spikedistill.lif_forward(x_seq, *_op_options(cfg))
     return spikes
+
+
+def _op_options(cfg: LIFConfig) -> tuple:
+    """The LIF options as the custom ops take them (decay … surrogate_param, in schema order)."""
+    return (cfg.decay, cfg.threshold, 0.0 if cfg.soft_reset else cfg.v_reset, cfg.soft_reset, cfg.decay_input,
+            cfg.detach_reset, SURROGATES.get(cfg.surrogate).code, cfg.surrogate_param)
 
 
 # ---- BatchNorm folded into the neuron (neurons/bn_lif.py): keeps x, recomputes u in backward ----------
@@ -327,17 +323,14 @@ def _bn_setup_context(ctx, inputs, output):
 
 
 def _bn_backward(ctx, grad_spikes):
-    from ..bn_lif import batch_norm_backward
+    from ..bn_lif import folded_input_grads
 
     x_seq, weight, bias, mean, invstd, residual = ctx.saved_tensors
     use_batch_stats, eps = ctx.batch_norm
     grad_y = torch.ops.spikedistill.bn_lif_backward(grad_spikes, x_seq, weight, bias, mean, invstd, residual,
                                                     *ctx.options)
-    needs = ctx.needs_input_grad
-    grad_x, grad_w, grad_b = batch_norm_backward(
-        grad_y, x_seq, weight, mean, invstd, use_batch_stats, eps,
-        (needs[0], needs[1] and weight is not None, needs[2] and bias is not None))
-    grad_residual = grad_y.to(residual.dtype) if residual is not None and needs[5] else None
+    grad_x, grad_w, grad_b, grad_residual = folded_input_grads(
+        grad_y, x_seq, weight, bias, mean, invstd, residual, use_batch_stats, eps, ctx.needs_input_grad)
     return (grad_x, grad_w, grad_b, None, None, grad_residual, None, None) + (None,) * len(ctx.options)
 
 
@@ -349,7 +342,4 @@ def bn_lif_fused(x_seq, weight, bias, mean, invstd, residual, use_batch_stats: b
     """Spikes of ``LIF(BN(x_seq) + residual)`` through the fused kernels, BN given by its affine
     parameters and (mean, invstd); see :mod:`spikedistill.neurons.bn_lif`."""
     return torch.ops.spikedistill.bn_lif_forward(
-        x_seq, weight, bias, mean, invstd, residual, use_batch_stats, eps,
-        cfg.decay, cfg.threshold, 0.0 if cfg.soft_reset else cfg.v_reset, cfg.soft_reset, cfg.decay_input,
-        cfg.detach_reset, SURROGATES.get(cfg.surrogate).code, cfg.surrogate_param,
-    )
+        x_seq, weight, bias, mean, invstd, residual, use_batch_stats, eps, *_op_options(cfg))

@@ -77,11 +77,24 @@ def stem_forward(stem: nn.Module, x: torch.Tensor, timesteps: int) -> torch.Tens
     return per_step(stem, x)
 
 
-def init_weights(model: nn.Module) -> None:
+INITS = ("kaiming", "default")
+
+
+def init_weights(model: nn.Module, init: str = "kaiming", zero_conv_bias: bool = True) -> None:
+    """``init="kaiming"``: Kaiming-normal (fan-out) conv weights, zero conv biases (unless
+    ``zero_conv_bias=False``), BN weight 1 / bias 0. ``init="default"``: leave PyTorch's own
+    initialisation (conv/linear Kaiming-uniform with a=√5) — what FR's CIFAR/DVS SNN ResNets and
+    CKDSNN's networks use, since their code has no init loop."""
+    if init not in INITS:
+        from ..errors import SpikeDistillError
+
+        raise SpikeDistillError(f"unknown init '{init}'; known: {', '.join(INITS)}")
+    if init == "default":
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
+            if m.bias is not None and zero_conv_bias:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.SyncBatchNorm)):
             nn.init.ones_(m.weight)

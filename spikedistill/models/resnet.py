@@ -6,6 +6,9 @@
 
 BasicBlock: conv3×3 → BN → act → conv3×3 → BN, + shortcut (identity, or conv1×1 + BN when the shape
 changes), then act. ``act`` is an LIF for SNNs and a ReLU for the ANN twin.
+
+``init="kaiming"`` (default) draws conv weights Kaiming-normal (fan-out); ``init="default"`` keeps
+PyTorch's initialisation, which is what the FR code's SNN ResNets train from (METHODS.md §1.6.1).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class CifarResNet(TimeModel):
         in_channels: int = 3,
         timesteps: int | None = None,
         neuron: dict | None = None,
+        init: str = "kaiming",
     ):
         super().__init__(spiking, num_classes, in_channels, timesteps)
         neuron_options = neuron or {}
@@ -64,7 +68,7 @@ class CifarResNet(TimeModel):
         else:
             self.fc1 = self.fc1_act = None
             self.fc = nn.Linear(in_ch, num_classes)
-        init_weights(self)
+        init_weights(self, init)  # "default": PyTorch's init, as FR's model/resnet.py (it has no init loop)
 
     def forward_stages(self, x, timesteps):
         out = self.stem_act(stem_forward(self.stem, x, timesteps))

@@ -6,7 +6,7 @@ from spikedistill.errors import SpikeDistillError
 
 INPUTS = {
     "resnet18": (3, 16), "resnet19": (3, 16), "resnet34": (3, 16),
-    "preact_resnet34": (3, 64), "vggsnn": (2, 48), "small_cnn": (1, 8),
+    "preact_resnet34": (3, 64), "vggsnn": (2, 48), "small_cnn": (1, 8), "ckdsnn_resnet19": (3, 16),
 }
 
 
@@ -93,3 +93,48 @@ def test_bad_input_shapes_are_named():
         net(torch.randn(2, 1, 8, 8), timesteps=0)
     with pytest.raises(SpikeDistillError, match="images \\[B,C,H,W\\] or frames"):
         net(torch.randn(8, 8), timesteps=2)
+
+
+def test_preact_resnet34_convs_carry_biases_as_in_the_fr_code():
+    net = sd.create_model("preact_resnet34", num_classes=10)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 1 + 2 * 16 + 3 and all(c.bias is not None for c in convs)  # stem, 16 blocks, 3 shortcuts
+    # The code zeroes no conv bias (its init loop touches weights and BN only): PyTorch's default draw stays.
+    assert all(c.bias.abs().sum() > 0 for c in convs)
+
+
+def test_init_default_keeps_pytorchs_initialisation_and_kaiming_is_fan_out():
+    torch.manual_seed(0)
+    default = sd.create_model("resnet19", num_classes=10, init="default")
+    torch.manual_seed(0)
+    reference = torch.nn.Conv2d(3, 128, 3, padding=1, bias=False)  # the stem's conv, drawn first, same seed
+    torch.testing.assert_close(default.stem.conv.weight, reference.weight)
+    kaiming = sd.create_model("resnet19", num_classes=10)
+    fan_out_std = (2.0 / (128 * 9)) ** 0.5
+    assert kaiming.stages[0][0].branch1.conv.weight.std().item() == pytest.approx(fan_out_std, rel=0.02)
+    with pytest.raises(SpikeDistillError, match="unknown init 'xavier'"):
+        sd.create_model("resnet19", num_classes=10, init="xavier")
+
+
+def test_ckdsnn_resnet19_is_the_ckdsnn_code_network():
+    """CKDSNN's snn_models/resnet_models.py and ann_models/resnet.py at width_mult=8 (METHODS.md §4.3): parameter
+    counts summed by hand from their layers, AvgPool → conv1×1 → BN shortcuts, a ReLU ending layer3, and a
+    linear–linear head whose per-step logits average to the code's time-averaged-before-the-head output."""
+    torch.manual_seed(0)
+    snn = sd.create_model("ckdsnn_resnet19", num_classes=10, decay=0.5, surrogate="triangle", surrogate_param=1.0)
+    ann = sd.create_model("ckdsnn_resnet19", spiking=False, num_classes=10)
+    assert sd.count_parameters(snn) == 12_697_994 and sd.count_parameters(ann) == 12_569_226  # ann: one FC 512→10
+    shortcut = snn.stages[1][0].shortcut
+    assert isinstance(shortcut[0], torch.nn.AvgPool2d) and shortcut[1].conv.kernel_size == (1, 1)
+    assert shortcut[1].conv.stride == (1,  1) and snn.stages[0][0].shortcut is None
+    assert isinstance(snn.stages[2][1].act2, torch.nn.ReLU) and not isinstance(snn.stages[2][0].act2, torch.nn.ReLU)
+    from helpers import trained_looking
+
+    trained_looking(snn)  # BN statistics that make the eval-mode network fire
+    x = torch.randn(2, 3, 16, 16)
+    logits, feats = snn(x, timesteps=3, return_features=True)
+    assert set(feats["layer2"].unique().tolist()) <= {0.0, 1.0}
+    assert not set(feats["layer3"].unique().tolist()) <= {0.0, 1.0} and feats["layer3"].min() >= 0  # ReLU output
+    code_output = snn.fc(snn.fc1(feats["layer3"].mean(dim=(-2, -1)).mean(0)))  # mean over T, then the head
+    torch.testing.assert_close(logits.mean(0), code_output)
+    assert ann(x).shape == (1, 2, 10)

@@ -13,6 +13,7 @@ from torch import nn
 from ..errors import SpikeDistillError
 from ..neurons import NEURON_OPTIONS, LIFConfig
 from ..registry import Registry
+from .ckdsnn_resnet import CKDSNNResNet, ckdsnn_resnet19
 from .layers import TimeModel, per_step
 from .preact_resnet import PreActResNet, preact_resnet34
 from .resnet import CifarResNet, resnet18, resnet19, resnet34
@@ -21,7 +22,8 @@ from .vgg import VGGSNN, vggsnn
 
 MODELS: Registry = Registry("model")
 for _fn, _cls in ((resnet18, CifarResNet), (resnet19, CifarResNet), (resnet34, CifarResNet),
-                  (preact_resnet34, PreActResNet), (vggsnn, VGGSNN), (small_cnn, SmallConvNet)):
+                  (preact_resnet34, PreActResNet), (vggsnn, VGGSNN), (small_cnn, SmallConvNet),
+                  (ckdsnn_resnet19, CKDSNNResNet)):
     _fn.model_class = _cls  # for listing valid options in error messages
     MODELS.register(_fn.__name__)(_fn)
 

@@ -58,6 +58,7 @@ class AugmentConfig:
     roll: int = 0         # event frames only: roll by up to ±roll pixels (METHODS.md §1.8)
     rotate: float = 0.0   # event frames only: rotate by up to ±rotate degrees
     erasing: float = 0.0  # probability of RandomErasing(scale 0.02–0.2), CKDSNN's Cutout substitute (§4.4)
+    resized_crop: int = 0  # random resized crop to this side (scale 0.08–1, ratio 3/4–4/3), ImageNet's training crop
 
 
 @dataclass
@@ -141,7 +142,7 @@ CHOICES = {
 POSITIVE = ("timesteps", "max_timesteps", "optim.epochs", "optim.batch_size", "optim.lr", "optim.grad_clip",
             "data.subset", "data.test_subset", "log.eval_every", "log.best_by_timesteps")
 NON_NEGATIVE = ("optim.weight_decay", "optim.momentum", "data.augment.crop_padding", "data.augment.cutout",
-                "data.augment.erasing", "data.augment.roll", "data.augment.rotate")
+                "data.augment.erasing", "data.augment.roll", "data.augment.rotate", "data.augment.resized_crop")
 
 
 # --- building the dataclasses from plain data, with one clear line per mistake ---------------------
@@ -213,6 +214,8 @@ def validate(cfg: Config) -> Config:
             raise SpikeDistillError(f"config key '{key}' must be >= 0, got {_get(cfg, key)!r}")
     if not isinstance(cfg.model.spiking, bool):
         raise SpikeDistillError("config key 'model.spiking' must be true or false")
+    if cfg.data.augment.resized_crop and cfg.data.augment.crop_padding:
+        raise SpikeDistillError("data.augment.resized_crop replaces the padded crop; set data.augment.crop_padding=0")
     if cfg.data.augment.erasing > 1:
         raise SpikeDistillError(f"config key 'data.augment.erasing' is a probability in [0, 1], got {cfg.data.augment.erasing!r}")
     betas = cfg.optim.betas

@@ -24,7 +24,7 @@ def per_step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def conv_bn_act(conv_bn: "ConvBN", act: nn.Module, x: torch.Tensor, residual: torch.Tensor | None = None):
     """``act(BN(conv(x)) + residual)`` over ``[T, B, ...]``. An LIF is handed the BatchNorm, which it
     folds into the neuron where its backend can (only the BN input is kept for backward,
-    :mod:`spikedistill.neurons.bn_lif`); a ReLU, or any other activation, gets ``BN(conv(x)) + residual``."""
+    :mod:`spikedistill.neurons.batchnorm`); a ReLU, or any other activation, gets ``BN(conv(x)) + residual``."""
     z = per_step(conv_bn.conv, x)
     if isinstance(act, LIF):
         return act(z, bn=conv_bn.bn, residual=residual)

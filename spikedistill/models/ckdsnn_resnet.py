@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .layers import ConvBN, TimeModel, conv_bn_act, init_weights, make_activation, per_step, stem_forward
+from .registry import register_model
 
 
 class CKDSNNBlock(nn.Module):
@@ -62,6 +63,7 @@ class CKDSNNResNet(TimeModel):
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
         self.stage_names = ("stem",) + tuple(f"layer{i + 1}" for i in range(len(stages)))
+        self.stage_channels = dict(zip(self.stage_names, widths[:1] + widths))
         if spiking:  # the code's fc2 (512→256) then fc1 (256→K)
             self.fc1 = nn.Linear(in_ch, 256)
             self.fc = nn.Linear(256, num_classes)
@@ -82,5 +84,7 @@ class CKDSNNResNet(TimeModel):
         yield "logits", self.fc(out)
 
 
-def ckdsnn_resnet19(spiking=True, **kwargs) -> CKDSNNResNet:
-    return CKDSNNResNet(spiking, **kwargs)
+@register_model(input_shape=(3, 32, 32))
+def ckdsnn_resnet19(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron=None,
+                    init="default") -> CKDSNNResNet:
+    return CKDSNNResNet(spiking, num_classes, in_channels, timesteps, neuron, init)

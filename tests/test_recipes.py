@@ -110,11 +110,12 @@ def teacher_for(recipe: Path, tiny: dict, monkeypatch) -> list[str]:
 @pytest.mark.parametrize("recipe", RECIPES, ids=[str(p.relative_to(CONFIGS)) for p in RECIPES])
 def test_every_recipe_trains_one_step_on_tiny_data(recipe, tiny, monkeypatch):
     cfg = load_config(recipe)
-    if cfg.data.options.get("stream"):  # TODO(after the loop refactor): streaming data and timm teachers in the loop
-        pytest.skip("the training loop does not take streaming datasets or timm teachers yet")
     out = train_recipe(recipe, tiny, teacher_for(recipe, tiny, monkeypatch))
     with (out / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and int(rows[0]["step"]) == 1
     assert f"test_top1_t{cfg.eval_timesteps}" in rows[0]
+    assert rows[0]["best_by"] == f"test_top1_t{cfg.log.best_by_timesteps or cfg.eval_timesteps}"
+    if cfg.teacher.recipe or cfg.teacher.source == "timm":
+        assert float(rows[0]["teacher_seconds"]) > 0, "the teacher ran"
     assert (out / "best.pt").is_file()

@@ -138,3 +138,44 @@ def test_ckdsnn_resnet19_is_the_ckdsnn_code_network():
     code_output = snn.fc(snn.fc1(feats["layer3"].mean(dim=(-2, -1)).mean(0)))  # mean over T, then the head
     torch.testing.assert_close(logits.mean(0), code_output)
     assert ann(x).shape == (1, 2, 10)
+
+
+def test_ckdsnn_resnet19_equals_the_code_forward_written_out_batch_first():
+    """The CKDSNN code's forward, written from its description in [B, T, ...] layout (METHODS.md §4.3): conv
+    stem once, repeated T times, BN over B·T, LIFSpike (mem = 0.5·mem + x, spike when mem − 1 > 0, mem ← (1 − s)·mem),
+    blocks with AvgPool → conv1×1 → BN shortcuts and a ReLU closing layer3, GAP, the MEAN OVER T, then fc2 → fc1."""
+    from helpers import trained_looking
+
+    torch.manual_seed(0)
+    net = trained_looking(sd.create_model("ckdsnn_resnet19", num_classes=10, decay=0.5, surrogate="triangle",
+                                          surrogate_param=1.0)).double()
+    x = torch.randn(3, 3, 16, 16, dtype=torch.float64)
+    steps = 4
+
+    def seq(module, z):  # SeqToANNContainer: the module on [B·T, ...]
+        y = module(z.flatten(0, 1))
+        return y.view(z.shape[:2] + y.shape[1:])
+
+    def lif_spike(z):
+        mem, spikes = 0.0, []
+        for t in range(z.shape[1]):
+            mem = mem * 0.5 + z[:, t]
+            spike = (mem - 1.0 > 0).to(z.dtype)
+            mem = (1 - spike) * mem
+            spikes.append(spike)
+        return torch.stack(spikes, 1)
+
+    with torch.no_grad():
+        out = net.stem.conv(x).unsqueeze(1).repeat(1, steps, 1, 1, 1)  # add_dimention after the 4-D conv
+        out = lif_spike(seq(net.stem.bn, out))
+        for i, stage in enumerate(net.stages):
+            for j, block in enumerate(stage):
+                residual = out if block.shortcut is None else seq(block.shortcut, out)
+                y = lif_spike(seq(block.branch1, out))
+                y = seq(block.branch2, y) + residual
+                last = i == len(net.stages) - 1 and j == len(stage) - 1
+                out = torch.relu(y) if last else lif_spike(y)
+        code_logits = net.fc(net.fc1(out.mean(dim=(-2, -1)).mean(1)))
+        ours = net(x, timesteps=steps)
+    assert out.abs().sum() > 0
+    torch.testing.assert_close(ours.mean(0), code_logits)

@@ -100,8 +100,11 @@ def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, size: int) -> tor
     steps = (torch.arange(size, device=images.device, dtype=images.dtype) + 0.5) / size  # output pixel centres
     # Source coordinates in pixels (edges at integers), clamped to the crop's outermost pixel centres so that
     # no pixel outside the box leaks in: the same numbers as slicing the box out, then F.interpolate.
-    ys = torch.minimum(torch.maximum(top[:, None] + steps[None] * h[:, None], (top + 0.5)[:, None]), (top + h - 0.5)[:, None])
-    xs = torch.minimum(torch.maximum(left[:, None] + steps[None] * w[:, None], (left + 0.5)[:, None]), (left + w - 0.5)[:, None])
+    def source(start, length):
+        inside = start[:, None] + steps[None] * length[:, None]
+        return torch.minimum(torch.maximum(inside, (start + 0.5)[:, None]), (start + length - 0.5)[:, None])
+
+    ys, xs = source(top, h), source(left, w)
     grid_y = (2 * ys / height - 1)[:, :, None].expand(batch, size, size)
     grid_x = (2 * xs / width - 1)[:, None, :].expand(batch, size, size)
     grid = torch.stack([grid_x, grid_y], -1)

@@ -25,8 +25,10 @@ def _spikes_and_logits(net, x, timesteps):
     return spikes, logits
 
 
+@pytest.mark.parametrize("target", ["nir", "snntorch", "norse"])
 @pytest.mark.parametrize("family", ["small_cnn", "tiny_resnet"])
-def test_nir_round_trip_gives_the_same_spikes_and_logits(tmp_path, family):
+def test_nir_round_trip_gives_the_same_spikes_and_logits(tmp_path, family, target):
+    """Every target's file means the same network under Euler at its metadata dt (our simulator)."""
     torch.manual_seed(0)
     if family == "small_cnn":
         net, shape = sd.create_model("small_cnn", num_classes=10, decay=0.6), (1, 8, 8)
@@ -34,7 +36,7 @@ def test_nir_round_trip_gives_the_same_spikes_and_logits(tmp_path, family):
         net, shape = CifarResNet((8, 16), (1, 2), 12, True, num_classes=5, in_channels=3), (3, 8, 8)
     net = trained_looking(net)
     x = torch.randn(4, *shape) * 2
-    write_nir(net, tmp_path / "net.nir", shape, timesteps=4)
+    write_nir(net, tmp_path / "net.nir", shape, timesteps=4, target=target)
     graph = nir.read(str(tmp_path / "net.nir"))
     records = NIRSimulator(graph)(x.unsqueeze(0).expand(4, *x.shape))
     spikes, logits = _spikes_and_logits(net, x, 4)
@@ -113,3 +115,57 @@ def test_torchscript_export_runs_fixed_timesteps(tmp_path):
     x = torch.randn(3, 1, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), net(x, timesteps=2))
+
+
+def test_reader_targets_write_time_in_the_readers_dt_and_fold_what_it_ignores():
+    torch.manual_seed(0)
+    net = trained_looking(sd.create_model("small_cnn", num_classes=10, widths=(4, 8, 16)))
+    plain, snn, norse = (to_nir(net, (1, 8, 8), 4, target) for target in ("nir", "snntorch", "norse"))
+    assert plain.metadata["dt"] == 1.0 and snn.metadata["dt"] == 1e-4 and norse.metadata["dt"] == 1e-3
+    # d = 0.5: dt/τ = 0.5 in every file; R = 2 written as r (plain, snnTorch) or in the weights (Norse)
+    assert plain.nodes["act1"].tau[0, 0, 0] == 2.0 and plain.nodes["act1"].r[0, 0, 0] == 2.0
+    assert snn.nodes["act1"].tau[0, 0, 0] == pytest.approx(2e-4) and snn.nodes["act1"].r[0, 0, 0] == 2.0
+    assert norse.nodes["act1"].tau[0, 0, 0] == pytest.approx(2e-3) and norse.nodes["act1"].r[0, 0, 0] == 1.0
+    np.testing.assert_array_equal(norse.nodes["conv1"].weight, 2 * plain.nodes["conv1"].weight)
+    np.testing.assert_array_equal(norse.nodes["conv1"].bias, 2 * plain.nodes["conv1"].bias)
+    # global average pool over 2×2: Norse maps SumPool2d only, so the 1/4 moves into the classifier
+    assert type(plain.nodes["gap"]).__name__ == "AvgPool2d" and type(norse.nodes["gap"]).__name__ == "SumPool2d"
+    np.testing.assert_allclose(norse.nodes["fc"].weight, plain.nodes["fc"].weight / 4)
+    np.testing.assert_array_equal(norse.nodes["fc"].bias, plain.nodes["fc"].bias)
+
+
+def test_residual_identity_edge_gets_its_own_scale_for_readers_that_ignore_r():
+    torch.manual_seed(0)
+    net = trained_looking(CifarResNet((8, 16), (1, 2), 12, True, num_classes=5, in_channels=3))
+    graph = to_nir(net, (3, 8, 8), 4, "norse")
+    scale = graph.nodes["stem_act_to_stages_0_0_act2_r"]  # the identity shortcut of the first block
+    assert ("stem_act", "stem_act_to_stages_0_0_act2_r") in graph.edges
+    assert ("stem_act_to_stages_0_0_act2_r", "stages_0_0_act2") in graph.edges
+    np.testing.assert_array_equal(scale.weight[:, :, 0, 0], 2 * np.eye(8))
+    assert ("stem_act", "stages_0_0_act2") not in graph.edges
+
+
+def _with_layer(name, layer, **options):
+    net = sd.create_model("small_cnn", num_classes=10, **options)
+    setattr(net, name, layer)
+    return net
+
+
+@pytest.mark.parametrize("net, target, message", [
+    (lambda: _with_layer("stem_act", torch.nn.Sequential(torch.nn.MaxPool2d(2), sd.LIF())), "nir",
+     "layer 'stem_act.0' is a max-pool"),
+    (lambda: _with_layer("act1", torch.nn.GELU()), "nir", "layer 'act1' is GELU, which no NIR node represents"),
+    (lambda: sd.create_model("small_cnn", v_reset=0.5), "snntorch", "layer 'stem_act' resets to v_reset=0.5"),
+    (lambda: sd.create_model("small_cnn", v_reset=0.5), "norse", "layer 'stem_act' resets to v_reset=0.5"),
+    (lambda: sd.create_model("small_cnn", decay=1.0), "snntorch", "layer 'stem_act' has decay=1"),
+])
+def test_preflight_names_the_layer_and_writes_nothing(tmp_path, net, target, message):
+    with pytest.raises(sd.SpikeDistillError, match=message) as error:
+        write_nir(net(), tmp_path / "net.nir", (1, 8, 8), target=target)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "net.nir").exists()
+
+
+def test_unknown_target_is_refused_with_the_known_ones():
+    with pytest.raises(sd.SpikeDistillError, match="unknown NIR target 'snntroch'; known: nir, snntorch, norse"):
+        to_nir(sd.create_model("small_cnn"), (1, 8, 8), target="snntroch")

@@ -169,3 +169,71 @@ def test_preflight_names_the_layer_and_writes_nothing(tmp_path, net, target, mes
 def test_unknown_target_is_refused_with_the_known_ones():
     with pytest.raises(sd.SpikeDistillError, match="unknown NIR target 'snntroch'; known: nir, snntorch, norse"):
         to_nir(sd.create_model("small_cnn"), (1, 8, 8), target="snntroch")
+
+
+def test_export_cli_writes_the_file_for_the_chosen_reader(tmp_path, capsys):
+    from spikedistill.cli import main
+    from spikedistill.train.checkpoint import model_spec, save_checkpoint
+
+    net = trained_looking(sd.create_model("small_cnn", num_classes=10))
+    save_checkpoint(tmp_path / "net.pt", model=net, spec=model_spec("small_cnn", True, 10, in_channels=1),
+                    config={"timesteps": 4})
+    for target, dt in (("nir", 1.0), ("snntorch", 1e-4), ("norse", 1e-3)):
+        out = tmp_path / f"{target}.nir"
+        assert main(["export", str(tmp_path / "net.pt"), "--format", "nir", "--nir-target", target, "--out", str(out)]) == 0
+        graph = nir.read(str(out))
+        assert graph.metadata["nir_target"] == target and float(graph.metadata["dt"]) == dt
+    assert "dt=0.001" in capsys.readouterr().out
+
+
+def test_file_omits_a_zero_v_reset_that_nir_before_1_0_6_cannot_read(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    write_nir(sd.create_model("small_cnn"), tmp_path / "zero.nir", (1, 8, 8))
+    write_nir(sd.create_model("small_cnn", v_reset=-0.25), tmp_path / "other.nir", (1, 8, 8))
+    with h5py.File(tmp_path / "zero.nir") as zero, h5py.File(tmp_path / "other.nir") as other:
+        assert "v_reset" not in zero["node/nodes/act1"] and "v_reset" in other["node/nodes/act1"]
+    assert nir.read(str(tmp_path / "zero.nir")).nodes["act1"].v_reset.max() == 0.0  # read back as the default
+    np.testing.assert_array_equal(nir.read(str(tmp_path / "other.nir")).nodes["act1"].v_reset, -0.25)
+
+
+_OLDEST_NIR_RUN = """
+import sys, torch, nir
+from spikedistill.export.nir_runner import run_nir
+from spikedistill.export.to_nir import write_nir
+from spikedistill.models.resnet import CifarResNet
+sys.path.insert(0, sys.argv[2])
+from helpers import trained_looking
+assert nir.__file__.startswith(sys.argv[1]), nir.__file__
+torch.manual_seed(0)
+net, x = trained_looking(CifarResNet((8, 16), (1, 2), 12, True, 5, 3)), torch.randn(3, 3, 8, 8)  # every node kind
+for target in ("nir", "snntorch", "norse"):
+    write_nir(net, sys.argv[1] + "/net.nir", (3, 8, 8), 4, target=target)
+    torch.testing.assert_close(run_nir(nir.read(sys.argv[1] + "/net.nir"), x, 4), net(x, timesteps=4))
+print("nir", nir.__version__, "ok")
+"""
+
+
+def test_export_works_with_the_lowest_nir_the_package_allows(tmp_path):
+    """pyproject's lower bound on nir (a 30 kB pure-Python wheel) put first on the path of a subprocess."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    lowest = re.search(r'"nir>=([0-9.]+)"', (root / "pyproject.toml").read_text()).group(1)
+    download = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"nir=={lowest}", "-d",
+                               str(tmp_path)], capture_output=True, text=True, timeout=180)
+    if download.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"could not download nir=={lowest}: {download.stderr.strip()[-300:]}")
+        pytest.skip(f"nir=={lowest} could not be downloaded (offline?)")
+    old = tmp_path / "old"
+    zipfile.ZipFile(next(tmp_path.glob("nir-*.whl"))).extractall(old)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(old), str(root)]))
+    run = subprocess.run([sys.executable, "-c", _OLDEST_NIR_RUN, str(old), str(root / "tests")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"nir {lowest} ok" in run.stdout

@@ -257,4 +257,24 @@ def write_nir(model: nn.Module, path, input_shape: tuple[int, int, int], timeste
     nir = _nir()
     graph = to_nir(model, input_shape, timesteps, target)
     nir.write(str(path), graph)
+    _omit_default_v_reset(path)
     return graph
+
+
+def _omit_default_v_reset(path) -> None:
+    """Drop each neuron's all-zero ``v_reset`` from the file: nir ≤ 1.0.5 (which sinabs 3.1 pins) has
+    no such field and refuses a file that has it, and nir ≥ 1.0.6 reads a missing one as 0."""
+    import h5py  # nir's own dependency
+
+    def visit(group) -> None:
+        for key in list(group.keys()):
+            item = group[key]
+            if not isinstance(item, h5py.Group):
+                continue
+            kind = item["type"][()] if "type" in item else b""
+            if kind in (b"LIF", b"IF", b"CubaLIF") and "v_reset" in item and not np.any(item["v_reset"][()]):
+                del item["v_reset"]
+            visit(item)
+
+    with h5py.File(str(path), "r+") as file:
+        visit(file)

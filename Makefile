@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# The `interop` extra of pyproject.toml (NIR readers for tests/test_nir_interop.py), installed without
+# their requirements: norse's torchvision would replace the CPU torch. Keep the two lists the same.
+INTEROP_SPEC ?= snntorch==1.0.0 norse==1.1.0
 PY := $(VENV)/bin/python
 
 .PHONY: demo test install
@@ -13,6 +16,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[all]"
+	$(PY) -m pip install -q --no-deps $(INTEROP_SPEC)
 	touch $@
 
 install: $(VENV)/.installed

@@ -12,7 +12,7 @@ Two ways to cut a recording of n events into T frames (``split_by``):
   / ``ToFrame(sensor_size, n_time_bins=T)`` (tonic 1.7) give, for recordings in time order: every frame
   holds ⌊n/T⌋ events and the last n mod T events are dropped; or frame k spans
   ``[t₀ + k·w, t₀ + (k+1)·w)`` with ``w = ⌊(t_last − t₀)/T⌋`` (first and last event of the file), so the
-  events from ``t₀ + T·w`` on — at least the last one when T divides the span — are dropped. Use them
+  events from ``t₀ + T·w`` on — always the last one — are dropped. Use them
   to reproduce results obtained with tonic; ours keep every event (docs/events.md).
 
 Counts are exact integers. ``size`` resizes each frame to ``size × size`` with bilinear, anti-aliased

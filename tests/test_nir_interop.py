@@ -141,3 +141,17 @@ def test_the_spec_plain_file_is_not_what_snntorch_runs(tmp_path, digits_student,
     write_nir(net, tmp_path / "net.nir", (1, 8, 8), TIMESTEPS, target="nir")
     same_prediction, _ = _agreement(ours[:, :40], snntorch_logits(tmp_path / "net.nir", images[:40]))
     assert same_prediction < 0.5
+
+
+@pytest.mark.filterwarnings("ignore:nirtorch.load is being deprecated:DeprecationWarning")
+def test_norse_from_nir_still_runs_residual_sums_out_of_order(tmp_path):
+    """Pins the upstream bug docs/deployment.md works around: when this fails, Norse's from_nir runs
+    residual graphs and the docs can drop the nir_to_torch lines."""
+    import norse.torch
+
+    torch.manual_seed(0)
+    net = trained_looking(CifarResNet((8, 16), (1, 2), None, True, num_classes=5, in_channels=3))
+    write_nir(net, tmp_path / "net.nir", (3, 8, 8), TIMESTEPS, target="norse")
+    graph = nir.read(str(tmp_path / "net.nir"))
+    out, _ = norse.torch.from_nir(graph, dt=float(graph.metadata["dt"]))(torch.randn(3, 8, 8), None)
+    assert tuple(out.shape) != (5,)  # a feature map of the last node walked, not the logits

@@ -103,15 +103,16 @@ def _predecessors(edges, name):
     return [src for src, dst in edges if dst == name]
 
 
-def _scaled(nir, node, factor: float):
-    """A copy of a Conv2d / Affine / Linear node whose output is multiplied by ``factor``."""
+def _scaled(nir, node, weight_factor: float, bias_factor: float):
+    """A copy of a Conv2d / Affine / Linear node with its weight and bias multiplied by the factors."""
     kind = type(node).__name__
     if kind == "Conv2d":
-        return nir.Conv2d(input_shape=node.input_shape, weight=node.weight * factor, stride=node.stride,
-                          padding=node.padding, dilation=node.dilation, groups=node.groups, bias=node.bias * factor)
+        return nir.Conv2d(input_shape=node.input_shape, weight=node.weight * weight_factor, stride=node.stride,
+                          padding=node.padding, dilation=node.dilation, groups=node.groups,
+                          bias=node.bias * bias_factor)
     if kind == "Affine":
-        return nir.Affine(weight=node.weight * factor, bias=node.bias * factor)
-    return nir.Linear(weight=node.weight * factor)
+        return nir.Affine(weight=node.weight * weight_factor, bias=node.bias * bias_factor)
+    return nir.Linear(weight=node.weight * weight_factor)
 
 
 def _channel_scale(nir, shape: tuple[int, ...], factor: float):
@@ -143,7 +144,7 @@ def fold_r_into_inputs(nir, nodes: dict, edges: list, shapes: dict) -> None:
         for source in _predecessors(edges, name):
             kind = type(nodes[source]).__name__
             if kind in ("Conv2d", "Affine", "Linear") and _successors(edges, source) == [name]:
-                nodes[source] = _scaled(nir, nodes[source], factor)
+                nodes[source] = _scaled(nir, nodes[source], factor, factor)  # output × R
                 continue
             scale = f"{source}_to_{name}_r"
             nodes[scale] = _channel_scale(nir, shapes[source], factor)
@@ -172,18 +173,7 @@ def avgpool_to_sumpool(nir, nodes: dict, edges: list) -> None:
             if kind == "Flatten":
                 frontier += _successors(edges, reader)
             elif kind in ("Conv2d", "Affine", "Linear") and len(_predecessors(edges, reader)) == 1:
-                nodes[reader] = _scaled_weight_only(nir, nodes[reader], factor)
+                nodes[reader] = _scaled(nir, nodes[reader], factor, 1.0)  # reads a sum: weight / (k_h·k_w)
             else:
                 raise SpikeDistillError(f"average pool '{name}' feeds '{reader}' ({kind}); the sum-pool rewrite needs "
                                         "a conv or linear layer after it — export with --nir-target nir")
-
-
-def _scaled_weight_only(nir, node, factor: float):
-    """``node`` reading an input ``factor`` times larger: weight × factor, bias unchanged."""
-    kind = type(node).__name__
-    if kind == "Conv2d":
-        return nir.Conv2d(input_shape=node.input_shape, weight=node.weight * factor, stride=node.stride,
-                          padding=node.padding, dilation=node.dilation, groups=node.groups, bias=node.bias)
-    if kind == "Affine":
-        return nir.Affine(weight=node.weight * factor, bias=node.bias)
-    return nir.Linear(weight=node.weight * factor)

@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True)
     export.add_argument("--timesteps", type=positive_int, help="fixed T of the ONNX/TorchScript model (default: the checkpoint's)")
     export.add_argument("--input-shape", help="C,H,W of one input (default: the model family's usual size)")
+    export.add_argument("--nir-target", choices=("nir", "snntorch", "norse"), default="nir",
+                        help="the NIR reader the file is written for (default: nir, the spec-plain file at dt=1)")
     export.set_defaults(run=_dispatch("export", "export.cli", "run_export"))
 
     bench = sub.add_parser("bench", help="time the training step against the ANN floor")

@@ -31,9 +31,9 @@ def run_export(args: argparse.Namespace) -> int:
     if args.format == "nir":
         from .to_nir import write_nir
 
-        graph = write_nir(model, args.out, input_shape, timesteps)
-        print(f"wrote {args.out}: NIR graph of {len(graph.nodes)} nodes, input {input_shape}, BN folded, "
-              f"LIF as NIR LIF with dt=1 (feed the input for {timesteps} steps)")
+        graph = write_nir(model, args.out, input_shape, timesteps, target=getattr(args, "nir_target", "nir"))
+        print(f"wrote {args.out}: NIR graph of {len(graph.nodes)} nodes for {graph.metadata['reader']}, input "
+              f"{input_shape}, BN folded, LIF as NIR LIF with dt={graph.metadata['dt']:g} (feed the input for {timesteps} steps)")
     elif args.format == "onnx":
         from .fixed import export_onnx
 

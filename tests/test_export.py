@@ -173,7 +173,7 @@ def test_unknown_target_is_refused_with_the_known_ones():
 
 def test_export_cli_writes_the_file_for_the_chosen_reader(tmp_path, capsys):
     from spikedistill.cli import main
-    from spikedistill.train.checkpoint import model_spec, save_checkpoint
+    from spikedistill.checkpoint import model_spec, save_checkpoint
 
     net = trained_looking(sd.create_model("small_cnn", num_classes=10))
     save_checkpoint(tmp_path / "net.pt", model=net, spec=model_spec("small_cnn", True, 10, in_channels=1),

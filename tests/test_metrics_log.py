@@ -27,3 +27,20 @@ def test_step_scalars_off_without_a_period_or_without_tensorboard(tmp_path):
     log = MetricsLog(tmp_path / "b", 0)
     assert log.step_scalars(8, {"loss": 1.0}, every=0) is False
     log.close()
+
+
+def test_training_writes_step_scalars_every_n_optimizer_steps(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from spikedistill.train.config import config_from_dict
+    from spikedistill.train.loop import train
+
+    cfg = {"model": {"name": "small_cnn", "spiking": True, "options": {"widths": [8, 16, 32]}},
+           "data": {"name": "digits", "subset": 96, "test_subset": 32}, "optim": {"epochs": 1, "batch_size": 16},
+           "timesteps": 2, "device": "cpu", "log": {"progress": False, "tensorboard_every_steps": 2}}
+    train(config_from_dict(cfg), tmp_path, verbose=False)  # 6 steps
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("step/train_loss")] == [2, 4, 6]
+    assert [e.step for e in events.Scalars("step/lr")] == [2, 4, 6]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import SpikeDistillError
 
+
 def parse_input_shape(text: str | None, ckpt) -> tuple[int, int, int]:
     """``--input-shape C,H,W``, or the checkpoint's own sample shape."""
     if text is None:
@@ -27,6 +28,10 @@ def run_export(args: argparse.Namespace) -> int:
     model = ckpt.model()
     input_shape = parse_input_shape(getattr(args, "input_shape", None), ckpt)
     timesteps = args.timesteps or ckpt.max_timesteps
+    if args.format == "nir":  # pre-flight: a layer no NIR node (or the target's reader) maps, before anything is written
+        from .to_nir import check_exportable
+
+        check_exportable(model, getattr(args, "nir_target", "nir"))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # an OSError here is one clear line from the CLI
     if args.format == "nir":
         from .to_nir import write_nir

@@ -98,6 +98,7 @@ class DistributedConfig:
 class LogConfig:
     progress: bool = True       # tqdm bars with ETA
     tensorboard: bool = True    # events in the run dir when tensorboard is installed
+    tensorboard_every_steps: int = 50  # also write step/train_loss and step/lr every N optimizer steps; 0 = per epoch only
     eval_every: int = 1         # epochs between test evaluations (the last epoch is always evaluated)
     best_by: str = "last"       # best.pt by top-1 at T_max ("last") or mean top-1 over 1..T_max ("mean")
     best_by_timesteps: Optional[int] = None  # best.pt by top-1 at this k instead (the T a method reports); None = T_max
@@ -141,7 +142,7 @@ CHOICES = {
 }
 POSITIVE = ("timesteps", "max_timesteps", "optim.epochs", "optim.batch_size", "optim.lr", "optim.grad_clip",
             "data.subset", "data.test_subset", "log.eval_every", "log.best_by_timesteps")
-NON_NEGATIVE = ("optim.weight_decay", "optim.momentum", "data.augment.crop_padding", "data.augment.cutout",
+NON_NEGATIVE = ("log.tensorboard_every_steps", "optim.weight_decay", "optim.momentum", "data.augment.crop_padding", "data.augment.cutout",
                 "data.augment.erasing", "data.augment.roll", "data.augment.rotate", "data.augment.resized_crop")
 
 

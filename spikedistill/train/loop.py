@@ -71,7 +71,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
 
         with StopFlag() as stop:
             for epoch in range(state.epoch, cfg.optim.epochs):
-                row = train_epoch(run, runner, state, ctx, out_dir, stop, stop_after_steps, say)
+                row = train_epoch(run, runner, state, ctx, out_dir, stop, stop_after_steps, say, log)
                 if row is None:  # stopped mid-epoch; latest.pt holds where
                     return result(out_dir, state, run, stopped=True)
                 tick = time.perf_counter()
@@ -157,7 +157,7 @@ def save(run: Run, state: TrainState, ctx, path: Path, metrics: dict, with_state
 
 
 def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Path, stop: StopFlag,
-                stop_after_steps: int | None, say=print) -> dict | None:
+                stop_after_steps: int | None, say=print, log: MetricsLog | None = None) -> dict | None:
     """One epoch of optimizer steps (the rest of it, after a mid-epoch resume) → its metrics row, or
     None when a signal or ``stop_after_steps`` stopped it (``latest.pt`` written)."""
     cfg, model, objective, teacher, device = run.cfg, run.model, run.objective, run.teacher, run.device
@@ -207,6 +207,9 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
         run.optimizer.step()
         state.step += 1
         nonfinite.record(state.step, loss)
+        if log is not None:  # TensorBoard every log.tensorboard_every_steps steps (one host sync each time)
+            log.step_scalars(state.step, {"train_loss": loss.total.detach(), "lr": run.optimizer.param_groups[0]["lr"]},
+                             cfg.log.tensorboard_every_steps)
 
         # Running sums stay on the device: no host sync per step.
         for name, value in {"loss": loss.total, **loss.parts}.items():

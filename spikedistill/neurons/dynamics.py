@@ -184,10 +184,11 @@ def _coupling(u, surrogate_grad, cfg: LIFConfig):
     May overwrite ``surrogate_grad``."""
     if cfg.soft_reset:
         return None if cfg.detach_reset else surrogate_grad.mul_(-cfg.threshold).add_(1.0)
+    not_fired = torch.lt(u, 0.0, out=torch.empty_like(u))  # 1 − S, written as floats (no bool pass)
     if cfg.detach_reset:
-        return (u < 0).to(u.dtype)
-    coupling = torch.sub(cfg.v_reset - cfg.threshold, u).mul_(surrogate_grad)  # (v_reset − H)·σ'
-    return coupling.add_(u < 0)
+        return not_fired
+    scaled = torch.add(u, cfg.threshold - cfg.v_reset).mul_(surrogate_grad)  # (H − v_reset)·σ'
+    return torch.sub(not_fired, scaled, out=scaled)
 
 
 class _LIFSequence(torch.autograd.Function):

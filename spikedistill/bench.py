@@ -31,7 +31,9 @@ stderr) when that spread is too wide (max/min of the ratio above ``SPREAD_LIMIT`
 **Memory.** ``saved_gb``: what autograd keeps for backward over one eager forward (parameters excluded;
 device-independent). On CUDA ``peak_step_gb``: the peak allocated during one step above what was
 allocated before it. On the CPU ``peak_rss_gb``: the peak resident memory of a child process that builds
-only that case and runs a few steps (``--no-memory`` skips it); each ratio is to the floor's.
+only that case and runs a few steps, and ``step_rss_gb``: how far those steps took it above its resident
+memory before the first step (``--no-memory`` skips the children); each ratio is to the floor's, the
+CPU one on ``step_rss_gb`` (a process's peak is mostly torch itself).
 
 ``--device cpu --smoke`` is a tiny run (the 3-layer ``small_cnn`` on 4 images of 8×8, T = 2,
 torch.compile with the ``aot_eager`` backend, no child processes): a check that every case runs, not
@@ -220,7 +222,9 @@ def _bench_group(plan: BenchPlan, model_name: str, timesteps: int, mode: str):
             saved_gb=_round(saved.get(case), 6), saved_ratio_to_floor=_ratio(saved.get(case), saved.get("ann_floor")),
             peak_step_gb=_round(peaks.get(case), 4),
             peak_ratio_to_floor=_ratio(peaks.get(case), peaks.get("ann_floor")),
-            peak_rss_gb=_round(rss.get(case), 4), rss_ratio_to_floor=_ratio(rss.get(case), rss.get("ann_floor")),
+            peak_rss_gb=_round(rss.get(case, {}).get("peak_rss_gb"), 4),
+            step_rss_gb=_round(rss.get(case, {}).get("step_rss_gb"), 4),
+            rss_ratio_to_floor=_ratio(rss.get(case, {}).get("step_rss_gb"), rss.get("ann_floor", {}).get("step_rss_gb")),
             note=STEM_NOTE if case != "ann_floor" and timesteps > 1 else None,
         )
         yield record
@@ -422,15 +426,17 @@ def _free_memory(cuda: bool) -> None:
 
 
 # ---- CPU peak memory: one child process per case ---------------------------------------------------
-def _child_peak_rss_gb(plan: BenchPlan, model_name: str, timesteps: int, case: str, mode: str) -> float | None:
-    """Peak resident memory of a fresh process that builds this case alone and runs warm-up + 2 steps."""
+def _child_peak_rss_gb(plan: BenchPlan, model_name: str, timesteps: int, case: str, mode: str) -> dict:
+    """A fresh process builds this case alone and runs warm-up + 2 steps: its peak resident memory, and
+    how far the steps took it above its resident memory before the first step (``step_rss_gb``: what
+    training adds to the process, the number to compare — torch alone is ~0.5 GB)."""
     spec = dict(asdict(plan), models=[model_name], timesteps=[timesteps], cases=[case], modes=[mode])
     command = [sys.executable, "-c", "import sys, spikedistill.bench as b; b._child_main(sys.argv[1])", json.dumps(spec)]
     result = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
     if result.returncode != 0:
         print(f"bench: the memory child of {case} failed: {result.stderr.strip()[-300:]}", file=sys.stderr)
-        return None
-    return json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_gb"]
+        return {}
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _child_main(spec_json: str) -> None:
@@ -441,10 +447,16 @@ def _child_main(spec_json: str) -> None:
     if plan.threads:
         torch.set_num_threads(plan.threads)
     runner = _Runner(plan, plan.models[0], plan.timesteps[0], plan.cases[0], plan.modes[0])
+    before = _current_rss_bytes()  # torch, the model, its optimizer and inputs: the same for every case
     for _ in range(plan.warmup + 2):
         runner.step()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
-    print(json.dumps(dict(peak_rss_gb=peak_kb * 1024 / 1e9)))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+    print(json.dumps(dict(peak_rss_gb=peak / 1e9, step_rss_gb=max(0, peak - before) / 1e9)))
+
+
+def _current_rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 # ---- the table --------------------------------------------------------------------------------------
@@ -468,7 +480,8 @@ def summary_table(records: list[dict]) -> str:
                      f"{_cell(r.get('saved_ratio_to_floor'))} | {_cell(peak)} |")
     notes = [f"rounds per case: {max((r.get('rounds', 0) for r in records), default=0)}; each ratio is to the "
              "floor's step in the same round (order rotated each round)",
-             "peak: peak RSS of a child process per case (CPU) or peak allocated during a step (CUDA)",
+             "peak: on a CPU the peak RSS a child process per case reaches above its RSS before the first "
+             "step; on CUDA the peak allocated during a step above what was allocated before it",
              f"note: {STEM_NOTE}"]
     if untrusted:
         notes.append(f"⚠ spread too wide to trust (max/min ratio > {SPREAD_LIMIT}): {', '.join(untrusted)}; "

@@ -92,6 +92,7 @@ def test_cpu_peak_memory_comes_from_a_child_process_per_case():
     records = {r["case"]: r for r in bench_records(plan)}
     assert records["ann_floor"]["rss_ratio_to_floor"] == 1.0
     assert 0.1 < records["snn_default"]["peak_rss_gb"] < 10  # a whole Python process with torch: GBs, not bytes
+    assert 0 <= records["snn_default"]["step_rss_gb"] < records["snn_default"]["peak_rss_gb"]
 
 
 def test_folding_batchnorm_into_the_neuron_halves_what_the_network_keeps():

@@ -49,10 +49,10 @@ class ConvBN(nn.Sequential):
 def encode_input(x: torch.Tensor, timesteps: int | None, default_timesteps: int) -> tuple[torch.Tensor, int]:
     """Validate the input and resolve T. Static images ``[B,C,H,W]`` are direct-encoded (fed at every
     step); frames ``[T,B,C,H,W]`` are consumed step by step and fix T themselves."""
-    from ..errors import SpikeDistillError
+    from ..errors import SpikeDistillError, check_positive_int
 
-    if timesteps is not None and (not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 1):
-        raise SpikeDistillError(f"timesteps must be a positive integer (got {timesteps!r})")
+    if timesteps is not None:
+        check_positive_int("timesteps", timesteps)
     if x.dim() == 4:
         return x, timesteps or default_timesteps
     if x.dim() == 5:
@@ -111,7 +111,7 @@ class TimeModel(nn.Module):
     def forward(self, x: torch.Tensor, timesteps: int | None = None, return_features: bool = False):
         x, timesteps = encode_input(x, timesteps, self.default_timesteps)
         if x.shape[-3] != self.in_channels:
-            from ..errors import SpikeDistillError
+            from ..errors import SpikeDistillError, check_positive_int
 
             raise SpikeDistillError(
                 f"model expects {self.in_channels} input channels, got {x.shape[-3]}; "

@@ -108,12 +108,8 @@ class BenchPlan:
 
 
 def run_bench(args) -> int:
-    """Entry point of ``spikedistill bench``: JSON lines on stdout, the table and notes on stderr;
-    ``--gpu-check OUT_DIR`` runs :mod:`spikedistill.gpu_check` instead."""
-    if getattr(args, "gpu_check", None):
-        from .gpu_check import run_gpu_check
-
-        return run_gpu_check(args.gpu_check, smoke=getattr(args, "smoke", False))
+    """Entry point of ``spikedistill bench``: JSON lines on stdout, the table and notes on stderr
+    (``bench --gpu-check OUT_DIR`` is :func:`spikedistill.gpu_check.run_gpu_check_command`)."""
     plan = BenchPlan.from_args(args)
     check_plan(plan)
     records = []

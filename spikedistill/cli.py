@@ -31,6 +31,13 @@ def _dispatch(feature: str, module: str, function: str) -> Callable[[argparse.Na
     return run
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """``bench``, or with ``--gpu-check OUT_DIR`` the one-command GPU check (its own room, gpu_check.py)."""
+    if getattr(args, "gpu_check", None):
+        return _dispatch("bench --gpu-check", "gpu_check", "run_gpu_check_command")(args)
+    return _dispatch("bench", "bench", "run_bench")(args)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one ``error:`` line naming the fix, like every other bad input."""
 
@@ -115,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-memory", dest="no_memory", action="store_true", help="CPU: skip the peak-RSS child processes")
     bench.add_argument("--gpu-check", dest="gpu_check", metavar="OUT_DIR",
                        help="the one-command GPU check (parity tests, step timings, a short twkd run) into OUT_DIR")
-    bench.set_defaults(run=_dispatch("bench", "bench", "run_bench"))
+    bench.set_defaults(run=_bench)
     return parser
 
 

@@ -37,6 +37,11 @@ import torch
 PARTS = ("parity", "steps", "training")
 
 
+def run_gpu_check_command(args) -> int:
+    """Entry point of ``spikedistill bench --gpu-check OUT_DIR [--smoke]``."""
+    return run_gpu_check(args.gpu_check, smoke=getattr(args, "smoke", False))
+
+
 def run_gpu_check(out_dir: str | os.PathLike, smoke: bool = False, data_root: str | None = None,
                   parts: tuple[str, ...] = PARTS) -> int:
     """Run the check, writing ``gpu_check.json`` and ``gpu_check.md`` into ``out_dir``; 0 when every

@@ -67,14 +67,20 @@ def encode_input(x: torch.Tensor, timesteps: int | None, default_timesteps: int)
     )
 
 
-def stem_forward(stem: nn.Module, x: torch.Tensor, timesteps: int) -> torch.Tensor:
-    """Run the analog-input stem. A static image gives the same stem output at every step, so it is
-    computed once on ``[B]`` and broadcast to ``[T, B]`` (T× cheaper; BN batch statistics are the same
-    as over T identical copies)."""
+def stem_forward(stem: nn.Module, x: torch.Tensor, timesteps: int, act: nn.Module | None = None) -> torch.Tensor:
+    """Run the analog-input stem (``ConvBN``), then ``act`` when given. A static image gives the same stem
+    output at every step, so for T > 1 it is computed once on ``[B]`` and broadcast to ``[T, B]`` (T×
+    cheaper; BN batch statistics are the same as over T identical copies). Where nothing is broadcast —
+    T = 1, or frames — the stem is one more ``conv → BN → act`` (:func:`conv_bn_act`), so an LIF folds its
+    BatchNorm in and keeps no u of its own (at T = 1 the stem's u was the SNN's one excess over the ANN)."""
+    if act is not None and (x.dim() == 5 or timesteps == 1):
+        return conv_bn_act(stem, act, x if x.dim() == 5 else x.unsqueeze(0))
     if x.dim() == 4:
         y = stem(x)
-        return y.unsqueeze(0).expand((timesteps,) + y.shape)
-    return per_step(stem, x)
+        y = y.unsqueeze(0).expand((timesteps,) + y.shape)
+    else:
+        y = per_step(stem, x)
+    return y if act is None else act(y)
 
 
 INITS = ("kaiming", "default")

@@ -73,7 +73,7 @@ class CifarResNet(TimeModel):
         init_weights(self, init)  # "default": PyTorch's init, as FR's model/resnet.py (it has no init loop)
 
     def forward_stages(self, x, timesteps):
-        out = self.stem_act(stem_forward(self.stem, x, timesteps))
+        out = stem_forward(self.stem, x, timesteps, act=self.stem_act)
         yield "stem", out
         for name, stage in zip(self.stage_names[1:], self.stages):
             out = stage(out)

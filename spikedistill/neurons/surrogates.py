@@ -51,9 +51,11 @@ class Surrogate:
 SURROGATES: Registry[Surrogate] = Registry("surrogate")
 
 
+# The formulas below are written in place and without ``scalar − tensor`` (a slow path on the CPU),
+# each rounding as the plain expression in the table would: α·σ·(1 − σ) is (σ·α)·(−σ + 1), etc.
 def _sigmoid_grad(x: torch.Tensor, alpha: float, _: float) -> torch.Tensor:
-    s = torch.sigmoid(alpha * x)
-    return alpha * s * (1.0 - s)
+    s = torch.mul(x, alpha).sigmoid_()
+    return torch.mul(s, alpha).mul_(torch.neg(s).add_(1.0))
 
 
 def _atan_grad(x: torch.Tensor, half_alpha: float, slope: float) -> torch.Tensor:
@@ -61,7 +63,7 @@ def _atan_grad(x: torch.Tensor, half_alpha: float, slope: float) -> torch.Tensor
 
 
 def _triangle_grad(x: torch.Tensor, gamma: float, height: float) -> torch.Tensor:
-    return height * torch.clamp(gamma - x.abs(), min=0.0)
+    return torch.abs(x).neg_().add_(gamma).clamp_(min=0.0).mul_(height)
 
 
 def _rectangular_grad(x: torch.Tensor, half_width: float, width: float) -> torch.Tensor:

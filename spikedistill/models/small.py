@@ -16,7 +16,7 @@ class SmallConvNet(TimeModel):
     stage_names = ("stem", "layer1", "layer2")
 
     def __init__(self, spiking: bool, num_classes: int = 10, in_channels: int = 1, timesteps=None,
-                 widths=(32, 64, 128), neuron: dict | None = None):
+                 widths=(32, 64, 128), neuron: dict | None = None, init: str = "kaiming"):
         super().__init__(spiking, num_classes, in_channels, timesteps)
         neuron_options = neuron or {}
         self.stem = ConvBN(in_channels, widths[0], 3, 1)
@@ -27,7 +27,7 @@ class SmallConvNet(TimeModel):
         self.act2 = make_activation(spiking, neuron_options)
         self.fc = nn.Linear(widths[2], num_classes)
         self.stage_channels = dict(zip(self.stage_names, widths))
-        init_weights(self)
+        init_weights(self, init)
 
     def forward_stages(self, x, timesteps):
         out = stem_forward(self.stem, x, timesteps, act=self.stem_act)
@@ -41,5 +41,5 @@ class SmallConvNet(TimeModel):
 
 @register_model(input_shape=(1, 8, 8))
 def small_cnn(spiking=True, num_classes=10, in_channels=1, timesteps=None, widths=(32, 64, 128),
-              neuron=None) -> SmallConvNet:
-    return SmallConvNet(spiking, num_classes, in_channels, timesteps, widths, neuron)
+              neuron=None, init="kaiming") -> SmallConvNet:
+    return SmallConvNet(spiking, num_classes, in_channels, timesteps, widths, neuron, init)

@@ -16,7 +16,8 @@ VGGSNN_LAYOUT = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
 
 
 class VGGSNN(TimeModel):
-    def __init__(self, spiking: bool, num_classes: int = 10, in_channels: int = 2, timesteps=None, neuron: dict | None = None):
+    def __init__(self, spiking: bool, num_classes: int = 10, in_channels: int = 2, timesteps=None, neuron: dict | None = None,
+                 init: str = "kaiming"):
         super().__init__(spiking, num_classes, in_channels, timesteps)
         neuron_options = neuron or {}
         blocks, current, in_ch = [], [], in_channels
@@ -32,7 +33,7 @@ class VGGSNN(TimeModel):
         self.stage_channels = {name: block[-3].conv.out_channels for name, block in zip(self.stage_names, blocks)}
         self.pool = nn.AdaptiveAvgPool2d(3)
         self.fc = nn.Linear(512 * 3 * 3, num_classes)
-        init_weights(self)
+        init_weights(self, init)
 
     def forward_stages(self, x, timesteps):
         out = x if x.dim() == 5 else x.unsqueeze(0).expand((timesteps,) + x.shape)
@@ -46,5 +47,5 @@ class VGGSNN(TimeModel):
 
 
 @register_model(input_shape=(2, 48, 48))
-def vggsnn(spiking=True, num_classes=10, in_channels=2, timesteps=None, neuron=None) -> VGGSNN:
-    return VGGSNN(spiking, num_classes, in_channels, timesteps, neuron)
+def vggsnn(spiking=True, num_classes=10, in_channels=2, timesteps=None, neuron=None, init="kaiming") -> VGGSNN:
+    return VGGSNN(spiking, num_classes, in_channels, timesteps, neuron, init)

@@ -297,6 +297,11 @@ class Checkpoint(Mapping):
             raise SpikeDistillError(f"{self.where} describes a model that cannot be built ({type(exc).__name__}: {exc}); "
                                     "use another checkpoint") from None
         load_weights(model, self._data["state_dict"], source=f"{self.where} ('{self.name}')")
+        bad = non_finite_tensors(self._data["state_dict"])
+        if bad:  # a diverged run's weights score chance level at every k: refuse rather than report it
+            raise SpikeDistillError(f"{self.where} holds non-finite weights (NaN or inf in {len(bad)} tensors, first: {bad[0]}); "
+                                    "the run diverged before this was saved: use an earlier checkpoint (best.pt) or retrain "
+                                    "with a lower optim.lr")
         if device is not None:
             model.to(device)
         return model.eval()
@@ -305,6 +310,12 @@ class Checkpoint(Mapping):
         kind = "SNN" if self.spiking else "ANN"
         return (f"Checkpoint({self.name} {kind}, {self.num_classes} classes, T_max={self.max_timesteps}, "
                 f"input {self.input_shape}{' frames' if self.frames else ''}, epoch {self._data.get('epoch')})")
+
+
+def non_finite_tensors(state_dict: dict) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an inf."""
+    return [name for name, value in state_dict.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
 
 
 def load_weights(model: torch.nn.Module, state_dict: dict, source: str = "checkpoint") -> None:

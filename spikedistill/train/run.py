@@ -43,10 +43,35 @@ class Run:
     channels_last: bool
 
 
+def preflight(cfg: Config):
+    """What can be checked without the data, in a second, so a mistake never waits for minutes of loading:
+    the model builds from ``model.*``, the objective from ``loss.*`` and binds to it, the teacher checkpoint
+    exists and is readable. Returns the teacher's :class:`~spikedistill.checkpoint.Checkpoint` (or None)."""
+    options = dict(cfg.model.options)
+    if cfg.model.spiking:
+        options.setdefault("timesteps", cfg.timesteps)
+    model = create_model(cfg.model.name, spiking=cfg.model.spiking, num_classes=10, **options)
+    objective = create_loss(cfg.loss.name, **cfg.loss.options)
+    objective.bind(model)
+    if not objective.needs_teacher:
+        return None
+    path = cfg.teacher.checkpoint
+    if path is None:
+        raise SpikeDistillError(f"loss '{cfg.loss.name}' needs a teacher; set teacher.checkpoint=PATH (a best.pt) "
+                                "or train one with a teacher recipe first")
+    if not Path(path).exists():
+        from .teacher import missing_teacher_message
+
+        raise SpikeDistillError(missing_teacher_message(cfg))
+    return load_checkpoint(path, role="teacher")
+
+
 def build_run(cfg: Config, ctx) -> Run:
     from ..data import load_dataset, num_batches
 
     device, cuda = ctx.device, ctx.device.type == "cuda"
+    with torch.random.fork_rng(devices=[]):  # the check draws no number the run's own model would draw
+        teacher_ckpt = preflight(cfg)  # before the data: a wrong option or teacher fails in a second
     data = cfg.data
     train_set = load_dataset(data.name, data.root, split="train", download=data.download, **data.options)
     test_set = load_dataset(data.name, data.root, split="test", download=False, **data.options)
@@ -71,7 +96,7 @@ def build_run(cfg: Config, ctx) -> Run:
     model = create_model(cfg.model.name, spiking=cfg.model.spiking, num_classes=train_set.num_classes, **options)
     objective = create_loss(cfg.loss.name, **cfg.loss.options)
     objective.bind(model)  # e.g. TSSD's weak classifier, sized from the model's stage channels
-    teacher = load_teacher(cfg, device, train_set.num_classes) if objective.needs_teacher else None
+    teacher = load_teacher(cfg, device, train_set.num_classes, teacher_ckpt) if objective.needs_teacher else None
     train_timesteps = objective.train_timesteps(cfg.timesteps) if cfg.model.spiking else 1
 
     if ctx.distributed and cfg.distributed.sync_bn:
@@ -89,7 +114,7 @@ def build_run(cfg: Config, ctx) -> Run:
                batch_size=batch_size, steps_per_epoch=steps_per_epoch, model=model, spec=spec,
                inputs=input_spec(sample_shape, events, cfg.eval_timesteps), objective=objective, teacher=teacher,
                teacher_features=objective.needs_teacher_features or cfg.teacher.features,
-               train_timesteps=train_timesteps, optimizer=optimizer, schedule=build_schedule(cfg.optim, optimizer),
+               train_timesteps=train_timesteps, optimizer=optimizer, schedule=build_schedule(cfg.optim, optimizer, steps_per_epoch),
                channels_last=channels_last)
 
 
@@ -104,7 +129,7 @@ def make_augment(cfg, dataset, events: bool) -> nn.Module:
                       erasing=cfg.erasing, mean=dataset.mean, std=dataset.std)
 
 
-def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = None) -> nn.Module:
+def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = None, ckpt=None) -> nn.Module:
     """The frozen teacher from ``teacher.checkpoint``: eval mode, no gradients (SPEC.md conventions).
     A missing checkpoint is an error here; training it is the explicit stage of :mod:`.teacher`."""
     path = cfg.teacher.checkpoint
@@ -115,7 +140,7 @@ def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = No
         from .teacher import missing_teacher_message
 
         raise SpikeDistillError(missing_teacher_message(cfg))
-    teacher = load_checkpoint(path, role="teacher").model(num_classes=num_classes)
+    teacher = (ckpt or load_checkpoint(path, role="teacher")).model(num_classes=num_classes)
     teacher.to(device).eval()
     if device.type == "cuda" and cfg.channels_last:
         teacher.to(memory_format=torch.channels_last)

@@ -285,10 +285,7 @@ class Checkpoint(Mapping):
     def model(self, num_classes: int | None = None, device=None) -> torch.nn.Module:
         """The network, weights loaded, in eval mode. ``num_classes``: the count the caller needs (e.g. the
         student's dataset for a teacher); another count is refused with one line."""
-        if num_classes is not None and self.num_classes != num_classes:
-            raise SpikeDistillError(
-                f"{self.where} predicts {self.num_classes} classes but {num_classes} are needed here; "
-                f"use a {self.role} trained on the same dataset (same classes)")
+        self.require_classes(num_classes)
         try:
             model = create_model(self.name, spiking=self.spiking, num_classes=self.num_classes, **self.options)
         except SpikeDistillError as exc:
@@ -305,6 +302,13 @@ class Checkpoint(Mapping):
         if device is not None:
             model.to(device)
         return model.eval()
+
+    def require_classes(self, num_classes: int | None) -> None:
+        """One line when the network predicts another number of classes than ``num_classes`` (None: any)."""
+        if num_classes is not None and self.num_classes != num_classes:
+            raise SpikeDistillError(
+                f"{self.where} predicts {self.num_classes} classes but {num_classes} are needed here; "
+                f"use a {self.role} trained on the same dataset (same classes)")
 
     def __repr__(self) -> str:
         kind = "SNN" if self.spiking else "ANN"

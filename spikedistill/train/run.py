@@ -46,7 +46,7 @@ class Run:
 def preflight(cfg: Config):
     """What can be checked without the data, in a second, so a mistake never waits for minutes of loading:
     the model builds from ``model.*``, the objective from ``loss.*`` and binds to it, the teacher checkpoint
-    exists and is readable. Returns the teacher's :class:`~spikedistill.checkpoint.Checkpoint` (or None)."""
+    exists, is readable and builds with finite weights. Returns ``(teacher checkpoint, teacher network)`` (or None)."""
     options = dict(cfg.model.options)
     if cfg.model.spiking:
         options.setdefault("timesteps", cfg.timesteps)
@@ -63,7 +63,8 @@ def preflight(cfg: Config):
         from .teacher import missing_teacher_message
 
         raise SpikeDistillError(missing_teacher_message(cfg))
-    return load_checkpoint(path, role="teacher")
+    ckpt = load_checkpoint(path, role="teacher")
+    return ckpt, ckpt.model()
 
 
 def build_run(cfg: Config, ctx) -> Run:
@@ -71,7 +72,7 @@ def build_run(cfg: Config, ctx) -> Run:
 
     device, cuda = ctx.device, ctx.device.type == "cuda"
     with torch.random.fork_rng(devices=[]):  # the check draws no number the run's own model would draw
-        teacher_ckpt = preflight(cfg)  # before the data: a wrong option or teacher fails in a second
+        teacher = preflight(cfg)  # before the data: a wrong option or teacher fails in a second
     data = cfg.data
     train_set = load_dataset(data.name, data.root, split="train", download=data.download, **data.options)
     test_set = load_dataset(data.name, data.root, split="test", download=False, **data.options)
@@ -96,7 +97,7 @@ def build_run(cfg: Config, ctx) -> Run:
     model = create_model(cfg.model.name, spiking=cfg.model.spiking, num_classes=train_set.num_classes, **options)
     objective = create_loss(cfg.loss.name, **cfg.loss.options)
     objective.bind(model)  # e.g. TSSD's weak classifier, sized from the model's stage channels
-    teacher = load_teacher(cfg, device, train_set.num_classes, teacher_ckpt) if objective.needs_teacher else None
+    teacher = load_teacher(cfg, device, train_set.num_classes, teacher) if objective.needs_teacher else None
     train_timesteps = objective.train_timesteps(cfg.timesteps) if cfg.model.spiking else 1
 
     if ctx.distributed and cfg.distributed.sync_bn:
@@ -129,7 +130,7 @@ def make_augment(cfg, dataset, events: bool) -> nn.Module:
                       erasing=cfg.erasing, mean=dataset.mean, std=dataset.std)
 
 
-def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = None, ckpt=None) -> nn.Module:
+def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = None, loaded=None) -> nn.Module:
     """The frozen teacher from ``teacher.checkpoint``: eval mode, no gradients (SPEC.md conventions).
     A missing checkpoint is an error here; training it is the explicit stage of :mod:`.teacher`."""
     path = cfg.teacher.checkpoint
@@ -140,7 +141,11 @@ def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = No
         from .teacher import missing_teacher_message
 
         raise SpikeDistillError(missing_teacher_message(cfg))
-    teacher = (ckpt or load_checkpoint(path, role="teacher")).model(num_classes=num_classes)
+    if loaded is not None:  # (checkpoint, network) from preflight
+        ckpt, teacher = loaded
+        ckpt.require_classes(num_classes)
+    else:
+        teacher = load_checkpoint(path, role="teacher").model(num_classes=num_classes)
     teacher.to(device).eval()
     if device.type == "cuda" and cfg.channels_last:
         teacher.to(memory_format=torch.channels_last)

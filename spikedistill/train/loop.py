@@ -189,7 +189,6 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
                    enabled=cfg.log.progress and ctx.main, batch_size=cfg.optim.batch_size,
                    every_seconds=cfg.log.progress_every_seconds)
     step_in_epoch = skip  # stays so when the interruption came after the epoch's last step
-    lr = partial.get("lr", run.optimizer.param_groups[0]["lr"])  # the last step's rate, for the metrics row
     for step_in_epoch, (images, labels) in enumerate(bar, start=skip + 1):
         if run.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -209,7 +208,6 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
         dist_utils.all_reduce_mean_([p.grad for p in objective.parameters() if p.grad is not None], ctx)
         if cfg.optim.grad_clip:
             nn.utils.clip_grad_norm_([p for g in run.optimizer.param_groups for p in g["params"]], cfg.optim.grad_clip)
-        lr = run.optimizer.param_groups[0]["lr"]
         run.optimizer.step()
         run.schedule.step()  # per iteration: warm-up and cosine follow the steps, not the epochs
         state.step += 1
@@ -228,8 +226,7 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
             nonfinite.check(ctx, run.steps_per_epoch, out_dir)
             state.step_in_epoch = step_in_epoch
             state.partial = {"sums": {k: float(v) for k, v in sums.items()}, "correct": int(correct), "seen": seen,
-                             "teacher_seconds": teacher_time.seconds(), "seconds": time.perf_counter() - started,
-                             "lr": lr}
+                             "teacher_seconds": teacher_time.seconds(), "seconds": time.perf_counter() - started}
             save(run, state, ctx, out_dir / "latest.pt", {"top1": state.top1, "best_top1": state.best})
             say(f"stopped at step {state.step} (epoch {epoch + 1}, {step_in_epoch}/{run.steps_per_epoch}); "
                 f"continue with --resume --out {out_dir}")
@@ -238,7 +235,9 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
             return None
     nonfinite.check(ctx, run.steps_per_epoch, out_dir)  # before this epoch's checkpoints
     dist_utils.broadcast_buffers(model, ctx)
-    row = {"epoch": epoch + 1, "step": state.step, "lr": lr}  # the rate of the epoch's last step
+    # The rate at the epoch's first step, under the rate now in force (optim.lr=... on --resume rescales it).
+    lr = run.schedule.base_lrs[0] * run.schedule.lr_lambdas[0](epoch * run.steps_per_epoch)
+    row = {"epoch": epoch + 1, "step": state.step, "lr": lr}
     row.update({f"train_{k}": float(v) / max(1, step_in_epoch) for k, v in sums.items()})
     row["train_top1"] = 100.0 * float(correct) / max(1, seen)
     row["seconds"] = time.perf_counter() - started

@@ -447,3 +447,15 @@ def test_dotted_import_path_as_a_name_is_only_an_unknown_name(tmp_path, capsys):
         code, lines = cli(["train", "--config", recipe, override, "--out", tmp_path / "run"], capsys)
         assert code == 2 and len(lines) == 1 and words in lines[0], lines
     assert "antigravity" not in sys.modules
+
+
+def test_the_troubleshooting_table_lists_every_case_and_counts_them_all_clean():
+    """docs/troubleshooting.md shows every row of LIBRARY and CLI with its message; its count line adds up."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md").read_text()
+    missing = [name for name in [*LIBRARY, *CLI] if f"| `{name}` |" not in doc]
+    assert not missing, f"add these rows to docs/troubleshooting.md: {missing}"
+    rows = re.findall(r"^\| (\d+) \| `", doc, flags=re.M)
+    assert [int(n) for n in rows] == list(range(1, len(rows) + 1))
+    assert f"{len(rows)} kinds tried: {len(rows)} clean." in doc

@@ -128,10 +128,14 @@ def timesteps_that_fit(model: torch.nn.Module, input_shape, batch_size: int, sam
             largest[0] = max(largest[0], output.numel() * 4)
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
+    was_training = model.training
     try:
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device), timesteps=1)
+            model.eval()(torch.zeros(1, *input_shape, device=device), timesteps=1)
+    except (RuntimeError, ValueError):  # an input the evaluation itself will name better: no estimate
+        return wanted, 0, free_memory(torch.device(device))
     finally:
+        model.train(was_training)
         for handle in handles:
             handle.remove()
     per_step = 4 * largest[0] * batch_size + 16 * samples

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=positive_int, help="evaluate only the first N samples")
     evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    evaluate.add_argument("--teacher", metavar="CKPT", help="ANN teacher checkpoint: reference lines for top-1 and energy")
+    evaluate.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint (an ANN, or an SNN run at the same T): reference lines for top-1 and energy")
     evaluate.add_argument("--early-exit", nargs="?", const="default", metavar="THRESHOLDS",
                           help="sweep per-sample early exit; optional comma-separated confidence thresholds")
     evaluate.add_argument("--stem-macs", choices=("once", "per_step"), default="once",

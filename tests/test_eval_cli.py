@@ -118,3 +118,18 @@ def test_a_picture_format_is_checked_before_the_evaluation_runs(tmp_path, capsys
     _checkpoint(tmp_path / "student.pt")
     assert main(["eval", str(tmp_path / "student.pt"), "--plot", str(tmp_path / "out.xyz"), "--limit", "8"]) == 2
     assert "'xyz'" in capsys.readouterr().err and not ran
+
+
+def test_a_missing_matplotlib_is_said_before_the_evaluation_runs(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    import spikedistill.evaluate.cli as eval_cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    ran = []
+    monkeypatch.setattr(eval_cli, "fullrange_report", lambda *a, **k: ran.append(1))
+    _checkpoint(tmp_path / "student.pt")
+    assert main(["eval", str(tmp_path / "student.pt"), "--limit", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "matplotlib" in err and "--no-plot" in err and not ran

@@ -51,7 +51,11 @@ def parse_thresholds(text: str | None) -> list[float] | None:
 
 
 def check_plot_path(path: str | None) -> None:
-    """A picture format matplotlib can write, checked before the evaluation runs (not after it)."""
+    """Matplotlib is there and ``path`` is a format it writes: checked before the evaluation runs, not after it."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SpikeDistillError("drawing needs matplotlib; pip install 'spikedistill[demo]' or pass --no-plot")
     if path is None:
         return
     suffix = Path(path).suffix.lower().lstrip(".")
@@ -133,7 +137,7 @@ def run_eval(args: argparse.Namespace) -> int:
     device = resolve_device(getattr(args, "device", None) or "auto")
     thresholds = parse_thresholds(getattr(args, "early_exit", None))
     if not args.no_plot:
-        check_plot_path(args.plot)
+        check_plot_path(args.plot)  # matplotlib installed, a format it writes
     check_writable(args.json)
     out_dir = Path(args.json).parent if args.json else Path(".")
     ckpt = load_checkpoint(args.checkpoint)

@@ -123,7 +123,8 @@ def progress(iterable, total: int, initial: int, desc: str, enabled: bool, batch
     if not enabled:
         return iterable
     stream = stream if stream is not None else sys.stdout
-    if not (hasattr(stream, "isatty") and stream.isatty()):
+    # The bar goes to stderr: both must be a terminal for it, else the log gets lines (on stdout).
+    if not all(hasattr(s, "isatty") and s.isatty() for s in (stream, sys.stderr)):
         return ProgressLines(iterable, total, initial, desc, batch_size, every_seconds, stream)
     try:
         from tqdm.auto import tqdm

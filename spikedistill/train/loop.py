@@ -49,8 +49,15 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
     try:
         seed_everything(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
         run = build_run(cfg, ctx)
+        refused = None
         if ctx.main:
-            lock.acquire()  # one run per folder: a second one stops here, saying whose it is
+            try:
+                lock.acquire()  # one run per folder: a second one stops here, saying whose it is
+            except SpikeDistillError as exc:
+                refused = str(exc)
+        refused = dist_utils.broadcast_object(refused, ctx)  # every process stops, none waits for rank 0
+        if refused:
+            raise SpikeDistillError(refused)
         if resume:
             state = resume_state(run, out_dir, ctx, say)
         else:

@@ -4,6 +4,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# The `interop` extra of pyproject.toml (NIR readers for tests/test_nir_interop.py), installed without
+# their requirements: norse's torchvision would replace the CPU torch. Keep the two lists the same.
+INTEROP_SPEC ?= snntorch==1.0.0 norse==1.1.0
+# The lowest nir that pyproject's export extra allows: its wheel (pure Python, 30 kB) is kept beside the
+# venv so that tests/test_export.py exports with it, without downloading anything during the tests.
+OLDEST_NIR ?= 1.0.3
 PY := $(VENV)/bin/python
 
 .PHONY: demo test install
@@ -13,6 +19,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[all]"
+	$(PY) -m pip install -q --no-deps $(INTEROP_SPEC)
+	$(PY) -m pip download -q --no-deps -d $(VENV)/oldest-nir "nir==$(OLDEST_NIR)"
 	touch $@
 
 install: $(VENV)/.installed

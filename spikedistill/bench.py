@@ -1,46 +1,70 @@
-"""``spikedistill bench``: the SNN training step against its cost floor, in one run.
+"""``spikedistill bench``: the SNN training step against its cost floor, measured so that a busy machine
+cannot fool it.
 
 The floor of training an SNN at T timesteps is the same network run as an ANN (ReLU twin) on T·B
 images; everything above it is the price of spiking. For each model and T this times one training
 step — forward, cross-entropy on the time-mean logits, backward, SGD step — for:
 
 * ``ann_floor``     the ANN twin on T·B images,
-* ``snn_torch``     our SNN with the plain PyTorch LIF loop (``backend="torch"``),
-* ``snn_sequence``  our SNN with the LIF recurrence as one autograd node that saves only u
-                    (``backend="sequence"``, the eager default off CUDA),
-* ``snn_triton``    our SNN with the fused Triton LIF (``backend="triton"``, docs/speed.md), BatchNorm
-                    folded into the neuron where a conv → BN → LIF allows (``neurons/bn_lif.py``),
-* ``snn_triton_unfolded``  the same with every BatchNorm run as its own layer (only when asked for:
-                    it measures what the folding buys),
-* ``spikingjelly``  our SNN with SpikingJelly's multi-step ``LIFNode`` in place of ours (when installed),
+* ``snn_default``   our SNN as it trains by default: the fused Triton LIF on CUDA, the same algorithm in
+                    torch ops (``sequence``) elsewhere; BatchNorm folded into the neuron,
+* ``snn_torch``     our SNN with the plain PyTorch LIF loop (``backend="torch"``, BatchNorm unfolded),
+* ``snn_sequence``  our SNN with the ``sequence`` backend on any device (BatchNorm folded),
+* ``snn_triton``    our SNN with the fused Triton LIF (on a CPU only under ``TRITON_INTERPRET=1``, set
+                    before Python starts; its interpreter times say nothing about a GPU),
+* ``snn_triton_unfolded``  the same with every BatchNorm run as its own layer (only when named),
+* ``spikingjelly``  our SNN with SpikingJelly's multi-step ``LIFNode`` in place of ours (when installed;
+                    SpikingJelly 2.0 picks its own implementation by device: a custom op on the CPU,
+                    its CUDA/Triton kernels on a GPU),
+* ``snntorch``      our SNN with snnTorch's ``Leaky`` stepped over T (when installed),
 
-each eager and under ``torch.compile``, and prints one JSON line per case with ``ms`` (median step),
-``peak_gb`` (CUDA peak allocated during the timed steps; null on the CPU), ``saved_gb`` (bytes saved for
-backward by one eager forward, eager cases only), ``ratio_to_floor`` (ms over the same mode's floor),
-``mem_ratio_to_floor`` (peak) and ``saved_ratio_to_floor``. On CUDA: bf16 autocast and channels_last, as in training.
+each eager and/or under ``torch.compile``. Our static-image stem runs once on B images and is broadcast
+over T (``models.layers.stem_forward``), while the floor's stem runs on T·B images — the output says so.
 
-``--device cpu --smoke`` runs a tiny version (the 3-layer ``small_cnn`` on 4 images of 8×8, T = 2;
-the Triton kernel under its interpreter; torch.compile with the ``aot_eager`` backend, which traces
-the custom ops without generating code) in well under a minute: a check that every case runs, not a
-measurement. ``benchmarks/bench_step.py --device cpu --smoke --models resnet19`` smokes ResNet-19.
+**Round-robin timing.** All cases of one (model, T, mode) are built first and warmed up; then every
+round runs one step of each case, in an order rotated each round, and each case's step time is divided
+by the floor's step time *of the same round*. Load from other processes hits neighbouring steps alike,
+so the per-round ratio survives it where absolute times do not. Reported per case: the median step time,
+the median ratio to the floor and its min–max over the rounds, and ``trusted: false`` (with a line on
+stderr) when that spread is too wide (max/min of the ratio above ``SPREAD_LIMIT``).
+
+**Memory.** ``saved_gb``: what autograd keeps for backward over one eager forward (parameters excluded;
+device-independent). On CUDA ``peak_step_gb``: the peak allocated during one step above what was
+allocated before it. On the CPU ``peak_rss_gb``: the peak resident memory of a child process that builds
+only that case and runs a few steps, and ``step_rss_gb``: how far those steps took it above its resident
+memory before the first step (``--no-memory`` skips the children); each ratio is to the floor's, the
+CPU one on ``step_rss_gb`` (a process's peak is mostly torch itself).
+
+``--device cpu --smoke`` is a tiny run (the 3-layer ``small_cnn`` on 4 images of 8×8, T = 2,
+torch.compile with the ``aot_eager`` backend, no child processes): a check that every case runs, not
+a measurement. ``bench_records(plan)`` yields the records; ``run_bench(args)`` prints them as JSON
+lines on stdout and the table on stderr. Global state (thread count, dynamo caches) is restored or
+reset on the way out; nothing here sets environment variables.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-CASES = ("ann_floor", "snn_torch", "snn_sequence", "snn_triton", "spikingjelly")
+CASES = ("ann_floor", "snn_default", "snn_torch", "snn_sequence", "snn_triton", "spikingjelly", "snntorch")
 EXTRA_CASES = ("snn_triton_unfolded",)  # run only when named
 MODES = ("eager", "compile")
+FOREIGN_CASES = ("spikingjelly", "snntorch")  # another library's failure skips its case; ours are bugs
+SPREAD_LIMIT = 1.5  # max/min of a case's per-round ratios above which its median is flagged untrusted
+STEM_NOTE = ("our static-image stem runs once on B images (broadcast over T); the floor's runs on T·B images "
+             "— part of the SNN's advantage at T > 1")
 
 
 @dataclass
@@ -49,89 +73,161 @@ class BenchPlan:
     models: tuple[str, ...] = ("resnet19",)
     timesteps: tuple[int, ...] = (4, 6)
     batch: int = 128
-    cases: tuple[str, ...] = CASES
+    cases: tuple[str, ...] = ("ann_floor", "snn_default", "snn_torch", "snn_sequence", "spikingjelly")
     modes: tuple[str, ...] = MODES
-    warmup: int = 5
-    iters: int = 20
+    warmup: int = 3
+    iters: int = 20  # rounds: each times one step of every case
+    threads: int | None = None  # torch.set_num_threads for the run (restored afterwards); None: unchanged
     image_size: dict = field(default_factory=dict)  # model name → side; default 32 (48 for vggsnn)
     compile_backend: str = "inductor"
+    memory: bool = True  # CPU: peak RSS of a child process per case
 
     @classmethod
     def from_args(cls, args) -> "BenchPlan":
         device = getattr(args, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
         if getattr(args, "smoke", False):
-            plan = cls(device, models=("small_cnn",), timesteps=(2,), batch=4, warmup=0, iters=2,
-                       image_size={"small_cnn": 8, "resnet19": 8},
-                       compile_backend="aot_eager" if device == "cpu" else "inductor")
-        else:
+            plan = cls(device, models=("small_cnn",), timesteps=(2,), batch=4, warmup=1, iters=3,
+                       cases=CASES, image_size={"small_cnn": 8, "resnet19": 8},
+                       compile_backend="aot_eager" if device == "cpu" else "inductor", memory=False)
+        elif device.startswith("cuda"):
             plan = cls(device)
+        else:  # a CPU: the sizes of issue 17's table (a small conv net, B = 8, 32×32), eager
+            plan = cls(device, models=("small_cnn",), timesteps=(1, 2, 4, 8), batch=8, modes=("eager",),
+                       cases=("ann_floor", "snn_default", "snn_torch", "spikingjelly", "snntorch"), iters=15)
         for name in ("models", "timesteps", "cases", "modes"):
             value = getattr(args, name, None)
             if value:
                 setattr(plan, name, tuple(value))
-        for name in ("batch", "warmup", "iters", "compile_backend"):
+        for name in ("batch", "warmup", "iters", "compile_backend", "threads"):
             value = getattr(args, name, None)
-            if value:
+            if value is not None:
                 setattr(plan, name, value)
+        if getattr(args, "no_memory", False):
+            plan.memory = False
         return plan
 
 
 def run_bench(args) -> int:
-    """Entry point of ``spikedistill bench``; prints one JSON line per case to stdout."""
-    from .errors import SpikeDistillError
-
+    """Entry point of ``spikedistill bench``: JSON lines on stdout, the table and notes on stderr
+    (``bench --gpu-check OUT_DIR`` is :func:`spikedistill.gpu_check.run_gpu_check_command`)."""
     plan = BenchPlan.from_args(args)
-    unknown = set(plan.cases) - set(CASES + EXTRA_CASES) | set(plan.modes) - set(MODES)
-    if unknown:
-        raise SpikeDistillError(
-            f"unknown bench case or mode {sorted(unknown)}; known: {', '.join(CASES + EXTRA_CASES + MODES)}")
-    if plan.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SpikeDistillError("--device cuda was asked but no CUDA GPU is visible; use --device cpu --smoke")
-    if not plan.device.startswith("cuda"):
-        # The Triton kernels run on the CPU only under the interpreter, chosen when they are first imported.
-        os.environ.setdefault("TRITON_INTERPRET", "1")
+    check_plan(plan)
+    records = []
     for record in bench_records(plan):
+        records.append(record)
         print(json.dumps(record), flush=True)
+    print(summary_table(records), file=sys.stderr)
     return 0
 
 
+def check_plan(plan: BenchPlan) -> None:
+    from .errors import SpikeDistillError
+
+    unknown = set(plan.cases) - set(CASES + EXTRA_CASES) | set(plan.modes) - set(MODES)
+    if unknown:
+        raise SpikeDistillError(
+            f"unknown bench case or mode {sorted(unknown)}; known cases: {', '.join(CASES + EXTRA_CASES)}; "
+            f"modes: {', '.join(MODES)}")
+    if plan.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SpikeDistillError("--device cuda was asked but no CUDA GPU is visible; use --device cpu")
+    if plan.iters < 1 or plan.warmup < 0 or (plan.threads is not None and plan.threads < 1):
+        raise SpikeDistillError("--iters and --threads must be positive and --warmup non-negative")
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None):
+    """``torch.set_num_threads(threads)`` for the block, restored afterwards."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def bench_records(plan: BenchPlan):
-    """Yield one dict per (model, T, case, mode); the floor of each (model, T, mode) comes first."""
-    for model_name in plan.models:
-        for timesteps in plan.timesteps:
-            floors = {}
-            for case in plan.cases:
+    """Yield one dict per (model, T, case, mode), all cases of a (model, T, mode) timed round-robin."""
+    with _threads(plan.threads):
+        for model_name in plan.models:
+            for timesteps in plan.timesteps:
                 for mode in plan.modes:
-                    record = dict(model=model_name, timesteps=timesteps, batch=plan.batch, case=case, mode=mode,
-                                  device=_device_name(plan.device),
-                                  dtype="bf16" if plan.device.startswith("cuda") else "fp32",
-                                  compile_backend=plan.compile_backend if mode == "compile" else None)
-                    try:
-                        result = time_training_step(plan, model_name, timesteps, case, mode)
-                    except _Skip as reason:
-                        yield dict(record, skipped=str(reason))
-                        continue
-                    except torch.cuda.OutOfMemoryError:
-                        _free_memory(True)
-                        yield dict(record, skipped="CUDA out of memory")
-                        continue
-                    except Exception as exc:  # a foreign library's failure skips its case; ours are bugs
-                        if case != "spikingjelly":
-                            raise
-                        yield dict(record, skipped=f"{type(exc).__name__}: {exc}"[:300])
-                        continue
-                    record.update(result)
-                    if case == "ann_floor":
-                        floors[mode] = result
-                    floor = floors.get(mode)
-                    record["ratio_to_floor"] = _ratio(result["ms"], floor and floor["ms"])
-                    record["mem_ratio_to_floor"] = _ratio(result["peak_gb"], floor and floor["peak_gb"])
-                    record["saved_ratio_to_floor"] = _ratio(result["saved_gb"], floor and floor["saved_gb"])
-                    yield record
+                    yield from _bench_group(plan, model_name, timesteps, mode)
 
 
-class _Skip(Exception):
-    """A case that cannot run here (SpikingJelly not installed, no Triton)."""
+def _base_record(plan, model_name, timesteps, case, mode) -> dict:
+    return dict(model=model_name, timesteps=timesteps, batch=plan.batch, case=case, mode=mode,
+                device=_device_name(plan.device), dtype="bf16" if plan.device.startswith("cuda") else "fp32",
+                compile_backend=plan.compile_backend if mode == "compile" else None)
+
+
+def _bench_group(plan: BenchPlan, model_name: str, timesteps: int, mode: str):
+    cuda = plan.device.startswith("cuda")
+    cases = ("ann_floor",) + tuple(c for c in plan.cases if c != "ann_floor")  # the floor is always timed
+    runners, skipped = {}, {}
+    if mode == "compile":
+        torch._dynamo.reset()
+    for case in cases:
+        try:
+            runners[case] = _Runner(plan, model_name, timesteps, case, mode)
+        except _Skip as reason:
+            skipped[case] = str(reason)
+        except Exception as exc:
+            if case not in FOREIGN_CASES:
+                raise
+            skipped[case] = f"{type(exc).__name__}: {exc}"[:300]
+    for case, runner in list(runners.items()):  # warm-up (and compilation), case by case
+        try:
+            for _ in range(plan.warmup + (1 if mode == "compile" else 0)):
+                runner.step()
+        except Exception as exc:
+            if case not in FOREIGN_CASES:
+                raise
+            skipped[case] = f"{type(exc).__name__}: {exc}"[:300]
+            del runners[case]
+    names = list(runners)
+    times = {case: [] for case in names}
+    for round_index in range(plan.iters):
+        shift = round_index % len(names)
+        for case in names[shift:] + names[:shift]:
+            times[case].append(runners[case].timed_step())
+    peaks = {case: runner.peak_step_gb() for case, runner in runners.items()} if cuda else {}
+    saved = {case: runner.saved_gb() for case, runner in runners.items()} if mode == "eager" else {}
+    for runner in runners.values():
+        runner.close()
+    runners.clear()
+    if mode == "compile":
+        torch._dynamo.reset()
+    _free_memory(cuda)
+    rss = {}
+    if plan.memory and not cuda:
+        for case in names:
+            rss[case] = _child_peak_rss_gb(plan, model_name, timesteps, case, mode)
+    floor = times["ann_floor"]
+    for case in cases:
+        record = _base_record(plan, model_name, timesteps, case, mode)
+        if case in skipped:
+            yield dict(record, skipped=skipped[case])
+            continue
+        ratios = sorted(t / f for t, f in zip(times[case], floor))
+        median_ratio = statistics.median(ratios)
+        record.update(
+            ms=round(statistics.median(times[case]), 3), rounds=len(ratios),
+            ratio_to_floor=round(median_ratio, 3), ratio_min=round(ratios[0], 3), ratio_max=round(ratios[-1], 3),
+            trusted=ratios[-1] / ratios[0] <= SPREAD_LIMIT,
+            saved_gb=_round(saved.get(case), 6), saved_ratio_to_floor=_ratio(saved.get(case), saved.get("ann_floor")),
+            peak_step_gb=_round(peaks.get(case), 4),
+            peak_ratio_to_floor=_ratio(peaks.get(case), peaks.get("ann_floor")),
+            peak_rss_gb=_round(rss.get(case, {}).get("peak_rss_gb"), 4),
+            step_rss_gb=_round(rss.get(case, {}).get("step_rss_gb"), 4),
+            rss_ratio_to_floor=_ratio(rss.get(case, {}).get("step_rss_gb"), rss.get("ann_floor", {}).get("step_rss_gb")),
+            note=STEM_NOTE if case != "ann_floor" and timesteps > 1 else None,
+        )
+        yield record
+
+
+def _round(value, digits):
+    return None if value is None else round(value, digits)
 
 
 def _ratio(value, floor):
@@ -144,60 +240,147 @@ def _device_name(device: str) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+class _Skip(Exception):
+    """A case that cannot run here (SpikingJelly not installed, no Triton)."""
+
+
+class _Runner:
+    """One case: its model, optimizer and inputs, ready to run training steps."""
+
+    def __init__(self, plan: BenchPlan, model_name: str, timesteps: int, case: str, mode: str):
+        self.cuda = plan.device.startswith("cuda")
+        self.model = build_case(plan, model_name, case)
+        self.images, self.labels = _inputs(plan, model_name, timesteps, case)
+        self.timesteps = 1 if case == "ann_floor" else timesteps
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        self.forward = torch.compile(self.model, backend=plan.compile_backend) if mode == "compile" else self.model
+
+    def step(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.cuda):
+            logits = self.forward(self.images, timesteps=self.timesteps)  # [T, B, K]; the floor: [1, T·B, K]
+            loss = F.cross_entropy(logits.float().mean(0), self.labels)
+        loss.backward()
+        self.optimizer.step()
+
+    def timed_step(self) -> float:
+        """Milliseconds of one step (CUDA events on a GPU, wall clock on a CPU)."""
+        if self.cuda:
+            torch.cuda.synchronize()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            self.step()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end)
+        start = time.perf_counter()
+        self.step()
+        return (time.perf_counter() - start) * 1e3
+
+    def peak_step_gb(self) -> float:
+        """CUDA: the peak allocated during one step above what was allocated before it."""
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        self.step()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 1e9
+
+    def saved_gb(self) -> float:
+        return _saved_for_backward_gb(self.model, self.images, self.timesteps, self.cuda)
+
+    def close(self) -> None:
+        del self.model, self.forward, self.optimizer, self.images, self.labels
+
+
 def build_case(plan: BenchPlan, model_name: str, case: str) -> nn.Module:
     from . import create_model
     from .neurons import LIF
+    from .neurons.lif import triton_available
 
     in_channels = 2 if model_name == "vggsnn" else 3
     model = create_model(model_name, spiking=case != "ann_floor", num_classes=10, in_channels=in_channels)
-    if case in ("snn_torch", "snn_sequence", "snn_triton", "snn_triton_unfolded"):
-        if case.startswith("snn_triton"):
-            from .neurons.kernels import triton_available
-
-            if not triton_available():
-                raise _Skip("triton is not installed, or neither CUDA nor TRITON_INTERPRET=1")
+    if case.startswith("snn_"):
+        if case.startswith("snn_triton") and not triton_available():
+            raise _Skip("needs Triton and a CUDA GPU (or TRITON_INTERPRET=1 in the environment, for its "
+                        "CPU interpreter)")
+        backend = {"snn_default": "auto"}.get(case, case.split("_")[1])
         for module in model.modules():
             if isinstance(module, LIF):
-                module.backend = case.split("_")[1]
+                module.backend = backend
                 module.fold_batchnorm = not case.endswith("_unfolded")
     elif case == "spikingjelly":
-        _swap_in_spikingjelly(model, plan.device)
+        _swap_neurons(model, _spikingjelly_neuron())
+    elif case == "snntorch":
+        _swap_neurons(model, _snntorch_neuron())
     model = model.to(plan.device)
     if plan.device.startswith("cuda"):
         model = model.to(memory_format=torch.channels_last)
     return model
 
 
-def _swap_in_spikingjelly(model: nn.Module, device: str) -> None:
-    """Replace every LIF by SpikingJelly's multi-step LIFNode with the same dynamics."""
+def _swap_neurons(model: nn.Module, make) -> None:
+    """Replace every LIF of ``model`` by ``make(cfg)``, a module over ``[T, B, ...]`` with the same dynamics."""
+    from .neurons import LIF
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, LIF):
+                if child.cfg.surrogate != "sigmoid":
+                    raise _Skip(f"the foreign-neuron cases map only the sigmoid surrogate, not {child.cfg.surrogate}")
+                setattr(parent, name, make(child.cfg))
+
+
+def _spikingjelly_neuron():
+    """SpikingJelly's multi-step ``LIFNode``. Version 2.0 has no ``backend`` argument: it picks its CPU
+    custom op or its CUDA kernels from the device by itself."""
     try:
         from spikingjelly.activation_based import neuron, surrogate
-    except ImportError:
-        raise _Skip("spikingjelly is not installed (pip install spikingjelly)") from None
-    from .neurons import LIF
+    except ImportError as exc:
+        raise _Skip(f"spikingjelly is not importable ({exc}); pip install spikingjelly") from None
 
     class SpikingJellyLIF(nn.Module):
         def __init__(self, cfg):
             super().__init__()
-            if cfg.surrogate != "sigmoid":
-                raise _Skip(f"the SpikingJelly case maps only the sigmoid surrogate, not {cfg.surrogate}")
-            backend = "cupy" if device.startswith("cuda") else "torch"
-            kwargs = dict(tau=1.0 / (1.0 - cfg.decay), decay_input=cfg.decay_input, v_threshold=cfg.threshold,
-                          v_reset=cfg.v_reset, surrogate_function=surrogate.Sigmoid(alpha=cfg.surrogate_param),
-                          detach_reset=cfg.detach_reset, step_mode="m")
-            try:
-                self.node = neuron.LIFNode(backend=backend, **kwargs)
-            except Exception:  # this version has no such backend
-                self.node = neuron.LIFNode(**kwargs)
+            self.node = neuron.LIFNode(tau=1.0 / (1.0 - cfg.decay), decay_input=cfg.decay_input,
+                                       v_threshold=cfg.threshold, v_reset=cfg.v_reset,
+                                       surrogate_function=surrogate.Sigmoid(alpha=cfg.surrogate_param),
+                                       detach_reset=cfg.detach_reset, step_mode="m")
 
         def forward(self, x_seq):
             self.node.reset()  # SpikingJelly neurons keep state between calls; ours start from rest
             return self.node(x_seq)
 
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, LIF):
-                setattr(parent, name, SpikingJellyLIF(child.cfg))
+    return SpikingJellyLIF
+
+
+def _snntorch_neuron():
+    """snnTorch's ``Leaky`` stepped over T (its API is single-step): hard reset to zero, applied in the
+    step that fires (``reset_delay=False``), sigmoid surrogate of the same slope."""
+    try:
+        import snntorch
+        from snntorch import surrogate
+    except ImportError as exc:
+        raise _Skip(f"snntorch is not importable ({exc}); pip install snntorch") from None
+
+    class SnnTorchLIF(nn.Module):
+        def __init__(self, cfg):
+            super().__init__()
+            if cfg.decay_input or cfg.detach_reset:
+                raise _Skip("the snnTorch case maps only decay_input=False, detach_reset=False")
+            self.node = snntorch.Leaky(beta=cfg.decay, threshold=cfg.threshold,
+                                       spike_grad=surrogate.sigmoid(slope=cfg.surrogate_param),
+                                       reset_mechanism="subtract" if cfg.soft_reset else "zero", reset_delay=False)
+
+        def forward(self, x_seq):
+            mem = torch.zeros_like(x_seq[0])
+            spikes = []
+            for x in x_seq:
+                spike, mem = self.node(x, mem)
+                spikes.append(spike)
+            return torch.stack(spikes)
+
+    return SnnTorchLIF
 
 
 def _inputs(plan: BenchPlan, model_name: str, timesteps: int, case: str):
@@ -210,53 +393,6 @@ def _inputs(plan: BenchPlan, model_name: str, timesteps: int, case: str):
     if plan.device.startswith("cuda"):
         images = images.contiguous(memory_format=torch.channels_last)
     return images, labels
-
-
-def time_training_step(plan: BenchPlan, model_name: str, timesteps: int, case: str, mode: str) -> dict:
-    """Median ms of one training step, peak and saved-for-backward memory, for one case."""
-    cuda = plan.device.startswith("cuda")
-    _free_memory(cuda)
-    model = build_case(plan, model_name, case)
-    images, labels = _inputs(plan, model_name, timesteps, case)
-    run_timesteps = 1 if case == "ann_floor" else timesteps
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    forward = model
-    if mode == "compile":
-        torch._dynamo.reset()
-        forward = torch.compile(model, backend=plan.compile_backend)
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
-            logits = forward(images, timesteps=run_timesteps)  # [T, B, K]; the floor: [1, T·B, K]
-            loss = F.cross_entropy(logits.float().mean(0), labels)
-        loss.backward()
-        optimizer.step()
-
-    saved_gb = _saved_for_backward_gb(model, images, run_timesteps, cuda) if mode == "eager" else None
-    for _ in range(plan.warmup + (1 if mode == "compile" else 0)):  # the first compiled call compiles
-        step()
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(plan.iters):
-        if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            step()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            start = time.perf_counter()
-            step()
-            times.append((time.perf_counter() - start) * 1e3)
-    peak_gb = torch.cuda.max_memory_allocated() / 1e9 if cuda else None
-    del model, forward, optimizer
-    _free_memory(cuda)
-    return dict(ms=round(statistics.median(times), 3), peak_gb=peak_gb and round(peak_gb, 3),
-                saved_gb=saved_gb and round(saved_gb, 6))
 
 
 def _saved_for_backward_gb(model: nn.Module, images, timesteps: int, cuda: bool) -> float:
@@ -283,3 +419,71 @@ def _free_memory(cuda: bool) -> None:
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
+
+
+# ---- CPU peak memory: one child process per case ---------------------------------------------------
+def _child_peak_rss_gb(plan: BenchPlan, model_name: str, timesteps: int, case: str, mode: str) -> dict:
+    """A fresh process builds this case alone and runs warm-up + 2 steps: its peak resident memory, and
+    how far the steps took it above its resident memory before the first step (``step_rss_gb``: what
+    training adds to the process, the number to compare — torch alone is ~0.5 GB)."""
+    spec = dict(asdict(plan), models=[model_name], timesteps=[timesteps], cases=[case], modes=[mode])
+    command = [sys.executable, "-c", "import sys, spikedistill.bench as b; b._child_main(sys.argv[1])", json.dumps(spec)]
+    result = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    if result.returncode != 0:
+        print(f"bench: the memory child of {case} failed: {result.stderr.strip()[-300:]}", file=sys.stderr)
+        return {}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _child_main(spec_json: str) -> None:
+    import resource
+
+    spec = json.loads(spec_json)
+    plan = BenchPlan(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+    if plan.threads:
+        torch.set_num_threads(plan.threads)
+    runner = _Runner(plan, plan.models[0], plan.timesteps[0], plan.cases[0], plan.modes[0])
+    before = _current_rss_bytes()  # torch, the model, its optimizer and inputs: the same for every case
+    for _ in range(plan.warmup + 2):
+        runner.step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+    print(json.dumps(dict(peak_rss_gb=peak / 1e9, step_rss_gb=max(0, peak - before) / 1e9)))
+
+
+def _current_rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# ---- the table --------------------------------------------------------------------------------------
+def summary_table(records: list[dict]) -> str:
+    """Markdown: per (model, T, mode, case) the median ms, the median ratio to the floor with its
+    min–max over the rounds, and memory ratios; then the notes (untrusted spreads, the stem)."""
+    lines = ["| model | T | mode | case | ms/step | time / floor: median (min–max) | saved / floor | "
+             "peak / floor |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    untrusted = []
+    for r in records:
+        if "skipped" in r:
+            lines.append(f"| {r['model']} | {r['timesteps']} | {r['mode']} | {r['case']} | skipped: "
+                         f"{r['skipped'][:80]} | | | |")
+            continue
+        flag = "" if r["trusted"] else " ⚠"
+        if not r["trusted"]:
+            untrusted.append(f"{r['case']} at T={r['timesteps']} ({r['mode']})")
+        peak = r.get("rss_ratio_to_floor") or r.get("peak_ratio_to_floor")
+        lines.append(f"| {r['model']} | {r['timesteps']} | {r['mode']} | {r['case']} | {r['ms']:.1f} | "
+                     f"{r['ratio_to_floor']:.2f} ({r['ratio_min']:.2f}–{r['ratio_max']:.2f}){flag} | "
+                     f"{_cell(r.get('saved_ratio_to_floor'))} | {_cell(peak)} |")
+    notes = [f"rounds per case: {max((r.get('rounds', 0) for r in records), default=0)}; each ratio is to the "
+             "floor's step in the same round (order rotated each round)",
+             "peak: on a CPU the peak RSS a child process per case reaches above its RSS before the first "
+             "step; on CUDA the peak allocated during a step above what was allocated before it",
+             f"note: {STEM_NOTE}"]
+    if untrusted:
+        notes.append(f"⚠ spread too wide to trust (max/min ratio > {SPREAD_LIMIT}): {', '.join(untrusted)}; "
+                     "rerun with more --iters on a quieter machine")
+    return "\n".join(lines + [""] + notes)
+
+
+def _cell(value) -> str:
+    return "–" if value is None else f"{value:.2f}"

@@ -31,6 +31,13 @@ def _dispatch(feature: str, module: str, function: str) -> Callable[[argparse.Na
     return run
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """``bench``, or with ``--gpu-check OUT_DIR`` the one-command GPU check (its own room, gpu_check.py)."""
+    if getattr(args, "gpu_check", None):
+        return _dispatch("bench --gpu-check", "gpu_check", "run_gpu_check_command")(args)
+    return _dispatch("bench", "bench", "run_bench")(args)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one ``error:`` line naming the fix, like every other bad input."""
 
@@ -97,16 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True)
     export.add_argument("--timesteps", type=positive_int, help="fixed T of the ONNX/TorchScript model (default: the checkpoint's)")
     export.add_argument("--input-shape", help="C,H,W of one input (default: the model family's usual size)")
+    export.add_argument("--nir-target", choices=("nir", "snntorch", "norse"), default="nir",
+                        help="the NIR reader the file is written for (default: nir, the spec-plain file at dt=1)")
     export.set_defaults(run=_dispatch("export", "export.cli", "run_export"))
 
-    bench = sub.add_parser("bench", help="time the training step against the ANN floor")
-    bench.add_argument("--device", default=None)
-    bench.add_argument("--smoke", action="store_true", help="tiny CPU run (CI)")
-    bench.add_argument("--models", nargs="+", help="models to time (default: resnet19)")
-    bench.add_argument("--timesteps", nargs="+", type=positive_int, help="T values (default: 4 6)")
-    bench.add_argument("--batch", type=positive_int, help="batch size B (default: 128)")
-    bench.add_argument("--iters", type=positive_int, help="timed iterations per case")
-    bench.set_defaults(run=_dispatch("bench", "bench", "run_bench"))
+    bench = sub.add_parser("bench", help="time the training step against the ANN floor (round-robin, ratios per round)")
+    bench.add_argument("--device", default=None, help="cuda (default when available) or cpu")
+    bench.add_argument("--smoke", action="store_true", help="tiny CPU run (CI): a check, not a measurement")
+    bench.add_argument("--models", nargs="+", help="models to time (default: resnet19 on CUDA, small_cnn on a CPU)")
+    bench.add_argument("--timesteps", nargs="+", type=positive_int, help="T values (default: 4 6 on CUDA, 1 2 4 8 on a CPU)")
+    bench.add_argument("--batch", type=positive_int, help="batch size B (default: 128 on CUDA, 8 on a CPU)")
+    bench.add_argument("--cases", nargs="+", metavar="CASE",
+                       help="ann_floor snn_default snn_torch snn_sequence snn_triton snn_triton_unfolded spikingjelly snntorch")
+    bench.add_argument("--modes", nargs="+", metavar="MODE", help="eager and/or compile")
+    bench.add_argument("--iters", type=positive_int, help="timed rounds, one step of every case each (default: 20 CUDA, 15 CPU)")
+    bench.add_argument("--warmup", type=int, help="untimed steps per case first (default: 3)")
+    bench.add_argument("--threads", type=positive_int, help="torch threads for the run (restored afterwards)")
+    bench.add_argument("--compile-backend", dest="compile_backend", help="torch.compile backend (default: inductor)")
+    bench.add_argument("--no-memory", dest="no_memory", action="store_true", help="CPU: skip the peak-RSS child processes")
+    bench.add_argument("--gpu-check", dest="gpu_check", metavar="OUT_DIR",
+                       help="the one-command GPU check (parity tests, step timings, a short twkd run) into OUT_DIR")
+    bench.set_defaults(run=_bench)
     return parser
 
 

@@ -1,76 +1,104 @@
-"""``spikedistill bench --device cpu --smoke``: every case runs and prints one parseable JSON line."""
+"""``spikedistill bench --device cpu --smoke``: every case runs round-robin and prints one parseable
+JSON line with its ratio to the floor; the run leaves no global state behind."""
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import json
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("triton")
 
-from spikedistill.bench import run_bench  # noqa: E402
+from spikedistill.bench import CASES, BenchPlan, bench_records, run_bench, summary_table  # noqa: E402
 
-MEASURED = [(case, mode) for case in ("ann_floor", "snn_torch", "snn_sequence", "snn_triton")
+MEASURED = [(case, mode) for case in ("ann_floor", "snn_default", "snn_torch", "snn_sequence", "snn_triton")
             for mode in ("eager", "compile")]
 
 
+def smoke(**options):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert run_bench(argparse.Namespace(device="cpu", smoke=True, **options)) == 0
+    return [json.loads(line) for line in out.getvalue().splitlines()], err.getvalue()
+
+
 @pytest.fixture(scope="module")
-def smoke_records():
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert run_bench(argparse.Namespace(device="cpu", smoke=True)) == 0
-    return [json.loads(line) for line in out.getvalue().splitlines()]
+def smoke_run():
+    return smoke()
 
 
-def test_smoke_prints_one_json_line_per_case_and_mode(smoke_records):
-    keys = [(r["case"], r["mode"]) for r in smoke_records]
-    assert len(keys) == len(set(keys)) == 10  # 5 cases × eager/compile, SpikingJelly skipped or measured
+def test_smoke_prints_one_json_line_per_case_and_mode(smoke_run):
+    records, _ = smoke_run
+    keys = [(r["case"], r["mode"]) for r in records]
+    assert len(keys) == len(set(keys)) == 2 * len(CASES)  # foreign libraries skipped or measured
     for case, mode in MEASURED:
         assert (case, mode) in keys
 
 
-def test_smoke_ratios_and_times_are_positive(smoke_records):
-    by_key = {(r["case"], r["mode"]): r for r in smoke_records}
+def test_smoke_ratios_are_per_round_medians_with_their_spread(smoke_run):
+    records, _ = smoke_run
+    by_key = {(r["case"], r["mode"]): r for r in records}
     for case, mode in MEASURED:
         record = by_key[(case, mode)]
         assert "skipped" not in record, record
-        assert record["ms"] > 0 and record["ratio_to_floor"] > 0
+        assert record["ms"] > 0 and record["rounds"] == 3
+        assert 0 < record["ratio_min"] <= record["ratio_to_floor"] <= record["ratio_max"]
+        assert record["trusted"] == (record["ratio_max"] / record["ratio_min"] <= 1.5)
         if mode == "eager":
             assert record["saved_gb"] > 0 and record["saved_ratio_to_floor"] > 0
     for mode in ("eager", "compile"):
-        assert by_key[("ann_floor", mode)]["ratio_to_floor"] == 1.0
-    for record in smoke_records:
-        assert "skipped" in record or record["case"] == "spikingjelly" or record["ms"] > 0
+        floor = by_key[("ann_floor", mode)]
+        assert floor["ratio_to_floor"] == floor["ratio_min"] == floor["ratio_max"] == 1.0
     # What autograd keeps is device-independent: the one-node recurrence keeps less than the autograd loop.
-    assert by_key[("snn_sequence", "eager")]["saved_gb"] < by_key[("snn_torch", "eager")]["saved_gb"]
+    assert by_key[("snn_default", "eager")]["saved_gb"] < by_key[("snn_torch", "eager")]["saved_gb"]
 
 
-def test_markdown_table_has_a_row_per_case(smoke_records):
+def test_smoke_table_states_the_stem_and_every_case(smoke_run):
+    records, table = smoke_run
+    assert "stem runs once on B images" in table
+    measured = [r for r in records if "skipped" not in r]
+    assert all(f"| {r['case']} |" in table for r in measured)
+    assert summary_table(records) in table
+
+
+def test_the_bench_step_script_prints_the_same_table(smoke_run):
+    records, _ = smoke_run
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_step.py"
     spec = importlib.util.spec_from_file_location("bench_step", path)
     bench_step = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_step)
-    table = bench_step.markdown_table(smoke_records).splitlines()
-    measured_cases = {r["case"] for r in smoke_records if "skipped" not in r}
-    assert len(table) == 2 + len(measured_cases)
-    assert any("snn_triton" in line and "×" in line for line in table)
+    assert bench_step.summary_table(records).splitlines()[0].startswith("| model | T |")
+
+
+def test_bench_restores_threads_and_sets_no_environment():
+    threads, environment = torch.get_num_threads(), dict(os.environ)
+    plan = BenchPlan("cpu", models=("small_cnn",), timesteps=(1,), batch=2, cases=("ann_floor", "snn_default"),
+                     modes=("eager",), warmup=0, iters=2, threads=1, image_size={"small_cnn": 8}, memory=False)
+    records = list(bench_records(plan))
+    assert [r["case"] for r in records] == ["ann_floor", "snn_default"]
+    assert records[0]["device"] == "cpu (1 threads)"
+    assert torch.get_num_threads() == threads
+    assert dict(os.environ) == environment
+
+
+def test_cpu_peak_memory_comes_from_a_child_process_per_case():
+    plan = BenchPlan("cpu", models=("small_cnn",), timesteps=(2,), batch=2, cases=("ann_floor", "snn_default"),
+                     modes=("eager",), warmup=0, iters=1, image_size={"small_cnn": 8}, memory=True)
+    records = {r["case"]: r for r in bench_records(plan)}
+    assert records["ann_floor"]["rss_ratio_to_floor"] == 1.0
+    assert 0.1 < records["snn_default"]["peak_rss_gb"] < 10  # a whole Python process with torch: GBs, not bytes
+    assert 0 <= records["snn_default"]["step_rss_gb"] < records["snn_default"]["peak_rss_gb"]
 
 
 def test_folding_batchnorm_into_the_neuron_halves_what_the_network_keeps():
     """The named-only case ``snn_triton_unfolded`` runs every BatchNorm as its own layer: it keeps the
-    LIF's u per layer on top of what the folded network (the default ``snn_triton``) keeps."""
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    args = argparse.Namespace(device="cpu", smoke=True, cases=["ann_floor", "snn_triton", "snn_triton_unfolded"],
-                              modes=["eager"])
-    with contextlib.redirect_stdout(out):
-        assert run_bench(args) == 0
-    saved = {r["case"]: r["saved_gb"] for r in map(json.loads, out.getvalue().splitlines())}
+    LIF's u per layer on top of what the folded network (``snn_triton``) keeps."""
+    records, _ = smoke(cases=["ann_floor", "snn_triton", "snn_triton_unfolded"], modes=["eager"])
+    saved = {r["case"]: r["saved_gb"] for r in records}
     assert saved["ann_floor"] < saved["snn_triton"] < saved["snn_triton_unfolded"]
     assert saved["snn_triton"] < 1.1 * saved["ann_floor"]  # the stem's u is all that is left over

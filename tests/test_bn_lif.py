@@ -1,4 +1,4 @@
-"""BatchNorm folded into the LIF (neurons/bn_lif.py): the torch-ops version and the Triton kernel
+"""BatchNorm folded into the LIF (neurons/batchnorm.py, neurons/lif.py): the torch-ops version and the Triton kernel
 (under TRITON_INTERPRET=1, set by conftest) against an unfused ``nn.BatchNorm2d`` + reference LIF."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from torch import nn
 
 from helpers import saved_for_backward
 from spikedistill.neurons import LIF, LIFConfig, lif_reference
-from spikedistill.neurons.bn_lif import batch_norm_lif
+from spikedistill.neurons.lif import batch_norm_lif
 from spikedistill.neurons.kernels import ops
 
 OPTIONS = [
@@ -243,3 +243,25 @@ def test_models_fold_batchnorm_and_match_the_unfused_network(name):
         torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-12)
     for got, want in zip(results[0][2], results[1][2]):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("timesteps", [1, 3])
+def test_a_stem_that_is_not_broadcast_folds_its_batchnorm_too(timesteps):
+    """At T = 1, and on event frames, nothing is broadcast: the stem is one more folded conv → BN → LIF,
+    so the SNN keeps for backward what its ReLU twin keeps on the same images (the next layer's saved
+    input is the spikes, as it is the ReLU output in the ANN), and the logits are the unfolded stem's."""
+    from spikedistill import create_model
+
+    from helpers import saved_for_backward
+
+    torch.manual_seed(0)
+    snn, ann = create_model("small_cnn", spiking=True, in_channels=3), create_model("small_cnn", spiking=False, in_channels=3)
+    inputs = torch.randn(4, 3, 16, 16) if timesteps == 1 else torch.randn(timesteps, 4, 3, 16, 16)
+    _, snn_bytes = saved_for_backward(lambda: snn(inputs, timesteps=timesteps if inputs.dim() == 4 else None))
+    _, ann_bytes = saved_for_backward(lambda: ann(inputs.flatten(0, 1) if inputs.dim() == 5 else inputs))
+    assert snn_bytes <= ann_bytes
+    unfolded = create_model("small_cnn", spiking=True, in_channels=3)
+    unfolded.load_state_dict(snn.state_dict())
+    unfolded.stem_act.fold_batchnorm = False
+    with torch.no_grad():
+        assert torch.equal(snn.eval()(inputs), unfolded.eval()(inputs))

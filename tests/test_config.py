@@ -81,3 +81,31 @@ def test_the_required_recipes_exist():
             for method in ("twkd", "skd", "tet", "tssd", "tser", "ckdsnn"):
                 assert (CONFIGS / dataset / f"{method}_{student}.yaml").is_file()
         assert (CONFIGS / dataset / "teacher_resnet34.yaml").is_file()
+
+
+def test_teacher_source_timm_and_train_mode_are_checked_on_load():
+    cfg = load_config(None, ["teacher.source=timm", "teacher.name=resnet34", "teacher.weights=t.pth",
+                             "teacher.train_mode=true"])
+    assert cfg.teacher.source == "timm" and cfg.teacher.weights == "t.pth" and cfg.teacher.train_mode is True
+    assert load_config(None).teacher.train_mode is False  # the SPEC default: eval() under no_grad
+    cases = {("teacher.source=timm",): "needs teacher.name",
+             ("teacher.source=timm", "teacher.name=resnet34", "teacher.checkpoint=x.pt"): "not teacher.checkpoint",
+             ("teacher.source=timm", "teacher.name=resnet34", "teacher.pretrained=true", "teacher.weights=t.pth"):
+                 "set one of them",
+             ("teacher.name=resnet34",): "belong to teacher.source=timm",
+             ("teacher.source=hub",): "must be one of checkpoint, timm",
+             ("teacher.train_mode=1",): "must be true/false"}
+    for overrides, message in cases.items():
+        with pytest.raises(SpikeDistillError, match=message):
+            load_config(None, list(overrides))
+
+
+def test_best_by_timesteps_must_lie_in_the_evaluated_range():
+    cfg = load_config(None, ["timesteps=1", "max_timesteps=4", "log.best_by_timesteps=1"])
+    assert cfg.log.best_by_timesteps == 1 and load_config(None).log.best_by_timesteps is None
+    with pytest.raises(SpikeDistillError, match="beyond the evaluated range 1..4"):
+        load_config(None, ["timesteps=4", "log.best_by_timesteps=5"])
+    with pytest.raises(SpikeDistillError, match="log.best_by=mean"):
+        load_config(None, ["log.best_by=mean", "log.best_by_timesteps=2"])
+    with pytest.raises(SpikeDistillError, match="must be > 0"):
+        load_config(None, ["log.best_by_timesteps=0"])

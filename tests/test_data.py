@@ -165,6 +165,12 @@ def test_imagefolder_resize_and_mixed_sizes(tmp_path):
     assert dataset.images.shape == (2, 3, 12, 12)
     with pytest.raises(SpikeDistillError, match="no 'test' folder"):
         load_dataset("imagefolder", tmp_path, "test")
+    # ImageNet's layout: training images kept larger (for the random resized crop), test images at 256 → 224.
+    (tmp_path / "val" / "c0").mkdir(parents=True)
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(tmp_path / "val" / "c0" / "b.jpg")
+    options = dict(size=12, resize=16, train_size=20, num_workers=0)
+    assert load_dataset("imagefolder", tmp_path, "train", **options).images.shape == (2, 3, 20, 20)
+    assert load_dataset("imagefolder", tmp_path, "test", **options).images.shape == (1, 3, 12, 12)
 
 
 def test_unknown_dataset_and_option_suggest_the_nearest_name():

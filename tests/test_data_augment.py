@@ -199,3 +199,65 @@ def test_missing_kornia_is_one_line_naming_the_extra_and_the_way_out(monkeypatch
     # without any augmentation kornia is not needed
     plain = GpuAugment(crop_padding=0, flip=False, mean=(0.5,) * 3, std=(0.25,) * 3)
     assert plain(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)).eq(2.0).all()
+
+
+# --- random resized crop (ImageNet training crop) ----------------------------------------------------
+
+def test_crop_and_resize_equals_slicing_then_bilinear_interpolation():
+    import torch.nn.functional as F
+    from spikedistill.data.augment import crop_and_resize
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 2, 12, 10, generator=g, dtype=torch.float64)
+    boxes = torch.tensor([[0, 0, 12, 10], [2, 3, 4, 4], [1, 2, 9, 7]], dtype=torch.float64)  # (top, left, h, w)
+    out = crop_and_resize(images, boxes, 6)
+    for image, (top, left, h, w), got in zip(images, boxes.long().tolist(), out):
+        expected = F.interpolate(image[None, :, top:top + h, left:left + w], size=(6, 6), mode="bilinear",
+                                 align_corners=False)[0]
+        torch.testing.assert_close(got, expected)
+
+
+def torchvision_get_params(height, width, rng, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """RandomResizedCrop.get_params written out per image: 10 draws, the first that fits, else the clamped centre."""
+    import math
+
+    for _ in range(10):
+        target = height * width * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            return rng.randint(0, height - h), rng.randint(0, width - w), h, w
+    raise AssertionError("the fallback is checked separately")
+
+
+def test_resized_crop_boxes_follow_torchvision_sampling_and_fallback():
+    import random
+
+    from spikedistill.data.augment import resized_crop_boxes
+
+    torch.manual_seed(0)
+    boxes = resized_crop_boxes(4000, 64, 48)
+    top, left, h, w = boxes.unbind(1)
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= 64).all() and (left + w <= 48).all()
+    rng = random.Random(0)
+    reference = torch.tensor([torchvision_get_params(64, 48, rng) for _ in range(4000)], dtype=torch.float64)
+    # Same distribution as the per-image algorithm: mean area fraction, ratio, height and position agree.
+    for got, want in ((h * w / 3072, reference[:, 2] * reference[:, 3] / 3072), (torch.log(w / h),
+                      torch.log(reference[:, 3] / reference[:, 2])), (h / 64, reference[:, 2] / 64),
+                      (top / 64, reference[:, 0] / 64)):
+        assert got.double().mean().item() == pytest.approx(want.mean().item(), abs=0.015)
+    assert (h * w / 3072).min() > 0.07
+    # No draw fits a 4×400 strip: the fallback is its centre with the ratio clamped to 4/3 (4 × 5 at left 197).
+    assert resized_crop_boxes(3, 4, 400, scale=(0.9, 1.0)).tolist() == [[0.0, 197.0, 4.0, 5.0]] * 3
+
+
+def test_gpu_augment_resized_crop_outputs_the_crop_size():
+    images = torch.randint(0, 256, (5, 3, 40, 40), dtype=torch.uint8)
+    augment = GpuAugment(crop_padding=0, flip=True, resized_crop=24, mean=(0.5,) * 3, std=(0.25,) * 3)
+    torch.manual_seed(1)
+    out = augment(images)
+    assert out.shape == (5, 3, 24, 24) and out.dtype == torch.float32
+    assert out.min() >= -2.0 - 1e-6 and out.max() <= 2.0 + 1e-6  # (x − 0.5)/0.25 with x in [0, 1]
+    assert augment.eval()(images).shape == (5, 3, 40, 40)  # eval: normalise only (the test set is pre-cropped)
+    with pytest.raises(SpikeDistillError, match="replaces the padded crop"):
+        GpuAugment(crop_padding=4, resized_crop=24)

@@ -138,3 +138,26 @@ def test_binary_event_frames_make_the_first_layer_accumulate_at_every_step():
     expected = torch.stack([_unfold_count(net.stem.conv, frames[:, t]).sum() / 6 for t in range(3)]).cumsum(0)
     assert stem["input"] == "spikes" and stem["macs"] == [0.0, 0.0, 0.0]
     torch.testing.assert_close(torch.tensor(stem["sops"], dtype=torch.float64), expected.double())
+
+
+def test_preact_resnet34_shortcut_reads_the_real_valued_block_input_so_it_costs_macs():
+    """FR's preact ResNet-34 feeds the block input x, not the first neuron's spikes, to its downsampling
+    conv1×1 (``identity = self.downsample(x)``): those convs are dense MACs every step, the 3×3 convs SOPs."""
+    torch.manual_seed(0)
+    net = sd.create_model("preact_resnet34", num_classes=10).eval()
+    block = net.stages[1][0]
+    seen = {}
+    hooks = [block.register_forward_hook(lambda m, i, o: seen.__setitem__("block", i[0])),
+             block.shortcut.conv.register_forward_hook(lambda m, i, o: seen.__setitem__("shortcut", i[0]))]
+    x = torch.randn(3, 3, 32, 32)
+    report = fullrange_report(net, [(x, torch.zeros(3, dtype=torch.long))], max_timesteps=2)
+    for h in hooks:
+        h.remove()
+    torch.testing.assert_close(seen["shortcut"], seen["block"].flatten(0, 1))
+    rows = {row["name"]: row for row in report["layers"]}
+    shortcut = rows["stages.1.0.shortcut.conv"]
+    # 32×32 → stem s2 → 16 → max-pool → 8 → layer2 s2 → 4: 128 outputs × 4·4 positions × 64 inputs per step.
+    assert shortcut["input"] == "analog" and shortcut["sops"] == [0.0, 0.0]
+    assert shortcut["macs"] == [128 * 16 * 64, 2 * 128 * 16 * 64]
+    assert rows["stages.1.0.branch1.conv"]["input"] == "spikes" and rows["stages.1.0.branch1.conv"]["macs"] == [0.0, 0.0]
+    assert rows["fc"]["input"] == "analog"

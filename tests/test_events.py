@@ -143,6 +143,37 @@ def test_time_split_cuts_equal_spans_and_count_split_equal_counts():
     assert by_count[1, 1, 1, 0] == 1  # the last event: x=0, y=1, p=1
 
 
+def test_tonic_splits_drop_the_count_remainder_and_the_time_overhang():
+    events = make_events(np.arange(23) % 4, np.zeros(23), np.arange(23) * 2, np.ones(23))  # t = 0, 2, ..., 44
+    assert events_to_frames(events, 10, (1, 4), "count").sum() == 23                       # every event kept
+    by_count = events_to_frames(events, 10, (1, 4), "tonic_count")                         # ⌊23/10⌋ = 2 a frame
+    assert by_count.sum(axis=(1, 2, 3)).tolist() == [2] * 10                                 # last 3 dropped
+    by_time = events_to_frames(events, 4, (1, 4), "tonic_time")      # w = ⌊44/4⌋ = 11: [0,11) … [33,44)
+    assert by_time.sum(axis=(1, 2, 3)).tolist() == [6, 5, 6, 5]                              # t = 44 dropped
+
+
+@pytest.mark.parametrize("split_by, tonic_option, ours_by_default", [("tonic_count", "n_event_bins", "count"),
+                                                                     ("tonic_time", "n_time_bins", "time")])
+def test_tonic_splits_equal_tonic_to_frame_on_real_nmnist(nmnist, split_by, tonic_option, ours_by_default):
+    tonic = pytest.importorskip("tonic", reason="tonic (extra 'events') not installed")
+    count, timesteps = 150, 10
+    with np.load(nmnist / "train.npz") as npz:
+        offsets = npz["offsets"][:count + 1]
+        x, y, t, p = (npz[key][:offsets[-1]] for key in "xytp")
+    ours = bin_events(x, y, t, p, offsets, timesteps, (34, 34), split_by)
+    default = bin_events(x, y, t, p, offsets, timesteps, (34, 34), ours_by_default)
+    to_frame = tonic.transforms.ToFrame(sensor_size=(34, 34, 2), **{tonic_option: timesteps})
+    same_as_default = 0
+    for i in range(count):
+        events = np.zeros(offsets[i + 1] - offsets[i], dtype=tonic.datasets.NMNIST.dtype)
+        for key, values in zip("xytp", (x, y, t, p)):
+            events[key] = values[offsets[i]:offsets[i + 1]]
+        theirs = to_frame(events)
+        np.testing.assert_array_equal(ours[i], theirs)
+        same_as_default += np.array_equal(default[i], theirs)
+    assert same_as_default < count // 5  # our own splits keep every event, so they mostly differ
+
+
 def test_resize_keeps_a_uniform_frame_uniform_and_bins_many_recordings_at_once():
     x, y = np.tile(np.arange(8), 8), np.repeat(np.arange(8), 8)  # one ON event at every pixel of 8×8
     times = np.arange(64)
@@ -412,7 +443,8 @@ def test_cifar10dvs_recipes_follow_methods_1_3_and_1_8(recipe):
                                        "roll": 5, "rotate": 30.0}
     assert data["model"]["options"]["in_channels"] == 2
     if recipe.startswith("twkd"):
-        assert data["loss"] == {"name": "twkd", "options": {"alpha": 0.2, "beta": 0.5, "tau": 3.0, "sd_target": "mean"}}
+        # The FR code's DVS script uses the label-aware self-distillation target (docs/reproduce.md).
+        assert data["loss"] == {"name": "twkd", "options": {"alpha": 0.2, "beta": 0.5, "tau": 3.0, "sd_target": "correct_mean"}}
         assert (data["timesteps"], data["optim"]["batch_size"], data["optim"]["lr"]) == (10, 32, 0.1)
         assert data["data"]["any_t_policy"] == "prefix"
     # The loaders accept exactly these options.

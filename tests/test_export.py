@@ -25,8 +25,10 @@ def _spikes_and_logits(net, x, timesteps):
     return spikes, logits
 
 
+@pytest.mark.parametrize("target", ["nir", "snntorch", "norse"])
 @pytest.mark.parametrize("family", ["small_cnn", "tiny_resnet"])
-def test_nir_round_trip_gives_the_same_spikes_and_logits(tmp_path, family):
+def test_nir_round_trip_gives_the_same_spikes_and_logits(tmp_path, family, target):
+    """Every target's file means the same network under Euler at its metadata dt (our simulator)."""
     torch.manual_seed(0)
     if family == "small_cnn":
         net, shape = sd.create_model("small_cnn", num_classes=10, decay=0.6), (1, 8, 8)
@@ -34,7 +36,7 @@ def test_nir_round_trip_gives_the_same_spikes_and_logits(tmp_path, family):
         net, shape = CifarResNet((8, 16), (1, 2), 12, True, num_classes=5, in_channels=3), (3, 8, 8)
     net = trained_looking(net)
     x = torch.randn(4, *shape) * 2
-    write_nir(net, tmp_path / "net.nir", shape, timesteps=4)
+    write_nir(net, tmp_path / "net.nir", shape, timesteps=4, target=target)
     graph = nir.read(str(tmp_path / "net.nir"))
     records = NIRSimulator(graph)(x.unsqueeze(0).expand(4, *x.shape))
     spikes, logits = _spikes_and_logits(net, x, 4)
@@ -113,3 +115,125 @@ def test_torchscript_export_runs_fixed_timesteps(tmp_path):
     x = torch.randn(3, 1, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), net(x, timesteps=2))
+
+
+def test_reader_targets_write_time_in_the_readers_dt_and_fold_what_it_ignores():
+    torch.manual_seed(0)
+    net = trained_looking(sd.create_model("small_cnn", num_classes=10, widths=(4, 8, 16)))
+    plain, snn, norse = (to_nir(net, (1, 8, 8), 4, target) for target in ("nir", "snntorch", "norse"))
+    assert plain.metadata["dt"] == 1.0 and snn.metadata["dt"] == 1e-4 and norse.metadata["dt"] == 1e-3
+    # d = 0.5: dt/τ = 0.5 in every file; R = 2 written as r (plain, snnTorch) or in the weights (Norse)
+    assert plain.nodes["act1"].tau[0, 0, 0] == 2.0 and plain.nodes["act1"].r[0, 0, 0] == 2.0
+    assert snn.nodes["act1"].tau[0, 0, 0] == pytest.approx(2e-4) and snn.nodes["act1"].r[0, 0, 0] == 2.0
+    assert norse.nodes["act1"].tau[0, 0, 0] == pytest.approx(2e-3) and norse.nodes["act1"].r[0, 0, 0] == 1.0
+    np.testing.assert_array_equal(norse.nodes["conv1"].weight, 2 * plain.nodes["conv1"].weight)
+    np.testing.assert_array_equal(norse.nodes["conv1"].bias, 2 * plain.nodes["conv1"].bias)
+    # global average pool over 2×2: Norse maps SumPool2d only, so the 1/4 moves into the classifier
+    assert type(plain.nodes["gap"]).__name__ == "AvgPool2d" and type(norse.nodes["gap"]).__name__ == "SumPool2d"
+    np.testing.assert_allclose(norse.nodes["fc"].weight, plain.nodes["fc"].weight / 4)
+    np.testing.assert_array_equal(norse.nodes["fc"].bias, plain.nodes["fc"].bias)
+
+
+def test_residual_identity_edge_gets_its_own_scale_for_readers_that_ignore_r():
+    torch.manual_seed(0)
+    net = trained_looking(CifarResNet((8, 16), (1, 2), 12, True, num_classes=5, in_channels=3))
+    graph = to_nir(net, (3, 8, 8), 4, "norse")
+    scale = graph.nodes["stem_act_to_stages_0_0_act2_r"]  # the identity shortcut of the first block
+    assert ("stem_act", "stem_act_to_stages_0_0_act2_r") in graph.edges
+    assert ("stem_act_to_stages_0_0_act2_r", "stages_0_0_act2") in graph.edges
+    np.testing.assert_array_equal(scale.weight[:, :, 0, 0], 2 * np.eye(8))
+    assert ("stem_act", "stages_0_0_act2") not in graph.edges
+
+
+def _with_layer(name, layer, **options):
+    net = sd.create_model("small_cnn", num_classes=10, **options)
+    setattr(net, name, layer)
+    return net
+
+
+@pytest.mark.parametrize("net, target, message", [
+    (lambda: _with_layer("stem_act", torch.nn.Sequential(torch.nn.MaxPool2d(2), sd.LIF())), "nir",
+     "layer 'stem_act.0' is a max-pool"),
+    (lambda: _with_layer("act1", torch.nn.GELU()), "nir", "layer 'act1' is GELU, which no NIR node represents"),
+    (lambda: sd.create_model("small_cnn", v_reset=0.5), "snntorch", "layer 'stem_act' resets to v_reset=0.5"),
+    (lambda: sd.create_model("small_cnn", v_reset=0.5), "norse", "layer 'stem_act' resets to v_reset=0.5"),
+    (lambda: sd.create_model("small_cnn", decay=1.0), "snntorch", "layer 'stem_act' has decay=1"),
+])
+def test_preflight_names_the_layer_and_writes_nothing(tmp_path, net, target, message):
+    with pytest.raises(sd.SpikeDistillError, match=message) as error:
+        write_nir(net(), tmp_path / "net.nir", (1, 8, 8), target=target)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "net.nir").exists()
+
+
+def test_unknown_target_is_refused_with_the_known_ones():
+    with pytest.raises(sd.SpikeDistillError, match="unknown NIR target 'snntroch'; known: nir, snntorch, norse"):
+        to_nir(sd.create_model("small_cnn"), (1, 8, 8), target="snntroch")
+
+
+def test_export_cli_writes_the_file_for_the_chosen_reader(tmp_path, capsys):
+    from spikedistill.cli import main
+    from spikedistill.checkpoint import model_spec, save_checkpoint
+
+    net = trained_looking(sd.create_model("small_cnn", num_classes=10))
+    save_checkpoint(tmp_path / "net.pt", model=net, spec=model_spec("small_cnn", True, 10, in_channels=1),
+                    config={"timesteps": 4})
+    for target, dt in (("nir", 1.0), ("snntorch", 1e-4), ("norse", 1e-3)):
+        out = tmp_path / f"{target}.nir"
+        assert main(["export", str(tmp_path / "net.pt"), "--format", "nir", "--nir-target", target, "--out", str(out)]) == 0
+        graph = nir.read(str(out))
+        assert graph.metadata["nir_target"] == target and float(graph.metadata["dt"]) == dt
+    assert "dt=0.001" in capsys.readouterr().out
+
+
+def test_file_omits_a_zero_v_reset_that_nir_before_1_0_6_cannot_read(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    write_nir(sd.create_model("small_cnn"), tmp_path / "zero.nir", (1, 8, 8))
+    write_nir(sd.create_model("small_cnn", v_reset=-0.25), tmp_path / "other.nir", (1, 8, 8))
+    with h5py.File(tmp_path / "zero.nir") as zero, h5py.File(tmp_path / "other.nir") as other:
+        assert "v_reset" not in zero["node/nodes/act1"] and "v_reset" in other["node/nodes/act1"]
+    assert nir.read(str(tmp_path / "zero.nir")).nodes["act1"].v_reset.max() == 0.0  # read back as the default
+    np.testing.assert_array_equal(nir.read(str(tmp_path / "other.nir")).nodes["act1"].v_reset, -0.25)
+
+
+_OLDEST_NIR_RUN = """
+import sys, torch, nir
+from spikedistill.export.nir_runner import run_nir
+from spikedistill.export.to_nir import write_nir
+from spikedistill.models.resnet import CifarResNet
+sys.path.insert(0, sys.argv[2])
+from helpers import trained_looking
+assert nir.__file__.startswith(sys.argv[1]), nir.__file__
+torch.manual_seed(0)
+net, x = trained_looking(CifarResNet((8, 16), (1, 2), 12, True, 5, 3)), torch.randn(3, 3, 8, 8)  # every node kind
+for target in ("nir", "snntorch", "norse"):
+    write_nir(net, sys.argv[1] + "/net.nir", (3, 8, 8), 4, target=target)
+    torch.testing.assert_close(run_nir(nir.read(sys.argv[1] + "/net.nir"), x, 4), net(x, timesteps=4))
+print("nir", nir.__version__, "ok")
+"""
+
+
+def test_export_works_with_the_lowest_nir_the_package_allows(tmp_path):
+    """pyproject's lower bound on nir, whose wheel `make install` keeps in <venv>/oldest-nir (OLDEST_NIR in
+    the Makefile), put first on the path of a subprocess."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    lowest = re.search(r'"nir>=([0-9.]+)"', (root / "pyproject.toml").read_text()).group(1)
+    wheels = sorted((Path(sys.prefix) / "oldest-nir").glob("nir-*.whl"))
+    if not wheels:
+        message = f"no nir wheel in {Path(sys.prefix) / 'oldest-nir'}; make install puts nir=={lowest} there"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    assert wheels[-1].name.startswith(f"nir-{lowest}-"), f"Makefile OLDEST_NIR gives {wheels[-1].name}, pyproject says nir>={lowest}"
+    old = tmp_path / "old"
+    zipfile.ZipFile(wheels[-1]).extractall(old)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(old), str(root)]))
+    run = subprocess.run([sys.executable, "-c", _OLDEST_NIR_RUN, str(old), str(root / "tests")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"nir {lowest} ok" in run.stdout

@@ -270,9 +270,9 @@ def ckdsnn_reference(zl, ztl, yl, student_f, teacher_f, channel_weight, noise, m
         cam.append([max(0.0, sum(wts[d] * teacher_f[b][d][i][j] for d in range(len(wts)))) for i in range(hgt)
                     for j in range(wid)])
 
-    def norm(maps):
+    def norm(maps):  # the code: m = m − m.min(); m / (m.max() + 1e-3), the max taken after the shift
         lo, hi = min(min(m) for m in maps), max(max(m) for m in maps)
-        return [[(x - lo) / (hi + 1e-3) for x in m] for m in maps]
+        return [[(x - lo) / (hi - lo + 1e-3) for x in m] for m in maps]
 
     sam, cam = norm(sam), norm(cam)
     samd = mean(kl(softmax(cam[b], samd_t), softmax(sam[b], samd_t)) for b in range(B)) * (samd_t**2 if tau2 else 1)
@@ -321,6 +321,20 @@ def test_ckdsnn_samd_plus_nld_paper_and_code_forms(batch, mode, tau2, hidden):
     close(out.parts["samd"], samd)
     close(out.parts["nld"], nld)
     close(out.total, total)
+
+
+def test_ckdsnn_code_normalisation_divides_by_the_range_of_a_map_whose_minimum_is_positive():
+    from spikedistill.losses.ckdsnn import minmax
+
+    maps = torch.tensor([[[5.0, 6.0], [7.0, 9.0]], [[8.0, 5.5], [6.0, 7.0]]], dtype=torch.float64)  # min 5, max 9
+    batch = minmax(maps)
+    # (M − 5)/(9 − 5 + 1e-3): the batch maximum lands just below 1 (not (9 − 5)/(9 + 1e-3) = 0.4444).
+    assert batch[0, 1, 1].item() == pytest.approx(4 / 4.001, abs=1e-12)
+    assert batch[1, 0, 0].item() == pytest.approx(3 / 4.001, abs=1e-12)
+    assert batch.min().item() == 0.0
+    sample = minmax(maps, per_sample=True)  # second map: min 5.5, max 8
+    assert sample[1, 0, 0].item() == pytest.approx(2.5 / 2.501, abs=1e-12)
+    assert sample[1, 1, 0].item() == pytest.approx(0.5 / 2.501, abs=1e-12)
 
 
 def test_ckdsnn_with_zoo_models_gives_no_gradient_to_the_teacher():

@@ -6,7 +6,7 @@ from spikedistill.errors import SpikeDistillError
 
 INPUTS = {
     "resnet18": (3, 16), "resnet19": (3, 16), "resnet34": (3, 16),
-    "preact_resnet34": (3, 64), "vggsnn": (2, 48), "small_cnn": (1, 8),
+    "preact_resnet34": (3, 64), "vggsnn": (2, 48), "small_cnn": (1, 8), "ckdsnn_resnet19": (3, 16),
 }
 
 
@@ -93,3 +93,89 @@ def test_bad_input_shapes_are_named():
         net(torch.randn(2, 1, 8, 8), timesteps=0)
     with pytest.raises(SpikeDistillError, match="images \\[B,C,H,W\\] or frames"):
         net(torch.randn(8, 8), timesteps=2)
+
+
+def test_preact_resnet34_convs_carry_biases_as_in_the_fr_code():
+    net = sd.create_model("preact_resnet34", num_classes=10)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 1 + 2 * 16 + 3 and all(c.bias is not None for c in convs)  # stem, 16 blocks, 3 shortcuts
+    # The code zeroes no conv bias (its init loop touches weights and BN only): PyTorch's default draw stays.
+    assert all(c.bias.abs().sum() > 0 for c in convs)
+
+
+def test_init_default_keeps_pytorchs_initialisation_and_kaiming_is_fan_out():
+    torch.manual_seed(0)
+    default = sd.create_model("resnet19", num_classes=10, init="default")
+    torch.manual_seed(0)
+    reference = torch.nn.Conv2d(3, 128, 3, padding=1, bias=False)  # the stem's conv, drawn first, same seed
+    torch.testing.assert_close(default.stem.conv.weight, reference.weight)
+    kaiming = sd.create_model("resnet19", num_classes=10)
+    fan_out_std = (2.0 / (128 * 9)) ** 0.5
+    assert kaiming.stages[0][0].branch1.conv.weight.std().item() == pytest.approx(fan_out_std, rel=0.02)
+    with pytest.raises(SpikeDistillError, match="unknown init 'xavier'"):
+        sd.create_model("resnet19", num_classes=10, init="xavier")
+
+
+def test_ckdsnn_resnet19_is_the_ckdsnn_code_network():
+    """CKDSNN's snn_models/resnet_models.py and ann_models/resnet.py at width_mult=8 (METHODS.md §4.3): parameter
+    counts summed by hand from their layers, AvgPool → conv1×1 → BN shortcuts, a ReLU ending layer3, and a
+    linear–linear head whose per-step logits average to the code's time-averaged-before-the-head output."""
+    torch.manual_seed(0)
+    snn = sd.create_model("ckdsnn_resnet19", num_classes=10, decay=0.5, surrogate="triangle", surrogate_param=1.0)
+    ann = sd.create_model("ckdsnn_resnet19", spiking=False, num_classes=10)
+    assert sd.count_parameters(snn) == 12_697_994 and sd.count_parameters(ann) == 12_569_226  # ann: one FC 512→10
+    shortcut = snn.stages[1][0].shortcut
+    assert isinstance(shortcut[0], torch.nn.AvgPool2d) and shortcut[1].conv.kernel_size == (1, 1)
+    assert shortcut[1].conv.stride == (1,  1) and snn.stages[0][0].shortcut is None
+    assert isinstance(snn.stages[2][1].act2, torch.nn.ReLU) and not isinstance(snn.stages[2][0].act2, torch.nn.ReLU)
+    from helpers import trained_looking
+
+    trained_looking(snn)  # BN statistics that make the eval-mode network fire
+    x = torch.randn(2, 3, 16, 16)
+    logits, feats = snn(x, timesteps=3, return_features=True)
+    assert set(feats["layer2"].unique().tolist()) <= {0.0, 1.0}
+    assert not set(feats["layer3"].unique().tolist()) <= {0.0, 1.0} and feats["layer3"].min() >= 0  # ReLU output
+    code_output = snn.fc(snn.fc1(feats["layer3"].mean(dim=(-2, -1)).mean(0)))  # mean over T, then the head
+    torch.testing.assert_close(logits.mean(0), code_output)
+    assert ann(x).shape == (1, 2, 10)
+
+
+def test_ckdsnn_resnet19_equals_the_code_forward_written_out_batch_first():
+    """The CKDSNN code's forward, written from its description in [B, T, ...] layout (METHODS.md §4.3): conv
+    stem once, repeated T times, BN over B·T, LIFSpike (mem = 0.5·mem + x, spike when mem − 1 > 0, mem ← (1 − s)·mem),
+    blocks with AvgPool → conv1×1 → BN shortcuts and a ReLU closing layer3, GAP, the MEAN OVER T, then fc2 → fc1."""
+    from helpers import trained_looking
+
+    torch.manual_seed(0)
+    net = trained_looking(sd.create_model("ckdsnn_resnet19", num_classes=10, decay=0.5, surrogate="triangle",
+                                          surrogate_param=1.0)).double()
+    x = torch.randn(3, 3, 16, 16, dtype=torch.float64)
+    steps = 4
+
+    def seq(module, z):  # SeqToANNContainer: the module on [B·T, ...]
+        y = module(z.flatten(0, 1))
+        return y.view(z.shape[:2] + y.shape[1:])
+
+    def lif_spike(z):
+        mem, spikes = 0.0, []
+        for t in range(z.shape[1]):
+            mem = mem * 0.5 + z[:, t]
+            spike = (mem - 1.0 > 0).to(z.dtype)
+            mem = (1 - spike) * mem
+            spikes.append(spike)
+        return torch.stack(spikes, 1)
+
+    with torch.no_grad():
+        out = net.stem.conv(x).unsqueeze(1).repeat(1, steps, 1, 1, 1)  # add_dimention after the 4-D conv
+        out = lif_spike(seq(net.stem.bn, out))
+        for i, stage in enumerate(net.stages):
+            for j, block in enumerate(stage):
+                residual = out if block.shortcut is None else seq(block.shortcut, out)
+                y = lif_spike(seq(block.branch1, out))
+                y = seq(block.branch2, y) + residual
+                last = i == len(net.stages) - 1 and j == len(stage) - 1
+                out = torch.relu(y) if last else lif_spike(y)
+        code_logits = net.fc(net.fc1(out.mean(dim=(-2, -1)).mean(1)))
+        ours = net(x, timesteps=steps)
+    assert out.abs().sum() > 0
+    torch.testing.assert_close(ours.mean(0), code_logits)

@@ -1,8 +1,8 @@
 """Batched augmentation on whatever device the batch is on (airbench style), built from kornia ops.
 
-Training pipeline, in the order of METHODS.md §1.7: random crop with zero padding → horizontal flip →
-AutoAugment (CIFAR-10 policy) → Cutout → normalise → (optional) random erasing. Each step is switchable
-per recipe. ``eval()`` mode only normalises.
+Training pipeline, in the order of METHODS.md §1.7: random crop with zero padding (or, for ImageNet,
+a random resized crop) → horizontal flip → AutoAugment (CIFAR-10 policy) → Cutout → normalise →
+(optional) random erasing. Each step is switchable per recipe. ``eval()`` mode only normalises.
 
 Randomness comes from torch's global generator (kornia has no per-op generator);
 :func:`~spikedistill.data.loader.batches` seeds it per batch inside ``torch.random.fork_rng``, so an
@@ -11,9 +11,11 @@ epoch's augmentation is a function of ``(seed, epoch, rank)`` and the caller's R
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import math
+from typing import Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SpikeDistillError
@@ -56,6 +58,69 @@ def cutout(images: torch.Tensor, length: int) -> torch.Tensor:
     return images.masked_fill(hole.unsqueeze(1), 0.0)
 
 
+def resized_crop_boxes(batch: int, height: int, width: int, scale: Tuple[float, float] = (0.08, 1.0),
+                       ratio: Tuple[float, float] = (3 / 4, 4 / 3), tries: int = 10, device=None) -> torch.Tensor:
+    """``[B, 4]`` boxes ``(top, left, h, w)`` drawn as torchvision's ``RandomResizedCrop.get_params``, batched.
+
+    Per image: up to ``tries`` draws of an area fraction uniform in ``scale`` and an aspect ratio
+    log-uniform in ``ratio``; w = round(√(area·r)), h = round(√(area/r)); the first draw that fits is
+    placed uniformly. When none fits, the centre crop of the whole image with its ratio clamped to
+    ``ratio``. All draws come from torch's global generator on ``device``.
+    """
+    area = height * width
+    target = area * torch.empty(batch, tries, device=device).uniform_(scale[0], scale[1])
+    aspect = torch.exp(torch.empty(batch, tries, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1])))
+    w = torch.round(torch.sqrt(target * aspect))
+    h = torch.round(torch.sqrt(target / aspect))
+    fits = (w > 0) & (h > 0) & (w <= width) & (h <= height)
+    first = fits.to(torch.uint8).argmax(1, keepdim=True)  # the first draw that fits (0 when none does)
+    found = fits.any(1)
+    w, h = w.gather(1, first).squeeze(1), h.gather(1, first).squeeze(1)
+    in_ratio = width / height  # torchvision's fallback: the whole image, ratio clamped, centred
+    if in_ratio < min(ratio):
+        fallback_w, fallback_h = width, round(width / min(ratio))
+    elif in_ratio > max(ratio):
+        fallback_w, fallback_h = round(height * max(ratio)), height
+    else:
+        fallback_w, fallback_h = width, height
+    w = torch.where(found, w, float(fallback_w))
+    h = torch.where(found, h, float(fallback_h))
+    top = torch.floor(torch.rand(batch, device=device) * (height - h + 1))
+    left = torch.floor(torch.rand(batch, device=device) * (width - w + 1))
+    top = torch.where(found, top, torch.floor((height - h) / 2))
+    left = torch.where(found, left, torch.floor((width - w) / 2))
+    return torch.stack([top, left, h, w], 1)
+
+
+def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Crop every image of ``[B, C, H, W]`` to its box ``(top, left, h, w)`` and resize it to ``size × size``
+    (bilinear, as ``F.interpolate(crop, size, mode="bilinear", align_corners=False)``), in one ``grid_sample``."""
+    batch, _, height, width = images.shape
+    top, left, h, w = boxes.to(images.dtype).unbind(1)
+    steps = (torch.arange(size, device=images.device, dtype=images.dtype) + 0.5) / size  # output pixel centres
+    # Source coordinates in pixels (edges at integers), clamped to the crop's outermost pixel centres so that
+    # no pixel outside the box leaks in: the same numbers as slicing the box out, then F.interpolate.
+    def source(start, length):
+        inside = start[:, None] + steps[None] * length[:, None]
+        return torch.minimum(torch.maximum(inside, (start + 0.5)[:, None]), (start + length - 0.5)[:, None])
+
+    ys, xs = source(top, h), source(left, w)
+    grid_y = (2 * ys / height - 1)[:, :, None].expand(batch, size, size)
+    grid_x = (2 * xs / width - 1)[:, None, :].expand(batch, size, size)
+    grid = torch.stack([grid_x, grid_y], -1)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_resized_crop(images: torch.Tensor, size: int, scale: Tuple[float, float] = (0.08, 1.0),
+                        ratio: Tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """torchvision's ``RandomResizedCrop(size)`` for a float batch ``[B, C, H, W]``, one box per image
+    (the ImageNet training crop of the FR code, METHODS.md §1.7). Differences: it crops the stored
+    (already decoded, same-size) images rather than each original file, and resizes bilinearly without
+    PIL's antialiasing."""
+    boxes = resized_crop_boxes(images.shape[0], images.shape[-2], images.shape[-1], scale, ratio, device=images.device)
+    return crop_and_resize(images, boxes, size)
+
+
 class PerImageAutoAugment(nn.Module):
     """AutoAugment with one sub-policy drawn **per image**, as torchvision does.
 
@@ -87,6 +152,8 @@ class GpuAugment(nn.Module):
 
     Args:
         crop_padding: random crop back to the input size after zero padding by this many pixels (0: off).
+        resized_crop: output side of a random resized crop (torchvision's scale 0.08–1, ratio 3/4–4/3;
+            0: off), the ImageNet training crop; replaces ``crop_padding``.
         flip: random horizontal flip with p = 0.5.
         autoaugment: AutoAugment, CIFAR-10 policy (kornia's, one sub-policy per image). kornia fills
             rotated/sheared/translated areas with 0, where the FR code's ``CIFAR10Policy`` fills 128.
@@ -104,9 +171,12 @@ class GpuAugment(nn.Module):
         mean: Optional[Sequence[float]] = None,
         std: Optional[Sequence[float]] = None,
         erasing: float = 0.0,
+        resized_crop: int = 0,
     ) -> None:
         super().__init__()
-        if crop_padding < 0 or cutout < 0 or not 0.0 <= erasing <= 1.0:
+        if resized_crop and crop_padding:
+            raise SpikeDistillError(f"augmentation: resized_crop={resized_crop} replaces the padded crop; set crop_padding=0")
+        if crop_padding < 0 or cutout < 0 or resized_crop < 0 or not 0.0 <= erasing <= 1.0:
             raise SpikeDistillError(
                 f"augmentation: crop_padding and cutout must be >= 0 and erasing in [0, 1], "
                 f"got {crop_padding}, {cutout}, {erasing}"
@@ -114,7 +184,7 @@ class GpuAugment(nn.Module):
         if (mean is None) != (std is None):
             raise SpikeDistillError("augmentation: give both mean and std, or neither")
         self.crop_padding, self.flip, self.autoaugment = crop_padding, flip, autoaugment
-        self.cutout_length, self.erasing = cutout, erasing
+        self.cutout_length, self.erasing, self.resized_crop = cutout, erasing, resized_crop
         self.mean = tuple(mean) if mean is not None else None
         self.std = tuple(std) if std is not None else None
         self._geometry: Optional[nn.Module] = None  # built lazily: crop size depends on the input
@@ -127,7 +197,8 @@ class GpuAugment(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"crop_padding={self.crop_padding}, flip={self.flip}, autoaugment={self.autoaugment}, "
-            f"cutout={self.cutout_length}, erasing={self.erasing}, mean={self.mean}, std={self.std}"
+            f"cutout={self.cutout_length}, erasing={self.erasing}, resized_crop={self.resized_crop}, "
+            f"mean={self.mean}, std={self.std}"
         )
 
     def _geometric(self, height: int, width: int) -> Optional[nn.Module]:
@@ -160,6 +231,8 @@ class GpuAugment(nn.Module):
         if self._policy is not None and images.shape[1] != 3:
             raise SpikeDistillError(f"AutoAugment needs RGB images, got {images.shape[1]} channel(s); set autoaugment off")
         x = images.float().div(255.0) if images.dtype == torch.uint8 else images.float()
+        if self.resized_crop:
+            x = random_resized_crop(x, self.resized_crop)
         geometric = self._geometric(x.shape[-2], x.shape[-1])
         if geometric is not None:
             x = geometric(x)

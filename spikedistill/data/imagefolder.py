@@ -110,11 +110,16 @@ def load_imagefolder(
     std: Sequence[float] = IMAGENET_STD,
     split_folder: Optional[str] = None,
     name: str = "imagefolder",
+    train_size: Size = None,
+    train_resize: Optional[int] = None,
 ) -> Union[ArrayDataset, StreamingDataset]:
     """Class folders under ``root/<split>`` (``root/val`` also serves ``split="test"``).
 
-    Without ``size``, all images must have the same size. ``mean``/``std`` default to ImageNet's, the
-    same for every split; pass your data's own (e.g. CIFAR-10's) where they differ.
+    Without ``size``, all images must have the same size. ``train_size``/``train_resize`` replace
+    ``size``/``resize`` for ``split="train"``: ImageNet decodes test images at resize 256 → centre 224
+    and training images larger (e.g. ``train_size=256``), for the random resized crop on the device.
+    ``mean``/``std`` default to ImageNet's, the same for every split; pass your data's own (e.g.
+    CIFAR-10's) where they differ.
     """
     if download:
         raise SpikeDistillError("dataset 'imagefolder' cannot be downloaded; pass --data-root to your folders")
@@ -124,6 +129,8 @@ def load_imagefolder(
         raise SpikeDistillError(f"imagefolder: {channels} channels but mean/std of length {len(mean)}/{len(std)}")
     folder = _split_folder(Path(root) if root is not None else default_data_root(), split, split_folder)
     paths, labels, classes = scan_class_folders(folder)
+    if split == "train" and train_size is not None:
+        size, resize = train_size, train_resize
     reader = PillowReader(paths, channels, size, resize)
     label_tensor = torch.tensor(labels, dtype=torch.int64)
     if stream:

@@ -13,7 +13,9 @@ Energy policy (also written into every report as ``energy_policy``):
   This is "input firing rate × FLOPs" without the border approximation.
 * Any other input (the analog image, event counts above 1, averages of spikes after pooling/GAP, all
   layers of an ANN) costs dense MACs: C_out·H_out·W_out·(C_in/groups)·k_h·k_w per step
-  (in·out for linear), whatever the values.
+  (in·out for linear), whatever the values. So does a layer fed a real-valued residual sum: the
+  downsampling conv1×1 of ``preact_resnet34``, which reads its block's input as the FR code does, and
+  the AvgPool → conv1×1 shortcuts of ``ckdsnn_resnet19``.
 * Static images: the stem conv runs once per sample and its output is held for every step (the model
   does exactly this), so its MACs count **once**, at step 1 (``stem_macs="once"``, the default;
   Spikformer-style). ``stem_macs="per_step"`` charges them at every step instead, as hardware that

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import SpikeDistillError
 
+
 def parse_input_shape(text: str | None, ckpt) -> tuple[int, int, int]:
     """``--input-shape C,H,W``, or the checkpoint's own sample shape."""
     if text is None:
@@ -27,13 +28,17 @@ def run_export(args: argparse.Namespace) -> int:
     model = ckpt.model()
     input_shape = parse_input_shape(getattr(args, "input_shape", None), ckpt)
     timesteps = args.timesteps or ckpt.max_timesteps
+    if args.format == "nir":  # pre-flight: a layer no NIR node (or the target's reader) maps, before anything is written
+        from .to_nir import check_exportable
+
+        check_exportable(model, getattr(args, "nir_target", "nir"))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # an OSError here is one clear line from the CLI
     if args.format == "nir":
         from .to_nir import write_nir
 
-        graph = write_nir(model, args.out, input_shape, timesteps)
-        print(f"wrote {args.out}: NIR graph of {len(graph.nodes)} nodes, input {input_shape}, BN folded, "
-              f"LIF as NIR LIF with dt=1 (feed the input for {timesteps} steps)")
+        graph = write_nir(model, args.out, input_shape, timesteps, target=getattr(args, "nir_target", "nir"))
+        print(f"wrote {args.out}: NIR graph of {len(graph.nodes)} nodes for {graph.metadata['reader']}, input "
+              f"{input_shape}, BN folded, LIF as NIR LIF with dt={graph.metadata['dt']:g} (feed the input for {timesteps} steps)")
     elif args.format == "onnx":
         from .fixed import export_onnx
 

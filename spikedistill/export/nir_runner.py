@@ -87,7 +87,8 @@ class NIRSimulator:
         if kind in ("LIF", "IF", "LI"):
             v = state.get(name)
             if v is None:  # every run starts from rest, like our models
-                v = torch.zeros_like(x) + _t(node.v_reset if kind == "IF" else node.v_leak, x)
+                rest = node.v_leak if kind != "IF" else getattr(node, "v_reset", None)
+                v = torch.zeros_like(x) + (0.0 if rest is None else _t(rest, x))
             if kind == "IF":
                 v = v + dt * _t(node.r, x) * x
             else:
@@ -96,7 +97,9 @@ class NIRSimulator:
                 state[name] = v
                 return v
             spikes = (v > _t(node.v_threshold, x)).to(x.dtype)
-            state[name] = torch.where(spikes.bool(), _t(node.v_reset, x).expand_as(v), v)
+            v_reset = getattr(node, "v_reset", None)  # nir < 1.0.6 has no v_reset: it resets to 0
+            v_reset = torch.zeros_like(v) if v_reset is None else _t(v_reset, x).expand_as(v)
+            state[name] = torch.where(spikes.bool(), v_reset, v)
             return spikes
         raise SpikeDistillError(f"NIR node '{name}' of type {kind} is not supported by this simulator")
 

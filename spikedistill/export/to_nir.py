@@ -21,12 +21,17 @@ V_rest = 0), fire ``S = Θ(H − V_th)``, hard reset ``V = V_reset`` where it fi
     R = τ / dt = 1/(1 − d)  (R = 1 when decay_input=True, whose input term is (1 − d)·X)
     v_leak = v_reset = V_reset,  v_threshold = V_th
 
-``dt = 1`` is stored in ``metadata["dt"]``; a simulator must integrate with forward Euler at that dt.
+``dt`` is stored in ``metadata["dt"]``; a simulator must integrate with forward Euler at that dt.
 d = 1 (no leak) becomes NIR's ``IF`` with R = 1. NIR writes the spike condition as ``v > v_th``; ours
 fires at equality too (a measure-zero difference for real-valued currents).
 
-Refused, with a message: soft reset (NIR neurons reset to a value), max-pool (no NIR node), ANN
-twins (no neurons; export them to ONNX), and model families without a builder here.
+Targets: ``target="nir"`` writes the above at dt = 1. ``snntorch`` and ``norse`` write the same
+network in the time unit and form their importers run correctly (dt = 1e-4 and 1e-3, R folded into
+the weights, sum pools; :mod:`spikedistill.export.nir_targets`).
+
+Refused before anything is built (:func:`check_exportable`), naming the layer: soft reset (NIR neurons
+reset to a value), max-pool and any other layer without a NIR node, ANN twins (no neurons; export them
+to ONNX), model families without a builder here, and what a target's reader would run differently.
 """
 
 from __future__ import annotations
@@ -40,11 +45,16 @@ from torch import nn
 from ..errors import SpikeDistillError
 from ..models.layers import ConvBN
 from ..neurons import LIF, LIFConfig
+from .nir_targets import NIRTarget, avgpool_to_sumpool, check_neuron, fold_r_into_inputs, get_target, neuron_node
 
-DT = 1.0
-LIF_CONVENTION = ("forward Euler, dt=1: v <- v + (dt/tau)*(v_leak - v + r*I); "
-                  "tau = dt/(1-decay), r = 1/(1-decay) (1 if decay_input), v_leak = v_reset; "
-                  "spike when v >= v_threshold, then v = v_reset")
+
+
+def lif_convention(target: NIRTarget) -> str:
+    """The neuron convention written into the graph's metadata."""
+    r = ("r = 1, R = 1/(1-decay) folded into every incoming edge's weights" if target.unit_r
+         else "r = 1/(1-decay) (1 if decay_input)")
+    return (f"forward Euler, dt={target.dt:g}: v <- v + (dt/tau)*(v_leak - v + r*I); tau = dt/(1-decay), {r}, "
+            "v_leak = v_reset; spike when v >= v_threshold, then v = v_reset")
 
 
 def _nir():
@@ -67,21 +77,11 @@ def fold_batchnorm(layer: nn.Module, bn: nn.Module | None) -> tuple[np.ndarray, 
     return weight.float().numpy(), bias.float().numpy()
 
 
-def lif_node(cfg: LIFConfig, shape: tuple[int, ...], where: str = "LIF"):
-    """The NIR neuron equivalent to one of our LIF layers (see the module docstring)."""
-    nir = _nir()
-    if cfg.soft_reset:
-        raise SpikeDistillError(
-            f"{where} uses soft reset (v_reset=None), which NIR neurons cannot express (they reset to a value); "
-            "export a hard-reset model (v_reset=0.0) or use --format onnx/torchscript"
-        )
-    full = lambda value: np.full(shape, value, dtype=np.float32)  # noqa: E731
-    if cfg.decay >= 1.0:
-        return nir.IF(r=full(0.0 if cfg.decay_input else 1.0), v_threshold=full(cfg.threshold), v_reset=full(cfg.v_reset))
-    tau = DT / (1.0 - cfg.decay)
-    r = 1.0 if cfg.decay_input else tau / DT
-    return nir.LIF(tau=full(tau), r=full(r), v_leak=full(cfg.v_reset), v_threshold=full(cfg.threshold),
-                   v_reset=full(cfg.v_reset))
+def lif_node(cfg: LIFConfig, shape: tuple[int, ...], where: str = "LIF", target: str = "nir"):
+    """The NIR neuron equivalent to one of our LIF layers for ``target``'s reader (module docstring)."""
+    chosen = get_target(target)
+    check_neuron(cfg, chosen, where)
+    return neuron_node(_nir(), cfg, shape, chosen)
 
 
 def _conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -91,9 +91,10 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int) 
 class _GraphBuilder:
     """Collects NIR nodes and edges while tracking each node's batch-free output shape."""
 
-    def __init__(self, input_shape: tuple[int, int, int]):
+    def __init__(self, input_shape: tuple[int, int, int], target: NIRTarget):
         nir = _nir()
         self.nir = nir
+        self.target = target
         self.nodes = {"input": nir.Input(input_type=np.array(input_shape))}
         self.edges: list[tuple[str, str]] = []
         self.shapes = {"input": tuple(input_shape)}
@@ -125,7 +126,8 @@ class _GraphBuilder:
             raise SpikeDistillError(f"layer '{name}' is {type(module).__name__}, not an LIF; NIR export needs a spiking model "
                                     "(export ANN teachers with --format onnx)")
         shape = self.shapes[sources[0]]
-        return self._add(name, lif_node(module.cfg, shape, f"layer '{name}'"), sources, shape)
+        check_neuron(module.cfg, self.target, f"layer '{name}'")
+        return self._add(name, neuron_node(self.nir, module.cfg, shape, self.target), sources, shape)
 
     def avgpool(self, name: str, kernel: tuple[int, int], source: str) -> str:
         channels, height, width = self.shapes[source]
@@ -149,6 +151,10 @@ class _GraphBuilder:
         self._add("output", self.nir.Output(output_type=np.array(self.shapes[source])), [source], self.shapes[source])
 
     def graph(self, metadata: dict):
+        if self.target.unit_r:
+            fold_r_into_inputs(self.nir, self.nodes, self.edges, self.shapes)
+        if self.target.sum_pool:
+            avgpool_to_sumpool(self.nir, self.nodes, self.edges)
         return self.nir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata=metadata)
 
 
@@ -195,30 +201,49 @@ def _vggsnn(model, g: _GraphBuilder) -> str:
 
 
 def _builders():
-    from ..models import CifarResNet, PreActResNet, SmallConvNet, VGGSNN
+    from ..models import CifarResNet, SmallConvNet, VGGSNN
 
-    def refuse_maxpool(model, g):
-        raise SpikeDistillError("preact_resnet34 has a max-pool in its stem, which NIR cannot express (no MaxPool node); "
-                                "export it with --format onnx or torchscript")
-
-    return {SmallConvNet: _small_cnn, CifarResNet: _cifar_resnet, VGGSNN: _vggsnn, PreActResNet: refuse_maxpool}
+    return {SmallConvNet: _small_cnn, CifarResNet: _cifar_resnet, VGGSNN: _vggsnn}
 
 
-def to_nir(model: nn.Module, input_shape: tuple[int, int, int], timesteps: int | None = None):
-    """The NIR graph of ``model`` (eval-mode weights, BN folded) for one input of ``input_shape`` (C, H, W)."""
+# Layers with a NIR node (or folded into one: BatchNorm into the conv, dropout is the identity at eval).
+_MAPPED_LAYERS = (nn.Conv2d, nn.BatchNorm2d, nn.Linear, LIF, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity,
+                  nn.Dropout, nn.Flatten)
+
+
+def check_exportable(model: nn.Module, target: str = "nir") -> None:
+    """Pre-flight: one clear error naming the first layer that no NIR node represents, or that the
+    ``target``'s reader would run differently — before any graph is built or file written."""
+    chosen = get_target(target)
     if not getattr(model, "spiking", False):
         raise SpikeDistillError("NIR export needs a spiking model (this one is an ANN twin); export it with --format onnx or torchscript")
-    builder = next((b for cls, b in _builders().items() if isinstance(model, cls)), None)
-    if builder is None:
+    for name, module in model.named_modules():
+        if isinstance(module, nn.MaxPool2d):
+            raise SpikeDistillError(f"layer '{name}' is a max-pool (MaxPool2d), which no NIR node represents; "
+                                    "export with --format onnx or torchscript")
+        if isinstance(module, LIF):
+            check_neuron(module.cfg, chosen, f"layer '{name}'")
+        elif not any(True for _ in module.children()) and not isinstance(module, _MAPPED_LAYERS):
+            raise SpikeDistillError(f"layer '{name}' is {type(module).__name__}, which no NIR node represents; "
+                                    "export with --format onnx or torchscript")
+    if not any(isinstance(model, cls) for cls in _builders()):
         raise SpikeDistillError(f"no NIR exporter for {type(model).__name__}; supported: small_cnn, resnet18/19/34, vggsnn")
-    if any(isinstance(m, nn.MaxPool2d) for m in model.modules()):
-        raise SpikeDistillError("the model has a max-pool, which NIR cannot express; export with --format onnx or torchscript")
+
+
+def to_nir(model: nn.Module, input_shape: tuple[int, int, int], timesteps: int | None = None, target: str = "nir"):
+    """The NIR graph of ``model`` (eval-mode weights, BN folded) for one input of ``input_shape`` (C, H, W),
+    written for ``target``'s reader (``nir``: the spec-plain graph at dt = 1; ``snntorch``, ``norse``:
+    see :mod:`spikedistill.export.nir_targets`)."""
+    check_exportable(model, target)
+    chosen = get_target(target)
+    builder = next(b for cls, b in _builders().items() if isinstance(model, cls))
     input_shape = tuple(int(s) for s in input_shape)
     if len(input_shape) != 3 or input_shape[0] != model.in_channels:
         raise SpikeDistillError(f"input shape must be C,H,W with C = {model.in_channels} for this model (got {input_shape})")
-    g = _GraphBuilder(input_shape)
+    g = _GraphBuilder(input_shape, chosen)
     g.output(builder(model, g))
-    metadata = {"producer": "spikedistill", "dt": DT, "lif_convention": LIF_CONVENTION,
+    metadata = {"producer": "spikedistill", "nir_target": chosen.name, "dt": chosen.dt,
+                "lif_convention": lif_convention(chosen), "reader": chosen.load,
                 "encoding": "direct: feed the input at every step; logits are per step, average them over steps",
                 "batchnorm": "folded into the preceding conv/linear (eval statistics)"}
     if timesteps:
@@ -226,9 +251,30 @@ def to_nir(model: nn.Module, input_shape: tuple[int, int, int], timesteps: int |
     return g.graph(metadata)
 
 
-def write_nir(model: nn.Module, path, input_shape: tuple[int, int, int], timesteps: int | None = None):
+def write_nir(model: nn.Module, path, input_shape: tuple[int, int, int], timesteps: int | None = None,
+              target: str = "nir"):
     """Build the graph and write it to ``path`` (HDF5, ``nir.write``); returns the graph."""
     nir = _nir()
-    graph = to_nir(model, input_shape, timesteps)
+    graph = to_nir(model, input_shape, timesteps, target)
     nir.write(str(path), graph)
+    _omit_default_v_reset(path)
     return graph
+
+
+def _omit_default_v_reset(path) -> None:
+    """Drop each neuron's all-zero ``v_reset`` from the file: nir ≤ 1.0.5 (which sinabs 3.1 pins) has
+    no such field and refuses a file that has it, and nir ≥ 1.0.6 reads a missing one as 0."""
+    import h5py  # nir's own dependency
+
+    def visit(group) -> None:
+        for key in list(group.keys()):
+            item = group[key]
+            if not isinstance(item, h5py.Group):
+                continue
+            kind = item["type"][()] if "type" in item else b""
+            if kind in (b"LIF", b"IF", b"CubaLIF") and "v_reset" in item and not np.any(item["v_reset"][()]):
+                del item["v_reset"]
+            visit(item)
+
+    with h5py.File(str(path), "r+") as file:
+        visit(file)

@@ -13,7 +13,7 @@ Paper (default) vs official code (§4.2), as options:
   ``"code_prob_mix"``: q = (1−λ)·softmax(z/τ) + λ·softmax(ε/τ) with ε = μ + n·σ² (variance as scale).
 * ``samd_tau2=True`` (paper, 𝒯² = 4 on SAMD) or ``False`` (code).
 ``lam`` (0.1) is the noise share in both modes; the code's ``noise_weight = 0.9`` is the clean share 1 − λ.
-The maps are min–max normalised as ``(M − min)/(max + 1e-3)`` over the whole batch, as in the code
+The maps are min–max normalised as ``(M − min)/(max − min + 1e-3)`` over the whole batch, as in the code
 (``map_norm="sample"`` does it per sample); the code's ``+1e-10`` on the spatial softmax is omitted.
 The student's time-mean logits stand in for the code's time-averaged-before-the-head output.
 """
@@ -32,9 +32,13 @@ CAM_CLASSES = ("predicted", "label")
 
 
 def minmax(maps: torch.Tensor, per_sample: bool = False) -> torch.Tensor:
-    """``(M − min M)/(max M + 1e-3)`` over the batch (code) or per sample; maps ``[B, H, W]``."""
+    """``(M − min M)/(max M − min M + 1e-3)`` over the batch (code) or per sample; maps ``[B, H, W]``.
+
+    The code shifts first and takes the max of the shifted map (``m = m − m.min(); m / (m.max() + 1e-3)``,
+    ``getForwardCAM`` and ``compute_cam``), so the denominator is the range, not the max of M."""
     dims = (-2, -1) if per_sample else (0, -2, -1)
-    return (maps - maps.amin(dim=dims, keepdim=True)) / (maps.amax(dim=dims, keepdim=True) + 1e-3)
+    shifted = maps - maps.amin(dim=dims, keepdim=True)
+    return shifted / (shifted.amax(dim=dims, keepdim=True) + 1e-3)
 
 
 def spike_activation_map(feature: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,10 @@ from torch import nn
 
 from ..errors import SpikeDistillError, check_positive_int
 from ..neurons import NEURON_OPTIONS, LIFConfig
-from . import resnet, preact_resnet, vgg, small  # noqa: F401,I001  (each registers its models, in this order)
+from . import resnet, preact_resnet, vgg, small, ckdsnn_resnet  # noqa: F401,I001  (each registers its models, in this order)
 from .inputs import model_input
 from .layers import TimeModel, per_step
+from .ckdsnn_resnet import CKDSNNResNet
 from .preact_resnet import PreActResNet
 from .resnet import CifarResNet
 from .small import SmallConvNet

@@ -24,7 +24,7 @@ def per_step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def conv_bn_act(conv_bn: "ConvBN", act: nn.Module, x: torch.Tensor, residual: torch.Tensor | None = None):
     """``act(BN(conv(x)) + residual)`` over ``[T, B, ...]``. An LIF is handed the BatchNorm, which it
     folds into the neuron where its backend can (only the BN input is kept for backward,
-    :mod:`spikedistill.neurons.bn_lif`); a ReLU, or any other activation, gets ``BN(conv(x)) + residual``."""
+    :mod:`spikedistill.neurons.batchnorm`); a ReLU, or any other activation, gets ``BN(conv(x)) + residual``."""
     z = per_step(conv_bn.conv, x)
     if isinstance(act, LIF):
         return act(z, bn=conv_bn.bn, residual=residual)
@@ -67,21 +67,40 @@ def encode_input(x: torch.Tensor, timesteps: int | None, default_timesteps: int)
     )
 
 
-def stem_forward(stem: nn.Module, x: torch.Tensor, timesteps: int) -> torch.Tensor:
-    """Run the analog-input stem. A static image gives the same stem output at every step, so it is
-    computed once on ``[B]`` and broadcast to ``[T, B]`` (T× cheaper; BN batch statistics are the same
-    as over T identical copies)."""
+def stem_forward(stem: nn.Module, x: torch.Tensor, timesteps: int, act: nn.Module | None = None) -> torch.Tensor:
+    """Run the analog-input stem (``ConvBN``), then ``act`` when given. A static image gives the same stem
+    output at every step, so for T > 1 it is computed once on ``[B]`` and broadcast to ``[T, B]`` (T×
+    cheaper; BN batch statistics are the same as over T identical copies). Where nothing is broadcast —
+    T = 1, or frames — the stem is one more ``conv → BN → act`` (:func:`conv_bn_act`), so an LIF folds its
+    BatchNorm in and keeps no u of its own (at T = 1 the stem's u was the SNN's one excess over the ANN)."""
+    if act is not None and (x.dim() == 5 or timesteps == 1):
+        return conv_bn_act(stem, act, x if x.dim() == 5 else x.unsqueeze(0))
     if x.dim() == 4:
         y = stem(x)
-        return y.unsqueeze(0).expand((timesteps,) + y.shape)
-    return per_step(stem, x)
+        y = y.unsqueeze(0).expand((timesteps,) + y.shape)
+    else:
+        y = per_step(stem, x)
+    return y if act is None else act(y)
 
 
-def init_weights(model: nn.Module) -> None:
+INITS = ("kaiming", "default")
+
+
+def init_weights(model: nn.Module, init: str = "kaiming", zero_conv_bias: bool = True) -> None:
+    """``init="kaiming"``: Kaiming-normal (fan-out) conv weights, zero conv biases (unless
+    ``zero_conv_bias=False``), BN weight 1 / bias 0. ``init="default"``: leave PyTorch's own
+    initialisation (conv/linear Kaiming-uniform with a=√5) — what FR's CIFAR/DVS SNN ResNets and
+    CKDSNN's networks use, since their code has no init loop."""
+    if init not in INITS:
+        from ..errors import SpikeDistillError
+
+        raise SpikeDistillError(f"unknown init '{init}'; known: {', '.join(INITS)}")
+    if init == "default":
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
+            if m.bias is not None and zero_conv_bias:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.SyncBatchNorm)):
             nn.init.ones_(m.weight)

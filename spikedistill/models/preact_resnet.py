@@ -1,12 +1,17 @@
 """Pre-activation ResNet-34 for ImageNet (224×224) — METHODS.md §1.6.3.
 
-Stem: conv7×7(3→64, s2, p3, bias) → BN → max-pool(3, s2, p1); no activation in the stem.
-Block: act → conv3×3(bias) → BN → act → conv3×3 → BN, + shortcut. Stages [3,4,6,3] at
-64/128/256/512. Head: GAP → FC(512→K).
+Follows the FR code's ``model/preact_resnet.py``:
 
-The official code does not say whether the downsampling shortcut reads the block input or the first
-activation's output; here it reads the activation output, so every conv after the stem sees spikes
-(binary inputs: accumulate-only synaptic operations).
+* Stem: conv7×7(3→64, s2, p3, bias) → BN → max-pool(3, s2, p1); no activation in the stem.
+* Block: act → conv3×3(bias) → BN → act → conv3×3(bias) → BN, + shortcut; no activation after the
+  addition (the next block's first neuron spikes the sum). Stages [3,4,6,3] at 64/128/256/512.
+* Shortcut: identity, or conv1×1(bias) → BN when the shape changes. It reads the block's
+  **real-valued input** ``x``, not the first neuron's spikes (``identity = self.downsample(x)`` in the
+  code's ``BasicBlock.forward``), so in the energy count those 1×1 convs are MACs, not SOPs.
+* Head: GAP → FC(512→K) on the real-valued last block output (MACs too).
+* Init: Kaiming-normal (fan-out) conv weights, conv biases left at PyTorch's default (the code zeroes
+  none), BN weight 1 / bias 0. BatchNorm is ``SyncBatchNorm`` in the code; here that is the recipe's
+  ``distributed.sync_bn: true`` (plain BN over T·B on one process).
 """
 
 from __future__ import annotations
@@ -24,18 +29,18 @@ class PreActBlock(nn.Module):
         self.act1 = make_activation(spiking, neuron_options)
         self.branch1 = ConvBN(in_ch, out_ch, 3, stride, bias=True)
         self.act2 = make_activation(spiking, neuron_options)
-        self.branch2 = ConvBN(out_ch, out_ch, 3, 1)
-        self.shortcut = ConvBN(in_ch, out_ch, 1, stride, padding=0) if stride != 1 or in_ch != out_ch else None
+        self.branch2 = ConvBN(out_ch, out_ch, 3, 1, bias=True)
+        self.shortcut = ConvBN(in_ch, out_ch, 1, stride, padding=0, bias=True) if stride != 1 or in_ch != out_ch else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.act1(x)
-        out = per_step(self.branch2, conv_bn_act(self.branch1, self.act2, pre))
-        identity = x if self.shortcut is None else per_step(self.shortcut, pre)
+        out = per_step(self.branch2, conv_bn_act(self.branch1, self.act2, self.act1(x)))
+        identity = x if self.shortcut is None else per_step(self.shortcut, x)  # the real-valued input, as the code
         return out + identity
 
 
 class PreActResNet(TimeModel):
-    def __init__(self, blocks, spiking: bool, num_classes: int = 1000, in_channels: int = 3, timesteps=None, neuron: dict | None = None):
+    def __init__(self, blocks, spiking: bool, num_classes: int = 1000, in_channels: int = 3, timesteps=None,
+                 neuron: dict | None = None, init: str = "kaiming"):
         super().__init__(spiking, num_classes, in_channels, timesteps)
         neuron_options = neuron or {}
         self.stem = nn.Sequential(ConvBN(in_channels, 64, 7, 2, padding=3, bias=True), nn.MaxPool2d(3, 2, 1))
@@ -50,7 +55,7 @@ class PreActResNet(TimeModel):
         self.stage_names = ("stem",) + tuple(f"layer{i + 1}" for i in range(len(stages)))
         self.stage_channels = dict(zip(self.stage_names, (64, 64, 128, 256, 512)))
         self.fc = nn.Linear(512, num_classes)
-        init_weights(self)
+        init_weights(self, init, zero_conv_bias=False)
 
     def forward_stages(self, x, timesteps):
         out = stem_forward(self.stem, x, timesteps)
@@ -62,5 +67,6 @@ class PreActResNet(TimeModel):
 
 
 @register_model(input_shape=(3, 224, 224))
-def preact_resnet34(spiking=True, num_classes=1000, in_channels=3, timesteps=None, neuron=None) -> PreActResNet:
-    return PreActResNet((3, 4, 6, 3), spiking, num_classes, in_channels, timesteps, neuron)
+def preact_resnet34(spiking=True, num_classes=1000, in_channels=3, timesteps=None, neuron=None,
+                    init="kaiming") -> PreActResNet:
+    return PreActResNet((3, 4, 6, 3), spiking, num_classes, in_channels, timesteps, neuron, init)

@@ -6,6 +6,9 @@
 
 BasicBlock: conv3×3 → BN → act → conv3×3 → BN, + shortcut (identity, or conv1×1 + BN when the shape
 changes), then act. ``act`` is an LIF for SNNs and a ReLU for the ANN twin.
+
+``init="kaiming"`` (default) draws conv weights Kaiming-normal (fan-out); ``init="default"`` keeps
+PyTorch's initialisation, which is what the FR code's SNN ResNets train from (METHODS.md §1.6.1).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class CifarResNet(TimeModel):
         in_channels: int = 3,
         timesteps: int | None = None,
         neuron: dict | None = None,
+        init: str = "kaiming",
     ):
         super().__init__(spiking, num_classes, in_channels, timesteps)
         neuron_options = neuron or {}
@@ -66,10 +70,10 @@ class CifarResNet(TimeModel):
         else:
             self.fc1 = self.fc1_act = None
             self.fc = nn.Linear(in_ch, num_classes)
-        init_weights(self)
+        init_weights(self, init)  # "default": PyTorch's init, as FR's model/resnet.py (it has no init loop)
 
     def forward_stages(self, x, timesteps):
-        out = self.stem_act(stem_forward(self.stem, x, timesteps))
+        out = stem_forward(self.stem, x, timesteps, act=self.stem_act)
         yield "stem", out
         for name, stage in zip(self.stage_names[1:], self.stages):
             out = stage(out)
@@ -81,15 +85,15 @@ class CifarResNet(TimeModel):
 
 
 @register_model(input_shape=(3, 32, 32))
-def resnet18(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron=None) -> CifarResNet:
-    return CifarResNet((64, 128, 256, 512), (2, 2, 2, 2), None, spiking, num_classes, in_channels, timesteps, neuron)
+def resnet18(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron=None, init="kaiming") -> CifarResNet:
+    return CifarResNet((64, 128, 256, 512), (2, 2, 2, 2), None, spiking, num_classes, in_channels, timesteps, neuron, init)
 
 
 @register_model(input_shape=(3, 32, 32))
-def resnet19(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron=None) -> CifarResNet:
-    return CifarResNet((128, 256, 512), (3, 3, 2), 256, spiking, num_classes, in_channels, timesteps, neuron)
+def resnet19(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron=None, init="kaiming") -> CifarResNet:
+    return CifarResNet((128, 256, 512), (3, 3, 2), 256, spiking, num_classes, in_channels, timesteps, neuron, init)
 
 
 @register_model(input_shape=(3, 32, 32))
-def resnet34(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron=None) -> CifarResNet:
-    return CifarResNet((64, 128, 256, 512), (3, 4, 6, 3), None, spiking, num_classes, in_channels, timesteps, neuron)
+def resnet34(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron=None, init="kaiming") -> CifarResNet:
+    return CifarResNet((64, 128, 256, 512), (3, 4, 6, 3), None, spiking, num_classes, in_channels, timesteps, neuron, init)

@@ -30,7 +30,7 @@ class SmallConvNet(TimeModel):
         init_weights(self)
 
     def forward_stages(self, x, timesteps):
-        out = self.stem_act(stem_forward(self.stem, x, timesteps))
+        out = stem_forward(self.stem, x, timesteps, act=self.stem_act)
         yield "stem", out
         out = conv_bn_act(self.conv1, self.act1, out)
         yield "layer1", out

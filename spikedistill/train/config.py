@@ -33,9 +33,14 @@ class ModelConfig:
 
 @dataclass
 class TeacherConfig:
+    source: str = "checkpoint"        # "checkpoint": a spikedistill run; "timm": a timm model (the ImageNet teacher)
     checkpoint: Optional[str] = None  # a best.pt/latest.pt written by 'spikedistill train'
     recipe: Optional[str] = None      # trained first (into the checkpoint's folder) when the checkpoint is missing
     features: bool = False            # also hand the teacher's stage features to the objective
+    train_mode: bool = False          # True: BN batch statistics, no no_grad, as the CKDSNN code runs its teacher
+    name: Optional[str] = None        # source "timm": the timm model name, e.g. resnet34
+    pretrained: bool = False          # source "timm": download timm's pretrained weights (only when asked)
+    weights: Optional[str] = None     # source "timm": a state_dict file (.pth/.pt/.safetensors) to load instead
 
 
 @dataclass
@@ -53,6 +58,7 @@ class AugmentConfig:
     roll: int = 0         # event frames only: roll by up to ±roll pixels (METHODS.md §1.8)
     rotate: float = 0.0   # event frames only: rotate by up to ±rotate degrees
     erasing: float = 0.0  # probability of RandomErasing(scale 0.02–0.2), CKDSNN's Cutout substitute (§4.4)
+    resized_crop: int = 0  # random resized crop to this side (scale 0.08–1, ratio 3/4–4/3), ImageNet's training crop
 
 
 @dataclass
@@ -94,8 +100,10 @@ class LogConfig:
     progress: bool = True       # tqdm bars with ETA on a terminal; progress lines in a log (not a terminal)
     progress_every_seconds: float = 30.0  # seconds between progress lines when the output is not a terminal
     tensorboard: bool = True    # events in the run dir when tensorboard is installed
+    tensorboard_every_steps: int = 50  # also write step/train_loss and step/lr every N optimizer steps; 0 = per epoch only
     eval_every: int = 1         # epochs between test evaluations (the last epoch is always evaluated)
     best_by: str = "last"       # best.pt by top-1 at T_max ("last") or mean top-1 over 1..T_max ("mean")
+    best_by_timesteps: Optional[int] = None  # best.pt by top-1 at this k instead (the T a method reports); None = T_max
 
 
 @dataclass
@@ -131,12 +139,14 @@ CHOICES = {
     "precision": ("bf16", "fp32"),
     "log.best_by": ("last", "mean"),
     "data.any_t_policy": ("prefix", "rebin"),
+    "teacher.source": ("checkpoint", "timm"),
     "distributed.backend": ("nccl", "gloo", None),
 }
 POSITIVE = ("timesteps", "max_timesteps", "optim.epochs", "optim.batch_size", "optim.lr", "optim.grad_clip",
-            "data.subset", "data.test_subset", "log.eval_every", "log.progress_every_seconds")
-NON_NEGATIVE = ("optim.weight_decay", "optim.momentum", "data.augment.crop_padding", "data.augment.cutout",
-                "data.augment.erasing", "data.augment.roll", "data.augment.rotate", "optim.warmup_epochs")
+            "data.subset", "data.test_subset", "log.eval_every", "log.best_by_timesteps", "log.progress_every_seconds")
+NON_NEGATIVE = ("log.tensorboard_every_steps", "optim.weight_decay", "optim.momentum", "data.augment.crop_padding", "data.augment.cutout",
+                "data.augment.erasing", "data.augment.roll", "data.augment.rotate", "data.augment.resized_crop",
+                "optim.warmup_epochs")
 MAX_SEED = 2**63 - 1  # what every RNG (torch, numpy modulo 2**32, Python) accepts
 
 
@@ -211,6 +221,8 @@ def validate(cfg: Config) -> Config:
         raise SpikeDistillError(f"config key 'seed' must be an integer in 0..2**63-1, got {cfg.seed}; e.g. seed=60")
     if not isinstance(cfg.model.spiking, bool):
         raise SpikeDistillError("config key 'model.spiking' must be true or false")
+    if cfg.data.augment.resized_crop and cfg.data.augment.crop_padding:
+        raise SpikeDistillError("data.augment.resized_crop replaces the padded crop; set data.augment.crop_padding=0")
     if cfg.data.augment.erasing > 1:
         raise SpikeDistillError(f"config key 'data.augment.erasing' is a probability in [0, 1], got {cfg.data.augment.erasing!r}")
     betas = cfg.optim.betas
@@ -219,9 +231,33 @@ def validate(cfg: Config) -> Config:
                                 "e.g. optim.betas=[0.9, 0.999]")
     if cfg.optim.name == "sgd" and cfg.optim.nesterov and cfg.optim.momentum == 0:
         raise SpikeDistillError("optim.nesterov=true needs optim.momentum > 0; set optim.momentum=0.9 or optim.nesterov=false")
+    _validate_teacher(cfg.teacher)
+    best_k = cfg.log.best_by_timesteps
+    if best_k is not None:
+        if cfg.log.best_by == "mean":
+            raise SpikeDistillError("log.best_by_timesteps picks best.pt at one k, log.best_by=mean averages over all k; "
+                                    "set one of them (e.g. log.best_by=last)")
+        if best_k > cfg.eval_timesteps:
+            raise SpikeDistillError(f"log.best_by_timesteps={best_k} is beyond the evaluated range 1..{cfg.eval_timesteps}; "
+                                    f"lower it or raise max_timesteps")
     if cfg.teacher.checkpoint is None and cfg.teacher.recipe is not None:
         raise SpikeDistillError("teacher.recipe needs teacher.checkpoint (where the trained teacher is written); set teacher.checkpoint=PATH/best.pt")
     return cfg
+
+
+def _validate_teacher(teacher: TeacherConfig) -> None:
+    if teacher.source == "timm":
+        if not teacher.name:
+            raise SpikeDistillError("teacher.source=timm needs teacher.name, the timm model (e.g. teacher.name=resnet34)")
+        if teacher.checkpoint is not None or teacher.recipe is not None:
+            raise SpikeDistillError("teacher.source=timm takes teacher.weights (a state_dict file) or teacher.pretrained=true, "
+                                    "not teacher.checkpoint/teacher.recipe; set those to null")
+        if teacher.pretrained and teacher.weights is not None:
+            raise SpikeDistillError("teacher.pretrained=true downloads timm's weights and teacher.weights loads a file; "
+                                    "set one of them")
+    elif teacher.name is not None or teacher.pretrained or teacher.weights is not None:
+        raise SpikeDistillError("teacher.name, teacher.pretrained and teacher.weights belong to teacher.source=timm; "
+                                "set teacher.source=timm or drop them")
 
 
 def config_from_dict(data: dict) -> Config:

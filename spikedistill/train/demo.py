@@ -43,7 +43,7 @@ def demo_config(method: str, out: Path, seed: int, epochs: int) -> dict:
         "timesteps": MAX_TIMESTEPS,
         "seed": seed,
         "device": "cpu",
-        "log": {"tensorboard": False, "eval_every": max(1, epochs // 4)},
+        "log": {"tensorboard": True, "eval_every": max(1, epochs // 4)},  # TensorBoard events when it is installed
     }
 
 

@@ -76,11 +76,12 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
         log = MetricsLog(out_dir, state.epoch, cfg.log.tensorboard) if ctx.main else None
         say(f"{cfg.model.name} ({'SNN' if cfg.model.spiking else 'ANN'}, T={run.train_timesteps}) · loss {cfg.loss.name}"
             f" · {len(run.train_set)} train / {len(run.test_set)} test images of {cfg.data.name} · {cfg.optim.epochs} epochs × "
-            f"{run.steps_per_epoch} steps · {ctx.device}{' bf16' if use_bf16(run) else ''} · {ctx.world_size} process(es) → {out_dir}")
+            f"{run.steps_per_epoch} steps · {ctx.device}{' bf16' if use_bf16(run) else ''} · {ctx.world_size} process(es) → {out_dir}"
+            f" · best.pt by {selection_column(cfg)}{' · teacher in train mode' if run.teacher is not None and cfg.teacher.train_mode else ''}")
 
         with StopFlag() as stop:
             for epoch in range(state.epoch, cfg.optim.epochs):
-                row = train_epoch(run, runner, state, ctx, out_dir, stop, stop_after_steps, say)
+                row = train_epoch(run, runner, state, ctx, out_dir, stop, stop_after_steps, say, log)
                 if row is None:  # stopped mid-epoch; latest.pt holds where
                     return result(out_dir, state, run, stopped=True)
                 tick = time.perf_counter()
@@ -88,10 +89,10 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
                 improved = dist_utils.broadcast_object(tested.pop("improved", False), ctx)
                 timing = {"seconds": row.pop("seconds") + time.perf_counter() - tick,  # the test pass included
                           "teacher_seconds": row.pop("teacher_seconds")}
-                row.update(**tested, **timing)
+                row.update(**tested, best_by=selection_column(cfg), **timing)
                 state.best = dist_utils.broadcast_object(state.best, ctx)
                 state.epoch, state.step_in_epoch = epoch + 1, 0
-                metrics = {"top1": state.top1, "best_top1": state.best}
+                metrics = {"top1": state.top1, "best_top1": state.best, "best_by": selection_column(cfg)}
                 if improved:
                     save(run, state, ctx, out_dir / "best.pt", metrics, with_state=False)
                 save(run, state, ctx, out_dir / "latest.pt", metrics)
@@ -167,7 +168,7 @@ def save(run: Run, state: TrainState, ctx, path: Path, metrics: dict, with_state
 
 
 def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Path, stop: StopFlag,
-                stop_after_steps: int | None, say=print) -> dict | None:
+                stop_after_steps: int | None, say=print, log: MetricsLog | None = None) -> dict | None:
     """One epoch of optimizer steps (the rest of it, after a mid-epoch resume) → its metrics row, or
     None when a signal or ``stop_after_steps`` stopped it (``latest.pt`` written)."""
     cfg, model, objective, teacher, device = run.cfg, run.model, run.objective, run.teacher, run.device
@@ -201,7 +202,7 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(run):
             teacher_logits = teacher_feats = None
-            if teacher is not None:  # frozen: eval mode, no grad; its cost is logged separately
+            if teacher is not None:  # frozen (eval mode unless teacher.train_mode), no grad; its cost is logged separately
                 with teacher_time, torch.no_grad():
                     out = teacher(model_input(images, teacher.spiking), return_features=run.teacher_features)
                 teacher_logits, teacher_feats = out if run.teacher_features else (out, None)
@@ -215,10 +216,13 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
         dist_utils.all_reduce_mean_([p.grad for p in objective.parameters() if p.grad is not None], ctx)
         if cfg.optim.grad_clip:
             nn.utils.clip_grad_norm_([p for g in run.optimizer.param_groups for p in g["params"]], cfg.optim.grad_clip)
+        step_lr = run.optimizer.param_groups[0]["lr"]  # the rate this step uses
         run.optimizer.step()
         run.schedule.step()  # per iteration: warm-up and cosine follow the steps, not the epochs
         state.step += 1
         nonfinite.record(state.step, loss)
+        if log is not None:  # TensorBoard every log.tensorboard_every_steps steps (one host sync each time)
+            log.step_scalars(state.step, {"train_loss": loss.total.detach(), "lr": step_lr}, cfg.log.tensorboard_every_steps)
 
         # Running sums stay on the device: no host sync per step.
         for name, value in {"loss": loss.total, **loss.parts}.items():
@@ -260,9 +264,24 @@ def evaluate_epoch(run: Run, state: TrainState, epoch: int) -> dict:
         return {}
     with autocast(run):
         state.top1 = test_accuracy(run.model, run.test_set, cfg, run.batch_size, run.device, run.events)
-    score = state.top1[cfg.eval_timesteps] if cfg.log.best_by == "last" else sum(state.top1.values()) / len(state.top1)
+    score = selection_score(cfg, state.top1)
     improved, state.best = score > state.best, max(state.best, score)
     return {**{f"test_top1_t{k}": v for k, v in state.top1.items()}, "improved": improved}
+
+
+def selection_score(cfg: Config, top1: dict[int, float]) -> float:
+    """What ``best.pt`` is chosen by: top-1 at ``log.best_by_timesteps`` (the T a method reports, e.g. CKDSNN's
+    T=1, TSSD's T_s), else at T_max (``log.best_by: last``) or the mean over 1..T_max (``mean``)."""
+    if cfg.log.best_by == "mean":
+        return sum(top1.values()) / len(top1)
+    return top1[cfg.log.best_by_timesteps or cfg.eval_timesteps]
+
+
+def selection_column(cfg: Config) -> str:
+    """The metrics column ``best.pt`` follows (written in every ``metrics.csv`` row as ``best_by``)."""
+    if cfg.log.best_by == "mean":
+        return f"mean of test_top1_t1..t{cfg.eval_timesteps}"
+    return f"test_top1_t{cfg.log.best_by_timesteps or cfg.eval_timesteps}"
 
 
 def test_accuracy(model: nn.Module, dataset, cfg: Config, batch_size: int, device, events: bool) -> dict[int, float]:

@@ -1,4 +1,5 @@
-"""Per-epoch records: ``metrics.csv`` (one row per epoch) and TensorBoard events when installed."""
+"""Per-epoch records: ``metrics.csv`` (one row per epoch) and TensorBoard events when installed, plus
+TensorBoard scalars every N optimizer steps within an epoch (:meth:`MetricsLog.step_scalars`)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,20 @@ class MetricsLog:
                 if key != "epoch" and isinstance(value, (int, float)):
                     self.writer.add_scalar(key.replace("test_top1_t", "test_top1/t"), value, row["epoch"])
             self.writer.flush()
+
+    def step_scalars(self, step: int, values: dict, every: int) -> bool:
+        """TensorBoard scalars at optimizer step ``step`` (counted over the run, from 1), written when
+        ``step`` is a multiple of ``every`` (0 or less: never). Tags are ``step/<name>`` so they do not
+        share a chart with the per-epoch scalars, whose x axis is the epoch. Tensor values (e.g. the
+        loss) are read only on the steps that are written: one device sync per ``every`` steps.
+        Returns whether anything was written (nothing without tensorboard)."""
+        if self.writer is None or every <= 0 or step % every:
+            return False
+        for key, value in values.items():
+            value = value.item() if hasattr(value, "item") else value
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(f"step/{key}", value, step)
+        return True
 
     def close(self) -> None:
         if self.writer is not None:

@@ -53,7 +53,7 @@ def preflight(cfg: Config):
     model = create_model(cfg.model.name, spiking=cfg.model.spiking, num_classes=10, **options)
     objective = create_loss(cfg.loss.name, **cfg.loss.options)
     objective.bind(model)
-    if not objective.needs_teacher:
+    if not objective.needs_teacher or cfg.teacher.source == "timm":  # a timm teacher is built with the run
         return None
     path = cfg.teacher.checkpoint
     if path is None:
@@ -76,7 +76,7 @@ def build_run(cfg: Config, ctx) -> Run:
     data = cfg.data
     train_set = load_dataset(data.name, data.root, split="train", download=data.download, **data.options)
     test_set = load_dataset(data.name, data.root, split="test", download=False, **data.options)
-    events = train_set.images.dim() == 5  # event frames [N, T, C, H, W]
+    events = getattr(train_set, "images", None) is not None and train_set.images.dim() == 5  # frames [N, T, C, H, W]
     if data.subset:
         train_set = train_set.subset(min(data.subset, len(train_set)))
     if data.test_subset:
@@ -89,7 +89,9 @@ def build_run(cfg: Config, ctx) -> Run:
     if steps_per_epoch == 0:
         raise SpikeDistillError(f"{len(train_set)} training images give no batch of {cfg.optim.batch_size}; lower optim.batch_size")
 
-    sample_shape = tuple(train_set.images.shape[2:] if events else train_set.images.shape[1:])  # (C, H, W)
+    # (C, H, W) of one sample as the model sees it at test time (a streamed ImageNet stores its training
+    # images larger than the crop the augmentation cuts from them)
+    sample_shape = tuple(test_set.images.shape[2:] if events else test_set.image_shape)
     options = {"in_channels": sample_shape[0], **cfg.model.options}
     if cfg.model.spiking:
         options.setdefault("timesteps", cfg.timesteps)
@@ -127,28 +129,37 @@ def make_augment(cfg, dataset, events: bool) -> nn.Module:
     from ..data import GpuAugment
 
     return GpuAugment(crop_padding=cfg.crop_padding, flip=cfg.flip, autoaugment=cfg.autoaugment, cutout=cfg.cutout,
-                      erasing=cfg.erasing, mean=dataset.mean, std=dataset.std)
+                      erasing=cfg.erasing, mean=dataset.mean, std=dataset.std, resized_crop=cfg.resized_crop)
 
 
 def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = None, loaded=None) -> nn.Module:
-    """The frozen teacher from ``teacher.checkpoint``: eval mode, no gradients (SPEC.md conventions).
-    A missing checkpoint is an error here; training it is the explicit stage of :mod:`.teacher`."""
-    path = cfg.teacher.checkpoint
-    if path is None:
-        raise SpikeDistillError(f"loss '{cfg.loss.name}' needs a teacher; set teacher.checkpoint=PATH (a best.pt) "
-                                "or train one with a teacher recipe first")
-    if not Path(path).exists():
-        from .teacher import missing_teacher_message
+    """The frozen teacher: from ``teacher.checkpoint`` (``loaded``: the ``(checkpoint, network)`` preflight
+    already read), or a timm model (``teacher.source: timm``, the FR ImageNet teacher). Eval mode, no
+    gradients (SPEC.md conventions) — or, with ``teacher.train_mode``, train mode as the CKDSNN code runs it
+    (its BatchNorm normalises with each batch's statistics and updates its running averages). A missing
+    checkpoint is an error here; training it is the explicit stage of :mod:`.teacher`."""
+    if cfg.teacher.source == "timm":
+        from ..models.timm_teacher import create_timm_teacher
 
-        raise SpikeDistillError(missing_teacher_message(cfg))
-    if loaded is not None:  # (checkpoint, network) from preflight
+        teacher = create_timm_teacher(cfg.teacher.name, num_classes, cfg.teacher.pretrained, cfg.teacher.weights)
+    elif loaded is not None:
         ckpt, teacher = loaded
         ckpt.require_classes(num_classes)
     else:
+        path = cfg.teacher.checkpoint
+        if path is None:
+            raise SpikeDistillError(f"loss '{cfg.loss.name}' needs a teacher; set teacher.checkpoint=PATH (a best.pt) "
+                                    "or train one with a teacher recipe first")
+        if not Path(path).exists():
+            from .teacher import missing_teacher_message
+
+            raise SpikeDistillError(missing_teacher_message(cfg))
         teacher = load_checkpoint(path, role="teacher").model(num_classes=num_classes)
-    teacher.to(device).eval()
+    teacher.to(device).train(cfg.teacher.train_mode)
     if device.type == "cuda" and cfg.channels_last:
         teacher.to(memory_format=torch.channels_last)
+    # No gradient reaches the teacher either way: the CKDSNN code omits no_grad, but its teacher's weights are
+    # not in the optimizer and every objective here detaches its targets, so that changes no number.
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher

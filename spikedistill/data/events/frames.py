@@ -8,6 +8,13 @@ Two ways to cut a recording of n events into T frames (``split_by``):
 * ``"time"`` — equal time spans over the recording's ``[t_min, t_max]``: event at time t goes to frame
   ``⌊(t − t_min)·T / (t_max − t_min + 1)⌋``.
 
+* ``"tonic_count"`` / ``"tonic_time"`` — what ``tonic.transforms.ToFrame(sensor_size, n_event_bins=T)``
+  / ``ToFrame(sensor_size, n_time_bins=T)`` (tonic 1.7) give, for recordings in time order: every frame
+  holds ⌊n/T⌋ events and the last n mod T events are dropped; or frame k spans
+  ``[t₀ + k·w, t₀ + (k+1)·w)`` with ``w = ⌊(t_last − t₀)/T⌋`` (first and last event of the file), so the
+  events from ``t₀ + T·w`` on — always the last one — are dropped. Use them
+  to reproduce results obtained with tonic; ours keep every event (docs/events.md).
+
 Counts are exact integers. ``size`` resizes each frame to ``size × size`` with bilinear, anti-aliased
 interpolation (what ``torchvision.transforms.Resize`` does to a tensor, METHODS.md §1.8: 128 → 48 for
 CIFAR10-DVS); resized frames are no longer integers.
@@ -24,7 +31,7 @@ import torch.nn.functional as F
 
 from ...errors import SpikeDistillError, did_you_mean
 
-SPLIT_BY = ("count", "time")
+SPLIT_BY = ("count", "time", "tonic_count", "tonic_time")
 
 
 def check_split_by(split_by: str) -> str:
@@ -46,16 +53,27 @@ def check_size(size) -> int | None:
 
 
 def frame_index(t: np.ndarray, offsets: np.ndarray, timesteps: int, split_by: str) -> np.ndarray:
-    """Frame number 0..T−1 of every event of every recording (flat layout)."""
+    """Frame number 0..T−1 of every event of every recording (flat layout); −1 for an event the split
+    drops (the tonic-compatible ones only)."""
     lengths = np.diff(offsets)
     sample = np.repeat(np.arange(len(lengths)), lengths)
-    if split_by == "count":
+    if split_by in ("count", "tonic_count"):
         position = np.arange(len(t), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-        return (position * timesteps) // np.maximum(lengths, 1)[sample]
+        if split_by == "count":
+            return (position * timesteps) // np.maximum(lengths, 1)[sample]
+        per_frame = (lengths // timesteps)[sample]  # tonic: ⌊n/T⌋ events a frame, the rest dropped
+        return np.where(position < per_frame * timesteps, position // np.maximum(per_frame, 1), -1)
     t = t.astype(np.int64)
     nonempty = lengths > 0
     t_min = np.zeros(len(lengths), dtype=np.int64)
     t_max = np.zeros(len(lengths), dtype=np.int64)
+    if split_by == "tonic_time":  # tonic: windows of ⌊(t_last − t_first)/T⌋ from the first event's time
+        t_min[nonempty] = t[offsets[:-1][nonempty]]
+        t_max[nonempty] = t[offsets[1:][nonempty] - 1]
+        window = ((t_max - t_min) // timesteps)[sample]
+        since = t - t_min[sample]
+        frame = since // np.maximum(window, 1)
+        return np.where((window > 0) & (since >= 0) & (frame < timesteps), frame, -1)
     t_min[nonempty] = np.minimum.reduceat(t, offsets[:-1][nonempty])
     t_max[nonempty] = np.maximum.reduceat(t, offsets[:-1][nonempty])
     span = (t_max - t_min + 1)[sample]
@@ -81,8 +99,10 @@ def bin_events(x, y, t, p, offsets, timesteps: int, sensor_size: tuple[int, int]
         local = offsets[first:last + 1] - lo
         step = frame_index(np.asarray(t[lo:hi]), local, timesteps, split_by)
         sample = np.repeat(np.arange(last - first), np.diff(local))
+        kept = step >= 0
         flat = (((sample * timesteps + step) * 2 + np.asarray(p[lo:hi], dtype=np.int64)) * height
                 + np.asarray(y[lo:hi], dtype=np.int64)) * width + np.asarray(x[lo:hi], dtype=np.int64)
+        flat = flat if kept.all() else flat[kept]
         counts = np.bincount(flat, minlength=(last - first) * per_sample).astype(np.float32)
         frames[first:last] = resize_frames(counts.reshape(last - first, timesteps, 2, height, width), size)
     return frames

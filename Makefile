@@ -29,4 +29,4 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/spikedistill demo --out demo_out
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15

@@ -285,10 +285,7 @@ class Checkpoint(Mapping):
     def model(self, num_classes: int | None = None, device=None) -> torch.nn.Module:
         """The network, weights loaded, in eval mode. ``num_classes``: the count the caller needs (e.g. the
         student's dataset for a teacher); another count is refused with one line."""
-        if num_classes is not None and self.num_classes != num_classes:
-            raise SpikeDistillError(
-                f"{self.where} predicts {self.num_classes} classes but {num_classes} are needed here; "
-                f"use a {self.role} trained on the same dataset (same classes)")
+        self.require_classes(num_classes)
         try:
             model = create_model(self.name, spiking=self.spiking, num_classes=self.num_classes, **self.options)
         except SpikeDistillError as exc:
@@ -297,14 +294,32 @@ class Checkpoint(Mapping):
             raise SpikeDistillError(f"{self.where} describes a model that cannot be built ({type(exc).__name__}: {exc}); "
                                     "use another checkpoint") from None
         load_weights(model, self._data["state_dict"], source=f"{self.where} ('{self.name}')")
+        bad = non_finite_tensors(self._data["state_dict"])
+        if bad:  # a diverged run's weights score chance level at every k: refuse rather than report it
+            raise SpikeDistillError(f"{self.where} holds non-finite weights (NaN or inf in {len(bad)} tensors, first: {bad[0]}); "
+                                    "the run diverged before this was saved: use an earlier checkpoint (best.pt) or retrain "
+                                    "with a lower optim.lr")
         if device is not None:
             model.to(device)
         return model.eval()
+
+    def require_classes(self, num_classes: int | None) -> None:
+        """One line when the network predicts another number of classes than ``num_classes`` (None: any)."""
+        if num_classes is not None and self.num_classes != num_classes:
+            raise SpikeDistillError(
+                f"{self.where} predicts {self.num_classes} classes but {num_classes} are needed here; "
+                f"use a {self.role} trained on the same dataset (same classes)")
 
     def __repr__(self) -> str:
         kind = "SNN" if self.spiking else "ANN"
         return (f"Checkpoint({self.name} {kind}, {self.num_classes} classes, T_max={self.max_timesteps}, "
                 f"input {self.input_shape}{' frames' if self.frames else ''}, epoch {self._data.get('epoch')})")
+
+
+def non_finite_tensors(state_dict: dict) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an inf."""
+    return [name for name, value in state_dict.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
 
 
 def load_weights(model: torch.nn.Module, state_dict: dict, source: str = "checkpoint") -> None:

@@ -82,14 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="accuracy and energy at every timestep of a checkpoint")
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--timesteps", default=None, help="range such as 1-6")
-    evaluate.add_argument("--json", help="write the SPEC.md JSON here (fullrange.png goes beside it)")
+    evaluate.add_argument("--json", help="write the report JSON here (fullrange.png goes beside it; fields in docs/deployment.md)")
     evaluate.add_argument("--data", help="dataset name (default: the checkpoint's training recipe)")
     evaluate.add_argument("--data-root", help="dataset folder (default: the recipe's, else the data room's default)")
     evaluate.add_argument("--split", default="test", choices=("train", "test"))
     evaluate.add_argument("--limit", type=positive_int, help="evaluate only the first N samples")
     evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    evaluate.add_argument("--teacher", metavar="CKPT", help="ANN teacher checkpoint: reference lines for top-1 and energy")
+    evaluate.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint (an ANN, or an SNN run at the same T): reference lines for top-1 and energy")
     evaluate.add_argument("--early-exit", nargs="?", const="default", metavar="THRESHOLDS",
                           help="sweep per-sample early exit; optional comma-separated confidence thresholds")
     evaluate.add_argument("--stem-macs", choices=("once", "per_step"), default="once",
@@ -128,13 +128,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The data room words its advice for every caller; on the command line it names the option that command
+# has: `train` takes the data folder as data.root=..., `eval` as --data-root.
+_DATA_ADVICE = {
+    "train": (("pass download=True (in a recipe: data.download=true) or --data-root",
+               "set data.download=true, or data.root=DIR"),
+              ("(CLI: --data-root FILE.npz)", "(data.root=FILE.npz)"),
+              ("--data-root FILE.npz", "data.root=FILE.npz"),
+              ("pass --data-root (or set SPIKEDISTILL_DATA)", "set data.root=DIR (or SPIKEDISTILL_DATA)"),
+              ("--data-root", "data.root=DIR"),
+              ("pass root=", "set data.root=")),
+    "eval": (("pass download=True (in a recipe: data.download=true) or --data-root",
+              "pass --data-root DIR (the folder that holds it)"),
+             ("(CLI: --data-root FILE.npz)", ""),
+             ("pass root=", "pass --data-root")),
+}
+
+
+def advice_for(command: str, message: str) -> str:
+    """``message`` with its data advice in the words of ``command`` (see ``_DATA_ADVICE``)."""
+    for old, new in _DATA_ADVICE.get(command, ()):
+        if old in message:
+            message = message.replace(old, new)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except SpikeDistillError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {advice_for(args.command, str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as exc:  # the file system said no: an unwritable or missing --out, a full disk
         print(f"error: {os_error_message(exc)}", file=sys.stderr)

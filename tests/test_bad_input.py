@@ -9,6 +9,8 @@ was wrong, and what to do about it.
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -75,6 +77,27 @@ def files(tmp_path_factory) -> dict[str, Path]:
         (root / "images" / split / "cat").mkdir(parents=True)
         (root / "images" / split / "cat" / "broken.png").write_bytes(b"not an image")
 
+    archive = (root / "labels_above_classes.npz").read_bytes()
+    (root / "truncated.npz").write_bytes(archive[: len(archive) // 2])
+    (root / "cut_at_the_end.npz").write_bytes(archive[:-30])
+    jpeg = root / "jpeg" / "cifar10"
+    jpeg.mkdir(parents=True)
+    np.savez(jpeg / "whole.npz", header=np.zeros(600, np.uint8), scan=np.zeros(4000, np.uint8),
+             offsets=np.array([0, 2000, 4000]), y=np.array([0, 1]))
+    whole = (jpeg / "whole.npz").read_bytes()
+    for split in ("train", "test"):
+        (jpeg / f"{split}_jpeg.npz").write_bytes(whole[: len(whole) // 2])
+    for name, value in (("nan.pt", float("nan")), ("inf.pt", float("inf"))):
+        broken = sd.create_model("small_cnn", spiking=True, num_classes=10, widths=WIDTHS)
+        with torch.no_grad():
+            broken.fc.weight[0, 0] = value
+        save_checkpoint(root / name, model=broken, spec=model_spec("small_cnn", True, 10, in_channels=1, widths=WIDTHS))
+
+    (root / "binary.yaml").write_bytes(bytes(range(256)))
+    (root / "list.yaml").write_text("- model\n- loss\n")
+    (root / "scalar.yaml").write_text("3\n")
+    (root / "locked").mkdir()
+    (root / "locked" / "run.lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")  # this live process
     (root / "recipe.yaml").write_text(TINY_RECIPE)
     (root / "a_file").write_text("a regular file: nothing can be created under it\n")
     return {p.name: p for p in root.iterdir()} | {"root": root}
@@ -176,7 +199,58 @@ LIBRARY = {
         ("does not fit", "missing", "model name")),
     "checkpoint_teacher_class_count": (lambda f: load_checkpoint(f["teacher5.pt"], role="teacher").model(num_classes=10),
                                        ("predicts 5 classes but 10", "same dataset")),
+    # round 2 (issue 16): what still gave a traceback or a silently wrong number
+    "config_seed_beyond_64_bits": (lambda f: load_config(f["recipe.yaml"], ["seed=1180591620717411303424"]), ("'seed'", "0..2**63-1")),
+    "config_negative_seed": (lambda f: load_config(f["recipe.yaml"], ["seed=-1"]), ("'seed'", "seed=60")),
+    "config_binary_recipe": (lambda f: load_config(f["binary.yaml"]), ("binary.yaml", "not a text file", "YAML recipe")),
+    "config_list_recipe_with_override": (lambda f: load_config(f["list.yaml"], ["optim.lr=0.1"]), ("list.yaml", "mapping of keys")),
+    "config_scalar_recipe_with_override": (lambda f: load_config(f["scalar.yaml"], ["optim.lr=0.1"]), ("scalar.yaml", "mapping of keys")),
+    "config_negative_warmup": (lambda f: load_config(f["recipe.yaml"], ["optim.warmup_epochs=-1"]), ("optim.warmup_epochs", ">= 0")),
+    "config_progress_every_zero": (lambda f: load_config(f["recipe.yaml"], ["log.progress_every_seconds=0"]),
+                                   ("log.progress_every_seconds", "> 0")),
+    "model_widths_not_numbers": (lambda f: sd.create_model("small_cnn", widths="abc"), ("cannot be built", "widths='abc'", "model.options")),
+    "model_widths_too_few": (lambda f: sd.create_model("small_cnn", widths=[4]), ("cannot be built", "widths=[4]")),
+    "dataset_npz_truncated": (lambda f: load_dataset("npz", f["truncated.npz"]), ("truncated.npz", "numpy.savez")),
+    "dataset_npz_cut_at_the_end": (lambda f: load_dataset("npz", f["cut_at_the_end.npz"]), ("cut_at_the_end.npz", "numpy.savez")),
+    "dataset_cifar10_jpeg_truncated": (lambda f: load_dataset("cifar10_jpeg", f["jpeg"], split="test"),
+                                       ("test_jpeg.npz", "truncated or damaged", "copy it again")),
+    "checkpoint_nan_weights": (lambda f: load_checkpoint(f["nan.pt"]).model(), ("non-finite weights", "fc.weight", "earlier checkpoint")),
+    "checkpoint_inf_weights": (lambda f: load_checkpoint(f["inf.pt"]).model(), ("non-finite weights", "optim.lr")),
+    "fullrange_labels_above_classes": (lambda f: sd.fullrange_accuracy(_net(), [(_images(), torch.tensor([0, 1, 2, 12]))], 2),
+                                       ("labels range over 0..12", "10 classes")),
+    "fullrange_negative_labels": (lambda f: sd.fullrange_accuracy(_net(), [(_images(), torch.tensor([0, -1, 2, 3]))], 2),
+                                  ("labels range over -1..3", "10 classes")),
+    "fullrange_float_labels": (lambda f: sd.fullrange_accuracy(_net(), [(_images(), torch.zeros(4))], 2),
+                               ("integer tensor of class indices", "float32", "y.long()")),
+    "fullrange_integer_images": (lambda f: sd.fullrange_accuracy(_net(), [(_images().long(), torch.zeros(4, dtype=torch.long))], 2),
+                                 ("inputs must be a float tensor", "int64")),
+    "fullrange_loader_yields_triples": (lambda f: sd.fullrange_accuracy(_net(), [(_images(), torch.zeros(4, dtype=torch.long), "id")], 2),
+                                        ("(inputs, labels) pairs", "3-tuple")),
+    "fullrange_labels_of_another_batch": (lambda f: sd.fullrange_accuracy(_net(), [(_images(), torch.zeros(3, dtype=torch.long))], 2),
+                                          ("labels of shape (3,)", "batch of 4")),
+    "report_labels_above_classes": (lambda f: _report([(_images(), torch.tensor([0, 1, 2, 10]))]), ("fullrange_report", "0..10", "10 classes")),
+    "report_loader_yields_triples": (lambda f: _report([(_images(), torch.zeros(4, dtype=torch.long), 0)]), ("fullrange_report", "pairs")),
+    "loss_labels_above_classes": (lambda f: sd.create_loss("ce")(torch.zeros(2, 4, 10), torch.tensor([0, 1, 2, 12])),
+                                  ("labels range over 0..12", "10 classes")),
+    "loss_negative_labels": (lambda f: sd.create_loss("twkd")(torch.zeros(2, 4, 10), torch.tensor([0, -3, 2, 1]),
+                                                              teacher_logits=torch.zeros(4, 10)), ("labels range over -3..2",)),
+    "loss_float_labels": (lambda f: sd.create_loss("tet")(torch.zeros(2, 4, 10), torch.zeros(4)), ("integer tensor", "y.long()")),
 }
+
+
+def _net():
+    torch.manual_seed(0)
+    return sd.create_model("small_cnn", spiking=True, num_classes=10, widths=WIDTHS)
+
+
+def _images():
+    return torch.randn(4, 1, 8, 8)
+
+
+def _report(loader):
+    from spikedistill.evaluate import fullrange_report
+
+    return fullrange_report(_net(), loader, 2)
 
 
 @pytest.mark.parametrize("case", list(LIBRARY))
@@ -241,7 +315,67 @@ CLI = {
     "export_random_bytes": (lambda f: ["export", f["random.pt"], "--out", f["root"] / "x.nir"], ("corrupt or truncated", "another checkpoint")),
     "export_out_under_a_file": (lambda f: ["export", f["good.pt"], "--format", "torchscript", "--out", f["a_file"] / "sub" / "net.pt"],
                                 ("a_file", "not a file")),
+    # round 2 (issue 16): tracebacks, silently wrong numbers, errors that came late
+    "train_seed_beyond_64_bits": (lambda f: ["train", "--config", f["recipe.yaml"], "seed=1180591620717411303424", "--out", f["root"] / "o4"],
+                                  ("'seed'", "0..2**63-1")),
+    "train_model_options_of_the_wrong_kind": (lambda f: ["train", "--config", f["recipe.yaml"], "model.options={widths: abc}",
+                                                         "--out", f["root"] / "o4"], ("cannot be built", "widths='abc'")),
+    "train_binary_recipe": (lambda f: ["train", "--config", f["binary.yaml"], "--out", f["root"] / "o4"], ("not a text file",)),
+    "train_list_recipe_with_override": (lambda f: ["train", "--config", f["list.yaml"], "optim.lr=0.1", "--out", f["root"] / "o4"],
+                                        ("mapping of keys",)),
+    "train_scalar_recipe_with_override": (lambda f: ["train", "--config", f["scalar.yaml"], "optim.lr=0.1", "--out", f["root"] / "o4"],
+                                          ("mapping of keys",)),
+    # found early: with data that does not exist, the option's own error must come first (no data is read)
+    "train_model_option_before_data": (lambda f: ["train", "--config", f["recipe.yaml"], "model.options={widht: 3}", *NO_DATA(f),
+                                                  "--out", f["root"] / "o4"], ("unknown model option 'widht'",)),
+    "train_loss_option_before_data": (lambda f: ["train", "--config", f["recipe.yaml"], "loss.name=twkd", "loss.options={alpah: 1}",
+                                                 *NO_DATA(f), "--out", f["root"] / "o4"], ("unknown option 'alpah'",)),
+    "train_corrupt_teacher_before_data": (lambda f: ["train", "--config", f["recipe.yaml"], "loss.name=skd",
+                                                     f"teacher.checkpoint={f['random.pt']}", *NO_DATA(f), "--out", f["root"] / "o4"],
+                                          ("corrupt or truncated",)),
+    "train_nan_teacher_before_data": (lambda f: ["train", "--config", f["recipe.yaml"], "loss.name=skd",
+                                                 f"teacher.checkpoint={f['nan.pt']}", *NO_DATA(f), "--out", f["root"] / "o4"],
+                                      ("non-finite weights",)),
+    "train_missing_data_says_data_root": (lambda f: ["train", "--config", f["recipe.yaml"], *NO_DATA(f), "--out", f["root"] / "o4"],
+                                          ("not found", "data.root=")),
+    "train_missing_npz_says_data_root": (lambda f: ["train", "--config", f["recipe.yaml"], "data.name=npz",
+                                                    f"data.root={f['root'] / 'none.npz'}", "--out", f["root"] / "o4"],
+                                         ("not found", "data.root=FILE.npz")),
+    "train_into_a_folder_in_use": (lambda f: ["train", "--config", f["recipe.yaml"], "--out", f["locked"]],
+                                   ("in use by another training run", f"pid {os.getpid()}", "choose another --out")),
+    "train_resume_a_folder_in_use": (lambda f: ["train", "--resume", "--out", f["locked"]], ("in use", "wait for it")),
+    "eval_truncated_npz": (lambda f: ["eval", f["good.pt"], "--data", "npz", "--data-root", f["truncated.npz"], "--no-plot"],
+                           ("truncated.npz", "not a readable .npz")),
+    "eval_truncated_test_jpeg": (lambda f: ["eval", f["good.pt"], "--data", "cifar10_jpeg", "--data-root", f["jpeg"], "--no-plot"],
+                                 ("test_jpeg.npz", "truncated or damaged")),
+    "eval_missing_data_says_data_root": (lambda f: ["eval", f["good.pt"], "--data", "cifar10", "--data-root", f["root"] / "none"],
+                                         ("not found", "--data-root")),
+    "eval_plot_format_before_data": (lambda f: ["eval", f["good.pt"], "--plot", f["root"] / "out.xyz", "--data", "cifar10",
+                                                "--data-root", f["root"] / "none"], ("'xyz'", ".png", "--no-plot")),
+    "eval_plot_without_extension": (lambda f: ["eval", f["good.pt"], "--plot", f["root"] / "picture", "--data", "digits"],
+                                    ("extensionless", ".png")),
+    "eval_early_exit_above_one_before_data": (lambda f: ["eval", f["good.pt"], "--early-exit", "2", "--data", "cifar10",
+                                                         "--data-root", f["root"] / "none"], ("--early-exit", "(0, 1]", "'2'")),
+    "eval_early_exit_zero": (lambda f: ["eval", f["good.pt"], "--early-exit", "0.5,0", "--data", "digits"], ("(0, 1]", "'0.5,0'")),
+    "eval_early_exit_not_numbers": (lambda f: ["eval", f["good.pt"], "--early-exit", "high", "--data", "digits"], ("(0, 1]", "'high'")),
+    "eval_json_unwritable_before_data": (lambda f: ["eval", f["good.pt"], "--json", "/proc/spikedistill/report.json", "--data", "cifar10",
+                                                    "--data-root", f["root"] / "none"], ("/proc/spikedistill", "--json")),
+    "eval_json_is_a_directory": (lambda f: ["eval", f["good.pt"], "--json", f["root"], "--data", "digits"], ("is a directory", "report.json")),
+    "eval_half_a_range": (lambda f: ["eval", f["good.pt"], "--timesteps", "1-", "--data", "digits"], ("--timesteps", "'1-'")),
+    "eval_reversed_range": (lambda f: ["eval", f["good.pt"], "--timesteps", "4-2", "--data", "digits"], ("first <= last", "'4-2'")),
+    "eval_timesteps_beyond_memory": (lambda f: ["eval", f["good.pt"], "--timesteps", "1-100000000", "--data", "digits", "--no-plot"],
+                                     ("T=100000000", "GiB", "largest T that fits", "--batch-size")),
+    "eval_nan_checkpoint": (lambda f: ["eval", f["nan.pt"], "--data", "digits", "--no-plot"], ("non-finite weights", "earlier checkpoint")),
+    "eval_nan_teacher": (lambda f: ["eval", f["good.pt"], "--teacher", f["nan.pt"], "--data", "digits", "--no-plot"],
+                         ("teacher", "non-finite weights")),
+    "export_nan_checkpoint": (lambda f: ["export", f["nan.pt"], "--format", "torchscript", "--out", f["root"] / "nan_net.pt"],
+                              ("non-finite weights",)),
 }
+
+
+def NO_DATA(f) -> list[str]:
+    """Overrides naming a dataset that is not there: any error about it would mean the data came first."""
+    return ["data.name=cifar10", f"data.root={f['root'] / 'none'}"]
 
 
 @pytest.mark.parametrize("case", list(CLI))
@@ -313,3 +447,15 @@ def test_dotted_import_path_as_a_name_is_only_an_unknown_name(tmp_path, capsys):
         code, lines = cli(["train", "--config", recipe, override, "--out", tmp_path / "run"], capsys)
         assert code == 2 and len(lines) == 1 and words in lines[0], lines
     assert "antigravity" not in sys.modules
+
+
+def test_the_troubleshooting_table_lists_every_case_and_counts_them_all_clean():
+    """docs/troubleshooting.md shows every row of LIBRARY and CLI with its message; its count line adds up."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md").read_text()
+    missing = [name for name in [*LIBRARY, *CLI] if f"| `{name}` |" not in doc]
+    assert not missing, f"add these rows to docs/troubleshooting.md: {missing}"
+    rows = re.findall(r"^\| (\d+) \| `", doc, flags=re.M)
+    assert [int(n) for n in rows] == list(range(1, len(rows) + 1))
+    assert f"{len(rows)} kinds tried: {len(rows)} clean." in doc

@@ -71,3 +71,65 @@ def test_export_cli_writes_nir_and_refuses_soft_reset(tmp_path, capsys):
     assert main(["export", str(tmp_path / "soft.pt"), "--format", "nir", "--out", str(tmp_path / "soft.nir")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "soft reset" in err and len(err.splitlines()) == 1
+
+
+def test_an_snn_given_as_teacher_is_reported_as_an_snn_at_the_students_timesteps(tmp_path, capsys):
+    """``eval teacher.pt --teacher student.pt``: the reference is what it is, never printed as an "ANN teacher"."""
+    _checkpoint(tmp_path / "ann.pt", spiking=False)
+    _checkpoint(tmp_path / "snn.pt")
+    out = tmp_path / "report.json"
+    assert main(["eval", str(tmp_path / "ann.pt"), "--teacher", str(tmp_path / "snn.pt"), "--limit", "64",
+                 "--device", "cpu", "--json", str(out), "--no-plot"]) == 0
+    printed = capsys.readouterr().out
+    assert "SNN teacher small_cnn at T=1" in printed and "ANN teacher" not in printed
+    assert json.loads(out.read_text())["teacher"]["kind"] == "SNN"
+
+
+def test_eval_scores_the_whole_test_split_unless_limited_and_says_how_many(tmp_path, capsys):
+    """The training recipe's data.test_subset (a quick per-epoch test) is not what eval reports."""
+    _checkpoint(tmp_path / "student.pt")
+    ckpt = torch.load(tmp_path / "student.pt", weights_only=True)
+    ckpt["config"]["data"]["test_subset"] = 32
+    torch.save(ckpt, tmp_path / "student.pt")
+    from spikedistill.data import load_dataset
+
+    whole = len(load_dataset("digits", split="test"))
+    out = tmp_path / "report.json"
+    assert main(["eval", str(tmp_path / "student.pt"), "--device", "cpu", "--json", str(out), "--no-plot"]) == 0
+    assert json.loads(out.read_text())["samples"] == whole > 32
+    assert f"all {whole} samples scored" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "student.pt"), "--device", "cpu", "--limit", "40", "--no-plot"]) == 0
+    assert "the first 40 samples scored" in capsys.readouterr().out
+
+
+def test_the_memory_bound_lets_ordinary_ranges_run(tmp_path, capsys):
+    """The bound on T refuses what cannot fit, not what can: T = 64 of a small net runs."""
+    _checkpoint(tmp_path / "student.pt")
+    assert main(["eval", str(tmp_path / "student.pt"), "--timesteps", "1-64", "--limit", "16", "--device", "cpu",
+                 "--no-plot"]) == 0
+    assert " 64 " in capsys.readouterr().out
+
+
+def test_a_picture_format_is_checked_before_the_evaluation_runs(tmp_path, capsys, monkeypatch):
+    import spikedistill.evaluate.cli as eval_cli
+
+    ran = []
+    monkeypatch.setattr(eval_cli, "fullrange_report", lambda *a, **k: ran.append(1))
+    _checkpoint(tmp_path / "student.pt")
+    assert main(["eval", str(tmp_path / "student.pt"), "--plot", str(tmp_path / "out.xyz"), "--limit", "8"]) == 2
+    assert "'xyz'" in capsys.readouterr().err and not ran
+
+
+def test_a_missing_matplotlib_is_said_before_the_evaluation_runs(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    import spikedistill.evaluate.cli as eval_cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    ran = []
+    monkeypatch.setattr(eval_cli, "fullrange_report", lambda *a, **k: ran.append(1))
+    _checkpoint(tmp_path / "student.pt")
+    assert main(["eval", str(tmp_path / "student.pt"), "--limit", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "matplotlib" in err and "--no-plot" in err and not ran

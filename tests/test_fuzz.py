@@ -104,6 +104,49 @@ def test_any_override_text_parses_or_fails_cleanly(text):
     only_clean_errors(lambda: parse_override(text))
 
 
+@FUZZ
+@given(body=st.binary(max_size=300))
+def test_random_bytes_as_a_recipe_give_a_config_or_one_clean_error(body, tmp_path_factory):
+    path = tmp_path_factory.mktemp("fuzz") / "recipe.yaml"
+    path.write_bytes(body)
+    only_clean_errors(lambda: load_config(path, ["optim.lr=0.1"]))
+
+
+@FUZZ
+@given(top=values)
+def test_any_yaml_document_with_an_override_gives_a_config_or_one_clean_error(top, tmp_path_factory):
+    """A recipe that is a list, a scalar or a mapping of anything, plus an override into it."""
+    import yaml
+
+    path = tmp_path_factory.mktemp("fuzz") / "recipe.yaml"
+    path.write_text(yaml.safe_dump(top))
+    only_clean_errors(lambda: load_config(path, ["optim.lr=0.1", "seed=3"]))
+
+
+@FUZZ
+@given(st.text(max_size=16))
+def test_any_timesteps_or_thresholds_text_parses_or_fails_cleanly(text):
+    from spikedistill.evaluate.cli import parse_thresholds, parse_timesteps
+
+    parsed = only_clean_errors(lambda: parse_timesteps(text, 4))
+    if parsed is not None:
+        first, last = parsed
+        assert 1 <= first <= last and "-" not in text.strip()[-1:]
+    thresholds = only_clean_errors(lambda: parse_thresholds(text))
+    if thresholds is not None:
+        assert all(0 < t <= 1 for t in thresholds)
+
+
+@FUZZ
+@given(st.integers(min_value=-(10**40), max_value=10**40))
+def test_any_integer_seed_gives_a_config_or_one_clean_error(seed):
+    cfg = only_clean_errors(lambda: load_config(None, [f"seed={seed}"]))
+    if cfg is not None:
+        from spikedistill.train.rng import seed_everything
+
+        seed_everything(cfg.seed)  # whatever the recipe accepted, every RNG accepts
+
+
 def test_numbers_too_large_for_a_float_are_a_clean_error():
     for override in ("optim.lr=" + "9" * 400, "optim.grad_clip=1e999", "timesteps=" + "9" * 400):
         only_clean_errors(lambda: load_config(None, [override]))

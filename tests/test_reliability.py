@@ -316,3 +316,99 @@ def test_stale_temp_files_of_a_killed_write_are_removed_and_others_kept(tmp_path
     remove_stale_temp_files(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
     assert (tmp_path / "config.yaml").read_text() == "model: {}\n"
+
+
+# --- one run per folder, runs that resolve from anywhere, logs that keep every column --------------
+
+def _start_cli_run(recipe: Path, out: Path, *overrides: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "spikedistill", "train", "--config", str(recipe), "--out", str(out),
+                             *overrides], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_two_runs_into_one_out_folder_the_second_stops_in_one_line_and_the_first_is_untouched(recipe, tmp_path):
+    out = tmp_path / "run"
+    first = _start_cli_run(recipe, out, "optim.epochs=50")  # long enough to be running while the second starts
+    watchdog = threading.Timer(200, first.kill)
+    watchdog.start()
+    try:
+        for line in first.stdout:  # the header is printed once the run holds the folder
+            if "→" in line:
+                break
+        second = subprocess.run([sys.executable, "-m", "spikedistill", "train", "--config", str(recipe), "--out", str(out)],
+                                capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert first.poll() is None, "the first run ended before the second started"
+        first.send_signal(signal.SIGTERM)
+        stdout, stderr = first.communicate(timeout=120)
+    finally:
+        watchdog.cancel()
+        if first.poll() is None:
+            first.kill()
+    lines = [line for line in second.stderr.splitlines() if line.strip()]
+    assert second.returncode == 2 and len(lines) == 1, second.stderr
+    assert lines[0].startswith("error: ") and "in use by another training run" in lines[0]
+    assert f"pid {first.pid}" in lines[0] and "--out" in lines[0]
+    assert "Traceback" not in stderr and "--resume" in stdout  # the first stopped as a signalled run does
+    assert not (out / "run.lock").exists()  # released on the way out
+    assert load_checkpoint(out / "latest.pt").config["optim"]["epochs"] == 50  # the first run's checkpoint
+
+
+def test_the_api_refuses_a_folder_held_by_another_run(recipe, tmp_path):
+    from spikedistill.train.guards import RunLock
+
+    with RunLock(tmp_path / "run"):
+        with pytest.raises(SpikeDistillError, match="in use by another training run"):
+            train(load_config(recipe), tmp_path / "run", verbose=False)
+    assert not (tmp_path / "run" / "latest.pt").exists()
+
+
+def test_a_stale_lock_of_a_killed_run_is_taken_over(recipe, tmp_path, capsys):
+    import socket
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: its pid no longer runs
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.lock").write_text(f"{dead.pid} {socket.gethostname()}\n")
+    assert main(["train", "--config", str(recipe), "optim.epochs=1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert (out / "latest.pt").exists() and not (out / "run.lock").exists()
+
+
+def test_resume_from_another_directory_with_relative_paths(recipe, tmp_path, monkeypatch, capsys):
+    """A run started with relative paths (teacher checkpoint, data root, --out) continues with --resume from
+    anywhere: config.yaml and the checkpoints hold absolute paths."""
+    import numpy as np
+
+    start, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    start.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(start)
+    rng = np.random.default_rng(0)
+    (start / "data").mkdir()
+    np.savez(start / "data" / "tiny.npz", x=rng.integers(0, 255, (64, 8, 8, 1), dtype=np.uint8), y=np.arange(64) % 10)
+    data = ["data.name=npz", "data.root=data/tiny.npz", "data.subset=64", "optim.batch_size=16"]
+    assert main(["train", "--config", str(recipe), *data, "model.spiking=false", "loss.name=ce", "loss.options={}", "optim.epochs=1",
+                 "--out", "teacher"]) == 0
+    student = load_config(recipe, [*data, "teacher.checkpoint=teacher/best.pt"])
+    assert train(student, "student", stop_after_steps=3, verbose=False)["stopped"]
+
+    monkeypatch.chdir(elsewhere)
+    assert main(["train", "--resume", "--out", str(start / "student")]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    saved = (start / "student" / "config.yaml").read_text()
+    assert f"root: {start / 'data' / 'tiny.npz'}" in saved and f"checkpoint: {start / 'teacher' / 'best.pt'}" in saved
+    assert load_checkpoint(start / "student" / "latest.pt")["step"] == EPOCHS * 4  # 64 images / batch 16
+    assert main(["eval", str(start / "student" / "best.pt"), "--no-plot", "--device", "cpu"]) == 0  # the data root too
+    assert "all 64 samples" in capsys.readouterr().out
+
+
+def test_metrics_csv_keeps_test_columns_that_first_appear_after_epoch_one(recipe, tmp_path):
+    """log.eval_every=2: epoch 1 has no test columns; epoch 2's must still reach the CSV."""
+    import csv
+
+    train(load_config(recipe, ["log.eval_every=2"]), tmp_path / "run", verbose=False)
+    with (tmp_path / "run" / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert rows[0]["test_top1_t2"] == "" and 0 <= float(rows[1]["test_top1_t2"]) <= 100
+    assert float(rows[1]["test_top1_t1"]) >= 0 and rows[0]["train_loss"] and rows[1]["train_loss"]

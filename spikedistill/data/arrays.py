@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import SpikeDistillError
-from .dataset import DATASETS, ArrayDataset, channel_stats
+from .dataset import DAMAGED_NPZ, DATASETS, ArrayDataset, channel_stats
 
 
 def _nhwc_to_tensor(x: np.ndarray, where: str) -> torch.Tensor:
@@ -32,7 +32,7 @@ def _nhwc_to_tensor(x: np.ndarray, where: str) -> torch.Tensor:
 def _open_npz(file: Path):
     try:
         return np.load(file, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:  # not a zip of .npy arrays (or it needs pickle)
+    except DAMAGED_NPZ as exc:  # not a zip of .npy arrays, cut short (or it needs pickle)
         raise SpikeDistillError(f"{file} is not a readable .npz archive ({type(exc).__name__}); "
                                 "write it with numpy.savez(path, x=images, y=labels)") from None
 
@@ -66,11 +66,17 @@ def load_npz(
             raise SpikeDistillError(
                 f"{file}: needs arrays 'x' and 'y' (or '{keys[0]}' and '{keys[1]}'), found {sorted(npz.files)}"
             )
-        images = _nhwc_to_tensor(npz[keys[0]], f"{file}['{keys[0]}']")
-        y = npz[keys[1]]
-        stats_images = images
-        if (mean is None or std is None) and keys[0] != "x_train" and "x_train" in npz.files:
-            stats_images = _nhwc_to_tensor(npz["x_train"], f"{file}['x_train']")
+        try:
+            images = _nhwc_to_tensor(npz[keys[0]], f"{file}['{keys[0]}']")
+            y = npz[keys[1]]
+            stats_images = images
+            if (mean is None or std is None) and keys[0] != "x_train" and "x_train" in npz.files:
+                stats_images = _nhwc_to_tensor(npz["x_train"], f"{file}['x_train']")
+        except SpikeDistillError:
+            raise
+        except DAMAGED_NPZ as exc:  # the directory was whole, an array inside is cut short
+            raise SpikeDistillError(f"{file} is truncated or damaged ({type(exc).__name__}); copy or write it again "
+                                    "(numpy.savez(path, x=images, y=labels))") from None
     if y.ndim != 1 or len(y) != len(images) or not np.issubdtype(y.dtype, np.integer):
         raise SpikeDistillError(
             f"{file}['{keys[1]}']: labels must be integers of shape [{len(images)}], got {y.dtype} {list(y.shape)}"

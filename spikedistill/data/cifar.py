@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import SpikeDistillError
-from .dataset import DATASETS, ArrayDataset, default_cache_dir, default_data_root, require_dir
+from .dataset import DAMAGED_NPZ, DATASETS, ArrayDataset, default_cache_dir, default_data_root, require_dir
 from .download import download_and_extract, file_hash
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
@@ -133,12 +133,18 @@ def decode_jpeg_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Decode a ``header + scan[offsets[i]:offsets[i+1]]`` JPEG npz into uint8 ``(N, 32, 32, 3)`` RGB and labels."""
     from PIL import Image
 
-    with np.load(path) as npz:
-        missing = {"header", "scan", "offsets", "y"} - set(npz.files)
-        if missing:
-            raise SpikeDistillError(f"{path} is not a JPEG-array npz: keys {sorted(missing)} are missing")
-        header = npz["header"].tobytes()
-        scan, offsets, labels = npz["scan"], npz["offsets"], npz["y"]
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = {"header", "scan", "offsets", "y"} - set(npz.files)
+            if missing:
+                raise SpikeDistillError(f"{path} is not a JPEG-array npz: keys {sorted(missing)} are missing")
+            header = npz["header"].tobytes()
+            scan, offsets, labels = npz["scan"], npz["offsets"], npz["y"]
+    except DAMAGED_NPZ as exc:
+        if isinstance(exc, SpikeDistillError):
+            raise
+        raise SpikeDistillError(f"{path} is truncated or damaged ({type(exc).__name__}); copy it again from the "
+                                "shared data folder (or use cifar10 with data.download=true)") from None
     images = np.empty((len(offsets) - 1, 32, 32, 3), dtype=np.uint8)
     for i in range(len(images)):
         data = header + scan[offsets[i] : offsets[i + 1]].tobytes()

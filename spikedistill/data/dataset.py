@@ -249,6 +249,17 @@ def _import_plugins() -> None:
             importlib.import_module(module)
 
 
+def _damaged_npz_errors() -> tuple:
+    import zipfile
+    import zlib
+
+    return (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+# What numpy raises reading a truncated or damaged .npz (the zip directory or a member is cut short).
+DAMAGED_NPZ = _damaged_npz_errors()
+
+
 def require_dir(path: Path, what: str, fix: str) -> Path:
     """``path`` if it is a directory, else a one-line error naming it and the fix."""
     if not path.is_dir():

@@ -1,6 +1,6 @@
 """``spikedistill eval CHECKPOINT``: the full-range report of a trained checkpoint.
 
-Writes the SPEC.md JSON (``--json``), prints a per-k table, draws ``fullrange.png`` (top-1 and energy
+Writes the report JSON (``--json``, fields in docs/deployment.md), prints a per-k table, draws ``fullrange.png`` (top-1 and energy
 against timesteps, the ANN teacher as reference lines with ``--teacher``) and, with ``--early-exit``,
 sweeps confidence thresholds and draws ``earlyexit.png``. Everything comes from one pass at T_max.
 """
@@ -23,8 +23,10 @@ def parse_timesteps(text: str | None, default_max: int) -> tuple[int, int]:
     if text is None:
         return 1, default_max
     try:
-        first, _, last = str(text).partition("-")
-        first, last = (int(first), int(last)) if last else (1, int(first))
+        first, dash, last = str(text).partition("-")
+        if dash and not last:  # "1-" is half a range, not T = 1
+            raise ValueError
+        first, last = (int(first), int(last)) if dash else (1, int(first))
     except ValueError:
         raise SpikeDistillError(f"--timesteps must be a range like 1-6 or a count like 6 (got '{text}')") from None
     if not 1 <= first <= last:
@@ -39,13 +41,66 @@ def parse_thresholds(text: str | None) -> list[float] | None:
     if text == "default":
         return list(DEFAULT_THRESHOLDS)
     try:
-        return [float(part) for part in text.split(",") if part.strip()]
+        thresholds = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise SpikeDistillError(f"--early-exit takes comma-separated thresholds in (0, 1], e.g. 0.8,0.9,0.99 (got '{text}')") from None
+        thresholds = None
+    if not thresholds or not all(0.0 < t <= 1.0 for t in thresholds):
+        raise SpikeDistillError(f"--early-exit takes comma-separated confidence thresholds in (0, 1], e.g. 0.8,0.9,0.99 "
+                                f"(got '{text}')")
+    return thresholds
+
+
+def check_plot_path(path: str | None) -> None:
+    """Matplotlib is there and ``path`` is a format it writes: checked before the evaluation runs, not after it."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SpikeDistillError("drawing needs matplotlib; pip install 'spikedistill[demo]' or pass --no-plot")
+    if path is None:
+        return
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in PICTURE_FORMATS:
+        raise SpikeDistillError(f"--plot '{path}': cannot draw a '{suffix or 'extensionless'}' picture; end the name "
+                                f"with one of .{', .'.join(PICTURE_FORMATS)} (e.g. fullrange.png), or pass --no-plot")
+
+
+# What matplotlib's Agg canvas writes (FigureCanvasAgg.get_supported_filetypes), without importing it.
+PICTURE_FORMATS = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "webp", "tif", "tiff", "eps", "ps", "pgf", "raw", "rgba")
+
+
+def check_writable(path: str | None) -> None:
+    """Open ``--json`` for writing now (and remove it again if it is new): an unwritable path fails in
+    the first second, not after the whole evaluation."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise SpikeDistillError(f"--json '{path}' is a directory; pass a file name, e.g. {target / 'report.json'}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    existed = target.exists()
+    with open(target, "a"):
+        pass
+    if not existed:
+        target.unlink()
+
+
+def check_memory(model, ckpt, timesteps_text: str | None, last: int, batch_size: int, samples: int, device) -> None:
+    """Refuse a T whose one pass cannot fit in memory, naming the largest that does (or a smaller batch)."""
+    from .report import timesteps_that_fit
+
+    if not ckpt.spiking or ckpt.frames:
+        return
+    largest, need, free = timesteps_that_fit(model, ckpt.input_shape, batch_size, samples, device, last)
+    if last > largest:
+        raise SpikeDistillError(
+            f"--timesteps {timesteps_text}: one pass at T={last} needs about {need / 2**30:.1f} GiB with --batch-size "
+            f"{batch_size}, and {free / 2**30:.1f} GiB are free on {device}; the largest T that fits is {largest} "
+            "(or lower --batch-size)")
 
 
 def build_loader(args: argparse.Namespace, ckpt, device: torch.device):
-    """Test batches for the checkpoint: ``--data``/``--data-root`` or the training recipe's ``data``."""
+    """Test batches for the checkpoint (``--data``/``--data-root`` or the training recipe's ``data``), the
+    dataset's name and how many samples it holds: the whole split unless ``--limit``."""
     from ..data import batches, load_dataset
 
     data = ckpt.config.get("data")
@@ -55,10 +110,10 @@ def build_loader(args: argparse.Namespace, ckpt, device: torch.device):
         raise SpikeDistillError("the checkpoint does not name its dataset; pass --data NAME (and --data-root DIR)")
     root = args.data_root or data.get("root")
     dataset = load_dataset(name, root, split=args.split)
-    limit = args.limit or (None if args.data else data.get("test_subset"))
+    limit = args.limit  # the full split unless asked: the recipe's data.test_subset was for quick training tests
     if limit:
         dataset = dataset.subset(min(int(limit), len(dataset)))
-    return batches(dataset, args.batch_size, shuffle=False, augment=None, device=device, drop_last=False), name
+    return batches(dataset, args.batch_size, shuffle=False, augment=None, device=device, drop_last=False), name, len(dataset)
 
 
 def format_report(report: dict) -> str:
@@ -78,18 +133,22 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..checkpoint import load_checkpoint
     from ..device import resolve_device
 
+    # Every option is checked before any data is loaded or any sample evaluated.
     device = resolve_device(getattr(args, "device", None) or "auto")
-    out_dir = Path(args.json).parent if args.json else Path(".")
-    out_dir.mkdir(parents=True, exist_ok=True)  # fail on a bad --json path before the evaluation, not after
-    ckpt = load_checkpoint(args.checkpoint)
-    model = ckpt.model(device=device)
-    first, last = parse_timesteps(args.timesteps, ckpt.max_timesteps)
     thresholds = parse_thresholds(getattr(args, "early_exit", None))
+    if not args.no_plot:
+        check_plot_path(args.plot)  # matplotlib installed, a format it writes
+    check_writable(args.json)
+    out_dir = Path(args.json).parent if args.json else Path(".")
+    ckpt = load_checkpoint(args.checkpoint)
+    first, last = parse_timesteps(args.timesteps, ckpt.max_timesteps)
+    model = ckpt.model(device=device)
     teacher_model = teacher_ckpt = None
     if args.teacher:
         teacher_ckpt = load_checkpoint(args.teacher, role="teacher")
         teacher_model = teacher_ckpt.model(num_classes=ckpt.num_classes)
-    loader, dataset = build_loader(args, ckpt, device)
+    loader, dataset, samples = build_loader(args, ckpt, device)
+    check_memory(model, ckpt, args.timesteps, last, min(args.batch_size, samples), samples, device)
     report = fullrange_report(model, loader, last, device=device, stem_macs=args.stem_macs,
                               early_exit_thresholds=thresholds)
     report = select_timesteps(report, first, last)
@@ -97,14 +156,21 @@ def run_eval(args: argparse.Namespace) -> int:
                    "split": args.split})
     teacher = None
     if teacher_model is not None:
-        loader, _ = build_loader(args, ckpt, device)  # the same samples, in the same order
-        teacher_report = fullrange_report(teacher_model.to(device), loader, last, device=device, stem_macs=args.stem_macs)
-        teacher = {"checkpoint": str(args.teacher), "model": teacher_ckpt.name, **teacher_reference(teacher_report)}
+        loader, _, _ = build_loader(args, ckpt, device)  # the same samples, in the same order
+        teacher_steps = last if teacher_ckpt.spiking else 1
+        teacher_report = fullrange_report(teacher_model.to(device), loader, teacher_steps, device=device,
+                                          stem_macs=args.stem_macs)
+        kind = "SNN" if teacher_ckpt.spiking else "ANN"
+        teacher = {"checkpoint": str(args.teacher), "model": teacher_ckpt.name, "kind": kind,
+                   "timesteps": teacher_steps, **teacher_reference(teacher_report)}
         report["teacher"] = teacher
-    print(f"{report['model']} on {dataset}/{args.split} ({report['samples']} samples), one pass at T={last}")
+    scope = f"the first {report['samples']}" if args.limit else f"all {report['samples']}"
+    print(f"{report['model']} on {dataset}/{args.split} ({scope} samples scored), one pass at T={last}")
     print(format_report(report))
     if teacher:
-        print(f"ANN teacher {teacher['model']}: top-1 {teacher['top1']:.2f} %, {teacher['macs']:.4g} MACs, {teacher['energy_mj']:.4g} mJ")
+        at = f" at T={teacher['timesteps']}" if teacher["kind"] == "SNN" else ""
+        print(f"{teacher['kind']} teacher {teacher['model']}{at}: top-1 {teacher['top1']:.2f} %, {teacher['macs']:.4g} MACs, "
+              f"{teacher['energy_mj']:.4g} mJ")
     if "early_exit" in report:
         print("early exit (per-sample, running-mean softmax confidence >= threshold):")
         print(format_early_exit(report["early_exit"]))

@@ -27,6 +27,34 @@ def fullrange_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return (cumulative_mean(logits.float()).argmax(-1) == labels.unsqueeze(0)).sum(1)
 
 
+def unpack_batch(batch, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(inputs, labels)`` from one loader item, or one line saying what the loader must yield."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        what = f"a {len(batch)}-tuple" if isinstance(batch, (tuple, list)) else type(batch).__name__
+        raise SpikeDistillError(f"{where}: the loader must yield (inputs, labels) pairs, got {what}; "
+                                "wrap it, e.g. ((x, y) for x, y, *_ in loader)")
+    inputs, labels = batch
+    if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
+        what = inputs.dtype if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise SpikeDistillError(f"{where}: inputs must be a float tensor (normalised images or frames), got {what}; "
+                                "convert them, e.g. x.float() / 255 then normalise as in training")
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        what = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise SpikeDistillError(f"{where}: labels must be an integer tensor of class indices, got {what}; "
+                                "pass y.long() (one class index per sample)")
+    if labels.dim() != 1 or labels.numel() != inputs.shape[0]:
+        raise SpikeDistillError(f"{where}: labels of shape {tuple(labels.shape)} for a batch of {inputs.shape[0]} inputs; "
+                                "pass one class index per sample")
+    return inputs, labels
+
+
+def check_label_range(labels: torch.Tensor, classes: int, where: str) -> None:
+    """Every label is a class the model predicts (0..classes-1); otherwise top-1 would silently count 0 %."""
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+        raise SpikeDistillError(f"{where}: labels range over {int(labels.min())}..{int(labels.max())} but the model "
+                                f"predicts {classes} classes (0..{classes - 1}); use the dataset the model was trained on")
+
+
 @torch.no_grad()
 def fullrange_accuracy(
     model: torch.nn.Module,
@@ -49,7 +77,8 @@ def fullrange_accuracy(
     correct = torch.zeros(max_timesteps, dtype=torch.long, device=device)
     total = 0
     try:
-        for inputs, labels in loader:
+        for batch in loader:
+            inputs, labels = unpack_batch(batch, "fullrange_accuracy")
             inputs = model_input(inputs.to(device, non_blocking=True), spiking)
             labels = labels.to(device, non_blocking=True)
             timesteps = None if inputs.dim() == 5 else max_timesteps
@@ -59,6 +88,7 @@ def fullrange_accuracy(
                     f"model returned {logits.shape[0]} timesteps, expected {max_timesteps}; "
                     "frame inputs must carry max_timesteps frames"
                 )
+            check_label_range(labels, logits.shape[-1], "fullrange_accuracy")
             correct += fullrange_correct(logits, labels)
             total += labels.numel()
     finally:

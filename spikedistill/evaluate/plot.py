@@ -52,9 +52,9 @@ def plot_fullrange(report: dict, path: str | Path, teacher: dict | None = None, 
     lines = acc_line + energy_line
     if teacher is not None:
         lines.append(acc_ax.axhline(teacher["top1"], ls="--", color="tab:blue", alpha=0.6,
-                                    label=f"ANN teacher top-1 ({teacher['top1']:.2f}%)"))
+                                    label=f"{teacher.get('kind', 'ANN')} teacher top-1 ({teacher['top1']:.2f}%)"))
         lines.append(energy_ax.axhline(teacher["energy_mj"] * scale, ls="--", color="tab:red", alpha=0.6,
-                                       label=f"ANN teacher energy ({teacher['energy_mj'] * scale:.3g} {unit})"))
+                                       label=f"{teacher.get('kind', 'ANN')} teacher energy ({teacher['energy_mj'] * scale:.3g} {unit})"))
     acc_ax.set_xlabel("inference timesteps k")
     acc_ax.set_xticks(ks)
     acc_ax.set_ylabel("top-1 accuracy (%)", color="tab:blue")

@@ -17,7 +17,7 @@ from ..errors import SpikeDistillError, check_positive_int
 from .earlyexit import DEFAULT_THRESHOLDS, early_exit_sweep
 from .energy import CostRecorder
 from ..models.inputs import model_input
-from .fullrange import cumulative_mean
+from .fullrange import check_label_range, cumulative_mean, unpack_batch
 
 
 @torch.no_grad()
@@ -48,7 +48,8 @@ def fullrange_report(
     steps_run = None
     try:
         with recorder:
-            for inputs, labels in loader:
+            for batch in loader:
+                inputs, labels = unpack_batch(batch, "fullrange_report")
                 inputs = model_input(inputs.to(device, non_blocking=True), spiking)
                 labels = labels.to(device, non_blocking=True)
                 frames = inputs.dim() == 5
@@ -59,6 +60,7 @@ def fullrange_report(
                 logits = model(inputs, timesteps=None if frames else steps)
                 if logits.shape[0] != steps:
                     raise SpikeDistillError(f"model returned {logits.shape[0]} timesteps, expected {steps}")
+                check_label_range(labels, logits.shape[-1], "fullrange_report")
                 if steps_run not in (None, steps):
                     raise SpikeDistillError(f"batches ran {steps_run} and {steps} steps; give every batch the same number of frames")
                 steps_run = steps
@@ -109,3 +111,49 @@ def select_timesteps(report: dict, first: int, last: int) -> dict:
                      for row in report["layers"]]
     out["neurons"] = [{**row, "firing_rate": [row["firing_rate"][i] for i in keep]} for row in report["neurons"]]
     return out
+
+
+def timesteps_that_fit(model: torch.nn.Module, input_shape, batch_size: int, samples: int, device,
+                       wanted: int) -> tuple[int, int, int]:
+    """``(largest T, bytes T=wanted needs, bytes free)`` for one pass of ``fullrange_report``.
+
+    A pass at T holds about four copies of the model's largest activation per step and sample (input,
+    membrane, spikes, output of a LIF layer) for the batch, plus the per-sample running confidence and
+    correctness ``[T, N]`` of the whole split; half of the free memory is the budget. Measured with one
+    sample at T = 1, so it costs milliseconds."""
+    largest = [0]
+
+    def hook(module, inputs, output):
+        if isinstance(output, torch.Tensor):
+            largest[0] = max(largest[0], output.numel() * 4)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape, device=device), timesteps=1)
+    except (RuntimeError, ValueError):  # an input the evaluation itself will name better: no estimate
+        return wanted, 0, free_memory(torch.device(device))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    per_step = 4 * largest[0] * batch_size + 16 * samples
+    free = free_memory(torch.device(device))
+    return max(0, (free // 2) // max(per_step, 1)), per_step * wanted, free
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes free for tensors on ``device``: the GPU's free memory, or the host's available memory."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))

@@ -139,9 +139,20 @@ def _check_inputs_agree(objective: "Objective", args: tuple, kwargs: dict) -> No
     if not isinstance(logits, torch.Tensor) or logits.dim() not in (2, 3):
         return None  # steps() names the problem
     batch, classes = logits.shape[-2], logits.shape[-1]
+    if labels is not None and (not isinstance(labels, torch.Tensor) or labels.is_floating_point()
+                               or labels.is_complex() or labels.dtype == torch.bool):
+        what = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise SpikeDistillError(f"loss '{objective.name}': labels must be an integer tensor of class indices, got {what}; "
+                                "pass y.long()")
     if isinstance(labels, torch.Tensor) and tuple(labels.shape) != (batch,):
         raise SpikeDistillError(f"loss '{objective.name}': labels of shape {tuple(labels.shape)} for a batch of {batch}; "
                                 "pass one integer label per sample")
+    if isinstance(labels, torch.Tensor) and labels.device.type == "cpu" and labels.numel():
+        # On a GPU this check would cost a host sync every step; cross-entropy's own device assert stays there.
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= classes:
+            raise SpikeDistillError(f"loss '{objective.name}': labels range over {low}..{high} but the logits have "
+                                    f"{classes} classes (0..{classes - 1}); check num_classes and the dataset's labels")
     if isinstance(teacher, torch.Tensor) and teacher.dim() in (2, 3):
         if teacher.shape[-1] != classes:
             raise SpikeDistillError(f"loss '{objective.name}': teacher_logits have {teacher.shape[-1]} classes but the "

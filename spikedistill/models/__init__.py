@@ -43,7 +43,14 @@ def create_model(name: str, spiking: bool = True, num_classes: int = 10, **kwarg
         )
     if spiking:
         LIFConfig(**neuron)  # validate once, with a clear message, before building dozens of neurons
-    return entry.constructor(spiking=spiking, num_classes=num_classes, neuron=neuron, **kwargs)
+    try:
+        return entry.constructor(spiking=spiking, num_classes=num_classes, neuron=neuron, **kwargs)
+    except (TypeError, ValueError, IndexError, ZeroDivisionError) as exc:  # an option of the wrong kind (widths: abc)
+        if isinstance(exc, SpikeDistillError):
+            raise
+        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no options"
+        raise SpikeDistillError(f"model '{name}' cannot be built with {shown} ({type(exc).__name__}: {exc}); "
+                                f"check model.options against its options: {', '.join(entry.options())}") from None
 
 
 def default_input_shape(name: str, in_channels: int | None = None) -> tuple[int, int, int]:

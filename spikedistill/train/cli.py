@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import SpikeDistillError
 from .config import load_config
+from .guards import check_not_in_use
 
 
 def default_out_dir(config_path: str) -> Path:
@@ -33,6 +34,8 @@ def run_train(args) -> int:
     if args.config is None and not args.resume:
         raise SpikeDistillError("no recipe given; pass --config FILE (see configs/), or --resume --out RUN_DIR")
     out = Path(args.out) if args.out else (default_out_dir(args.config) if args.config else None)
+    if out is not None:
+        check_not_in_use(out)  # a live run owns it: say so now, not after loading the data
     if args.resume:
         if out is None:
             raise SpikeDistillError("--resume needs the run directory; pass --out RUN_DIR")

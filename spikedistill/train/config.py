@@ -85,7 +85,8 @@ class OptimConfig:
     epochs: int = 300
     batch_size: int = 128      # global; each of N processes takes batch_size / N
     grad_clip: Optional[float] = None  # max global grad norm; None = off
-    schedule: str = "cosine"   # cosine (per epoch, eta_min 0) | constant
+    schedule: str = "cosine"   # cosine (stepped per iteration, eta_min 0) | constant
+    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs (fractions allowed), then the schedule
 
 
 @dataclass
@@ -96,7 +97,8 @@ class DistributedConfig:
 
 @dataclass
 class LogConfig:
-    progress: bool = True       # tqdm bars with ETA
+    progress: bool = True       # tqdm bars with ETA on a terminal; progress lines in a log (not a terminal)
+    progress_every_seconds: float = 30.0  # seconds between progress lines when the output is not a terminal
     tensorboard: bool = True    # events in the run dir when tensorboard is installed
     tensorboard_every_steps: int = 50  # also write step/train_loss and step/lr every N optimizer steps; 0 = per epoch only
     eval_every: int = 1         # epochs between test evaluations (the last epoch is always evaluated)
@@ -141,9 +143,11 @@ CHOICES = {
     "distributed.backend": ("nccl", "gloo", None),
 }
 POSITIVE = ("timesteps", "max_timesteps", "optim.epochs", "optim.batch_size", "optim.lr", "optim.grad_clip",
-            "data.subset", "data.test_subset", "log.eval_every", "log.best_by_timesteps")
+            "data.subset", "data.test_subset", "log.eval_every", "log.best_by_timesteps", "log.progress_every_seconds")
 NON_NEGATIVE = ("log.tensorboard_every_steps", "optim.weight_decay", "optim.momentum", "data.augment.crop_padding", "data.augment.cutout",
-                "data.augment.erasing", "data.augment.roll", "data.augment.rotate", "data.augment.resized_crop")
+                "data.augment.erasing", "data.augment.roll", "data.augment.rotate", "data.augment.resized_crop",
+                "optim.warmup_epochs")
+MAX_SEED = 2**63 - 1  # what every RNG (torch, numpy modulo 2**32, Python) accepts
 
 
 # --- building the dataclasses from plain data, with one clear line per mistake ---------------------
@@ -213,6 +217,8 @@ def validate(cfg: Config) -> Config:
     for key in NON_NEGATIVE:
         if _get(cfg, key) < 0:
             raise SpikeDistillError(f"config key '{key}' must be >= 0, got {_get(cfg, key)!r}")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise SpikeDistillError(f"config key 'seed' must be an integer in 0..2**63-1, got {cfg.seed}; e.g. seed=60")
     if not isinstance(cfg.model.spiking, bool):
         raise SpikeDistillError("config key 'model.spiking' must be true or false")
     if cfg.data.augment.resized_crop and cfg.data.augment.crop_padding:
@@ -310,7 +316,10 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise SpikeDistillError(f"recipe '{path}' does not exist; pick one under configs/ (e.g. configs/cifar10/twkd_resnet19.yaml)")
     try:
-        data = yaml.safe_load(path.read_text())  # data only: safe_load refuses tags that build objects
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # data only: safe_load refuses tags that build objects
+    except UnicodeDecodeError:
+        raise SpikeDistillError(f"recipe '{path}' is not a text file (not UTF-8); pass a YAML recipe, "
+                                "e.g. configs/cifar10/twkd_resnet19.yaml") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -319,6 +328,9 @@ def read_yaml(path: str | Path) -> dict:
             raise SpikeDistillError(f"recipe '{path}' is not valid YAML data{where}: the tag '{tag}' is refused, recipes are "
                                     "plain data (no tags, nothing is imported or executed); remove the tag") from None
         raise SpikeDistillError(f"recipe '{path}' is not valid YAML{where}; fix the syntax") from None
+    if data is not None and not isinstance(data, dict):
+        raise SpikeDistillError(f"recipe '{path}' must be a mapping of keys (model:, loss:, data:, ...), got "
+                                f"the {type(data).__name__} {str(data)[:40]!r}; see configs/ for examples")
     return data or {}
 
 
@@ -330,3 +342,19 @@ def load_config(path: str | Path | None = None, overrides=()) -> Config:
 
 def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+PATH_KEYS = ("data.root", "teacher.checkpoint", "teacher.recipe")
+
+
+def with_absolute_paths(cfg: Config) -> Config:
+    """``cfg`` with its file paths (``PATH_KEYS``) absolute, so the saved recipe resolves from any directory."""
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    for key in PATH_KEYS:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is not None:
+            setattr(getattr(cfg, section), name, str(Path(value).expanduser().resolve()))
+    return cfg

@@ -113,13 +113,159 @@ class NonFiniteLoss:
             f"and the teacher, then {then}")
 
 
-def progress(iterable, total: int, initial: int, desc: str, enabled: bool):
+def progress(iterable, total: int, initial: int, desc: str, enabled: bool, batch_size: int = 0,
+             every_seconds: float = 30.0, stream=None):
+    """A tqdm bar on a terminal; where the output is a log (nohup, CI, a cluster job) a line every
+    ``every_seconds`` with the step, images per second and the epoch's ETA instead, so a long epoch is
+    never silent. ``enabled=False``: neither."""
+    import sys
+
     if not enabled:
         return iterable
+    stream = stream if stream is not None else sys.stdout
+    # The bar goes to stderr: both must be a terminal for it, else the log gets lines (on stdout).
+    if not all(hasattr(s, "isatty") and s.isatty() for s in (stream, sys.stderr)):
+        return ProgressLines(iterable, total, initial, desc, batch_size, every_seconds, stream)
     try:
         from tqdm.auto import tqdm
     except ImportError:
-        return iterable
-    # disable=None: bars on a terminal only; a redirected log gets the one line per epoch, not bar fragments
-    return tqdm(iterable, total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0,
-                disable=None)
+        return ProgressLines(iterable, total, initial, desc, batch_size, every_seconds, stream)
+    return tqdm(iterable, total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0)
+
+
+class ProgressLines:
+    """Iterates like the bar, printing ``desc · step 120/390 · 812 img/s · loss 1.234 · ETA 4m05s`` lines."""
+
+    def __init__(self, iterable, total: int, initial: int, desc: str, batch_size: int, every_seconds: float, stream):
+        self.iterable, self.total, self.initial, self.desc = iterable, total, initial, desc
+        self.batch_size, self.every, self.stream, self.postfix = batch_size, every_seconds, stream, {}
+
+    def set_postfix(self, refresh: bool = True, **values) -> None:
+        self.postfix = values
+
+    def __iter__(self):
+        started = last = time.perf_counter()
+        done = self.initial
+        for item in self.iterable:
+            yield item
+            done += 1
+            now = time.perf_counter()
+            if now - last >= self.every and done < self.total:
+                last = now
+                self.stream.write(self.line(done, now - started) + "\n")
+                self.stream.flush()
+
+    def line(self, done: int, seconds: float) -> str:
+        rate = (done - self.initial) / max(seconds, 1e-9)  # steps per second since this epoch (re)started
+        eta = (self.total - done) / max(rate, 1e-9)
+        parts = [self.desc, f"step {done}/{self.total}"]
+        if self.batch_size:
+            parts.append(f"{rate * self.batch_size:.0f} img/s")
+        parts += [f"{k} {v}" for k, v in self.postfix.items()]
+        parts.append(f"ETA {format_duration(eta)}")
+        return " · ".join(parts)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class RunLock:
+    """One training run per run folder: ``run.lock`` holds the owner's pid and host while it trains.
+
+    A second run into the same folder stops with one line naming the owner. A lock whose owner is gone
+    (a killed run: its pid no longer lives on this host) is stale and taken over; a lock from another
+    host cannot be checked from here, so the message says how to remove it by hand."""
+
+    NAME = "run.lock"
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / self.NAME
+        self.held = False
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+    def acquire(self) -> None:
+        import os
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = f"{os.getpid()} {socket.gethostname()}\n"
+        for _ in range(3):  # a stale lock is removed and the creation tried again
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = lock_owner(self.path)
+                if owner is not None and not owner_is_gone(*owner):
+                    raise SpikeDistillError(in_use_message(self.path, owner)) from None
+                try:
+                    self.path.unlink()  # stale: its run was killed
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            self.held = True
+            return
+        raise SpikeDistillError(f"cannot take the lock '{self.path}' (another run keeps creating it); "
+                                "wait for the other run or choose another --out")
+
+    def release(self) -> None:
+        if self.held:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+            self.held = False
+
+
+def lock_owner(path: Path) -> tuple[int, str] | None:
+    """``(pid, host)`` from a run folder's lock file, or None when it is unreadable or half-written."""
+    try:
+        pid, host = path.read_text().split()
+        return int(pid), host
+    except (OSError, ValueError):
+        return None
+
+
+def owner_is_gone(pid: int, host: str) -> bool:
+    """True when ``pid`` no longer runs on this host (or is a zombie). Another host: unknown → False."""
+    import os
+    import socket
+
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state == "Z"  # killed, not yet reaped by its parent
+    except (OSError, IndexError):
+        return False
+
+
+def in_use_message(path: Path, owner: tuple[int, str]) -> str:
+    pid, host = owner
+    return (f"'{path.parent}' is in use by another training run (pid {pid} on {host}); wait for it to finish or "
+            f"choose another --out (if no such run is alive, delete '{path}')")
+
+
+def check_not_in_use(out_dir: Path) -> None:
+    """Refuse at once (before loading anything) when a live run holds ``out_dir``."""
+    path = Path(out_dir) / RunLock.NAME
+    owner = lock_owner(path) if path.exists() else None
+    if owner is not None and not owner_is_gone(*owner):
+        raise SpikeDistillError(in_use_message(path, owner))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -26,8 +25,8 @@ from ..errors import SpikeDistillError
 from ..evaluate import fullrange_accuracy, fullrange_accuracy_events
 from ..models import model_input
 from . import distributed as dist_utils
-from .config import Config, dump_config
-from .guards import NonFiniteLoss, StopFlag, Stopwatch, progress
+from .config import Config, dump_config, with_absolute_paths
+from .guards import NonFiniteLoss, RunLock, StopFlag, Stopwatch, progress
 from .metrics_log import MetricsLog
 from .rng import rng_state, seed_everything, set_rng_state
 from .run import Run, build_run
@@ -43,11 +42,22 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
     run), writing ``latest.pt`` mid-epoch — what a crash or Ctrl-C does, on purpose (resume tests).
     """
     out_dir = Path(out_dir)
+    cfg = with_absolute_paths(cfg)  # config.yaml and the checkpoints resolve from any directory (--resume)
     ctx = dist_utils.setup(cfg.device, cfg.distributed.backend)
     say = print if (verbose and ctx.main) else (lambda *a, **k: None)
+    lock = RunLock(out_dir)
     try:
         seed_everything(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
         run = build_run(cfg, ctx)
+        refused = None
+        if ctx.main:
+            try:
+                lock.acquire()  # one run per folder: a second one stops here, saying whose it is
+            except SpikeDistillError as exc:
+                refused = str(exc)
+        refused = dist_utils.broadcast_object(refused, ctx)  # every process stops, none waits for rank 0
+        if refused:
+            raise SpikeDistillError(refused)
         if resume:
             state = resume_state(run, out_dir, ctx, say)
         else:
@@ -94,6 +104,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
         dist_utils.barrier(ctx)
         return result(out_dir, state, run, stopped=False)
     finally:
+        lock.release()
         dist_utils.cleanup(ctx)
 
 
@@ -183,7 +194,8 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
     started = time.perf_counter() - partial.get("seconds", 0.0)
     nonfinite = NonFiniteLoss()
     bar = progress(stream, total=run.steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
-                   enabled=cfg.log.progress and ctx.main)
+                   enabled=cfg.log.progress and ctx.main, batch_size=cfg.optim.batch_size,
+                   every_seconds=cfg.log.progress_every_seconds)
     step_in_epoch = skip  # stays so when the interruption came after the epoch's last step
     for step_in_epoch, (images, labels) in enumerate(bar, start=skip + 1):
         if run.channels_last:
@@ -204,12 +216,13 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
         dist_utils.all_reduce_mean_([p.grad for p in objective.parameters() if p.grad is not None], ctx)
         if cfg.optim.grad_clip:
             nn.utils.clip_grad_norm_([p for g in run.optimizer.param_groups for p in g["params"]], cfg.optim.grad_clip)
+        step_lr = run.optimizer.param_groups[0]["lr"]  # the rate this step uses
         run.optimizer.step()
+        run.schedule.step()  # per iteration: warm-up and cosine follow the steps, not the epochs
         state.step += 1
         nonfinite.record(state.step, loss)
         if log is not None:  # TensorBoard every log.tensorboard_every_steps steps (one host sync each time)
-            log.step_scalars(state.step, {"train_loss": loss.total.detach(), "lr": run.optimizer.param_groups[0]["lr"]},
-                             cfg.log.tensorboard_every_steps)
+            log.step_scalars(state.step, {"train_loss": loss.total.detach(), "lr": step_lr}, cfg.log.tensorboard_every_steps)
 
         # Running sums stay on the device: no host sync per step.
         for name, value in {"loss": loss.total, **loss.parts}.items():
@@ -233,10 +246,8 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
             return None
     nonfinite.check(ctx, run.steps_per_epoch, out_dir)  # before this epoch's checkpoints
     dist_utils.broadcast_buffers(model, ctx)
-    lr = run.optimizer.param_groups[0]["lr"]
-    with warnings.catch_warnings():  # a resumed epoch may run no optimizer step before this one
-        warnings.simplefilter("ignore", UserWarning)
-        run.schedule.step()
+    # The rate at the epoch's first step, under the rate now in force (optim.lr=... on --resume rescales it).
+    lr = run.schedule.base_lrs[0] * run.schedule.lr_lambdas[0](epoch * run.steps_per_epoch)
     row = {"epoch": epoch + 1, "step": state.step, "lr": lr}
     row.update({f"train_{k}": float(v) / max(1, step_in_epoch) for k, v in sums.items()})
     row["train_top1"] = 100.0 * float(correct) / max(1, seen)

@@ -27,21 +27,32 @@ class MetricsLog:
             if SummaryWriter is not None:
                 self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
 
-    def _rewrite(self, rows: list[dict]) -> None:
+    def _rewrite(self, rows: list[dict], columns: list[str] | None = None) -> None:
         if not rows:
             self.path.unlink()
             return
         with self.path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer = csv.DictWriter(f, fieldnames=columns or list(rows[0]), restval="")
             writer.writeheader()
             writer.writerows(rows)
 
     def write(self, row: dict) -> None:
+        """Append ``row``; a row with new columns (the first tested epoch under ``log.eval_every > 1``)
+        rewrites the file with the union of columns, earlier rows left empty there — no value is dropped."""
         new = not self.path.exists()
         if self.columns is None:
             self.columns = list(row)
+        added = [k for k in row if k not in self.columns]
+        if added and not new:
+            with self.path.open(newline="") as f:
+                rows = list(csv.DictReader(f))
+            self.columns += added
+            self._rewrite(rows, self.columns)
+            new = not self.path.exists()
+        elif added:
+            self.columns += added
         with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
+            writer = csv.DictWriter(f, fieldnames=self.columns, restval="")
             if new:
                 writer.writeheader()
             writer.writerow({k: _fmt(v) for k, v in row.items()})

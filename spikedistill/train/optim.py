@@ -1,4 +1,5 @@
-"""Optimizer and schedule: SGD (momentum) or AdamW, weight decay on conv/linear weights only, cosine per epoch."""
+"""Optimizer and schedule: SGD (momentum) or AdamW, weight decay on conv/linear weights only, optional warm-up,
+cosine stepped per iteration."""
 
 from __future__ import annotations
 
@@ -35,10 +36,23 @@ def build_optimizer(cfg: OptimConfig, modules: Iterable[nn.Module]) -> torch.opt
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
-def build_schedule(cfg: OptimConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-    """Cosine from lr to 0 over the epochs, stepped once per epoch (CosineAnnealingLR, eta_min = 0)."""
-    if cfg.schedule == "cosine":
-        factor = lambda epoch: 0.5 * (1.0 + math.cos(math.pi * min(epoch, cfg.epochs) / cfg.epochs))
-    else:
-        factor = lambda epoch: 1.0
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def lr_factor(step: int, cfg: OptimConfig, steps_per_epoch: int) -> float:
+    """The learning rate of optimizer step ``step + 1`` as a fraction of ``optim.lr``.
+
+    A linear warm-up over ``optim.warmup_epochs`` (fractions allowed) from lr/W to lr, W the warm-up's
+    steps; then cosine to 0 over the remaining steps (``cosine``) or constant."""
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = min(total, round(cfg.warmup_epochs * steps_per_epoch))
+    if step < warmup:
+        return (step + 1) / warmup
+    if cfg.schedule != "cosine":
+        return 1.0
+    progress = min(step - warmup, total - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_schedule(cfg: OptimConfig, optimizer: torch.optim.Optimizer,
+                   steps_per_epoch: int = 1) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per optimizer step (so even a short run anneals): see :func:`lr_factor`. Its state
+    (the step count) is in every checkpoint, so a resumed run continues the same curve."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg, steps_per_epoch))

@@ -43,10 +43,36 @@ class Run:
     channels_last: bool
 
 
+def preflight(cfg: Config):
+    """What can be checked without the data, in a second, so a mistake never waits for minutes of loading:
+    the model builds from ``model.*``, the objective from ``loss.*`` and binds to it, the teacher checkpoint
+    exists, is readable and builds with finite weights. Returns ``(teacher checkpoint, teacher network)`` (or None)."""
+    options = dict(cfg.model.options)
+    if cfg.model.spiking:
+        options.setdefault("timesteps", cfg.timesteps)
+    model = create_model(cfg.model.name, spiking=cfg.model.spiking, num_classes=10, **options)
+    objective = create_loss(cfg.loss.name, **cfg.loss.options)
+    objective.bind(model)
+    if not objective.needs_teacher or cfg.teacher.source == "timm":  # a timm teacher is built with the run
+        return None
+    path = cfg.teacher.checkpoint
+    if path is None:
+        raise SpikeDistillError(f"loss '{cfg.loss.name}' needs a teacher; set teacher.checkpoint=PATH (a best.pt) "
+                                "or train one with a teacher recipe first")
+    if not Path(path).exists():
+        from .teacher import missing_teacher_message
+
+        raise SpikeDistillError(missing_teacher_message(cfg))
+    ckpt = load_checkpoint(path, role="teacher")
+    return ckpt, ckpt.model()
+
+
 def build_run(cfg: Config, ctx) -> Run:
     from ..data import load_dataset, num_batches
 
     device, cuda = ctx.device, ctx.device.type == "cuda"
+    with torch.random.fork_rng(devices=[]):  # the check draws no number the run's own model would draw
+        teacher = preflight(cfg)  # before the data: a wrong option or teacher fails in a second
     data = cfg.data
     train_set = load_dataset(data.name, data.root, split="train", download=data.download, **data.options)
     test_set = load_dataset(data.name, data.root, split="test", download=False, **data.options)
@@ -73,7 +99,7 @@ def build_run(cfg: Config, ctx) -> Run:
     model = create_model(cfg.model.name, spiking=cfg.model.spiking, num_classes=train_set.num_classes, **options)
     objective = create_loss(cfg.loss.name, **cfg.loss.options)
     objective.bind(model)  # e.g. TSSD's weak classifier, sized from the model's stage channels
-    teacher = load_teacher(cfg, device, train_set.num_classes) if objective.needs_teacher else None
+    teacher = load_teacher(cfg, device, train_set.num_classes, teacher) if objective.needs_teacher else None
     train_timesteps = objective.train_timesteps(cfg.timesteps) if cfg.model.spiking else 1
 
     if ctx.distributed and cfg.distributed.sync_bn:
@@ -91,7 +117,7 @@ def build_run(cfg: Config, ctx) -> Run:
                batch_size=batch_size, steps_per_epoch=steps_per_epoch, model=model, spec=spec,
                inputs=input_spec(sample_shape, events, cfg.eval_timesteps), objective=objective, teacher=teacher,
                teacher_features=objective.needs_teacher_features or cfg.teacher.features,
-               train_timesteps=train_timesteps, optimizer=optimizer, schedule=build_schedule(cfg.optim, optimizer),
+               train_timesteps=train_timesteps, optimizer=optimizer, schedule=build_schedule(cfg.optim, optimizer, steps_per_epoch),
                channels_last=channels_last)
 
 
@@ -106,16 +132,19 @@ def make_augment(cfg, dataset, events: bool) -> nn.Module:
                       erasing=cfg.erasing, mean=dataset.mean, std=dataset.std, resized_crop=cfg.resized_crop)
 
 
-def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = None) -> nn.Module:
-    """The frozen teacher: from ``teacher.checkpoint``, or a timm model (``teacher.source: timm``, the FR
-    ImageNet teacher). Eval mode, no gradients (SPEC.md conventions) — or, with ``teacher.train_mode``,
-    train mode as the CKDSNN code runs it (its BatchNorm normalises with each batch's statistics and
-    updates its running averages). A missing checkpoint is an error here; training it is the explicit
-    stage of :mod:`.teacher`."""
+def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = None, loaded=None) -> nn.Module:
+    """The frozen teacher: from ``teacher.checkpoint`` (``loaded``: the ``(checkpoint, network)`` preflight
+    already read), or a timm model (``teacher.source: timm``, the FR ImageNet teacher). Eval mode, no
+    gradients (SPEC.md conventions) — or, with ``teacher.train_mode``, train mode as the CKDSNN code runs it
+    (its BatchNorm normalises with each batch's statistics and updates its running averages). A missing
+    checkpoint is an error here; training it is the explicit stage of :mod:`.teacher`."""
     if cfg.teacher.source == "timm":
         from ..models.timm_teacher import create_timm_teacher
 
         teacher = create_timm_teacher(cfg.teacher.name, num_classes, cfg.teacher.pretrained, cfg.teacher.weights)
+    elif loaded is not None:
+        ckpt, teacher = loaded
+        ckpt.require_classes(num_classes)
     else:
         path = cfg.teacher.checkpoint
         if path is None:

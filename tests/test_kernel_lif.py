@@ -84,7 +84,11 @@ def test_kernel_matches_reference_for_sizes_off_the_block_size(shape):
 
 def test_gpu_block_size_matches_reference(monkeypatch):
     monkeypatch.setattr(ops, "INTERPRETER_BLOCK_SIZE", ops.BLOCK_SIZE)
-    assert_parity(currents(4, 3, 700), LIFConfig())
+    # 8,400 gradients, some of them small differences of O(1) terms (the hard reset's H·sg(u) against
+    # 1 − S): the interpreter's numpy exp and torch's differ by an ulp on elements that depend on memory
+    # alignment, which once in several full-suite runs put one gradient 1.5e-6 off (|g| ≈ 0.05). 2e-6 is
+    # that rounding, with the spikes still bit-identical.
+    assert_parity(currents(4, 3, 700), LIFConfig(), atol=2e-6)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

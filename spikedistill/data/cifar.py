@@ -126,7 +126,7 @@ def load_cifar100(
     )
 
 
-# --- the shared JPEG-q75 copy of CIFAR-10 (../shared/data/cifar10, see its README) ---------------
+# --- the JPEG-q75 copy of CIFAR-10 (train_jpeg.npz / test_jpeg.npz, docs/data.md) ------------------
 
 
 def decode_jpeg_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +144,7 @@ def decode_jpeg_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(exc, SpikeDistillError):
             raise
         raise SpikeDistillError(f"{path} is truncated or damaged ({type(exc).__name__}); copy it again from the "
-                                "shared data folder (or use cifar10 with data.download=true)") from None
+                                "folder of the JPEG copy (or use cifar10 with data.download=true)") from None
     images = np.empty((len(offsets) - 1, 32, 32, 3), dtype=np.uint8)
     for i in range(len(images)):
         data = header + scan[offsets[i] : offsets[i + 1]].tobytes()
@@ -193,7 +193,7 @@ def load_cifar10_jpeg(
         raise SpikeDistillError("cifar10_jpeg cannot be downloaded; use cifar10 with download=True instead")
     if not path.is_file():
         raise SpikeDistillError(
-            f"{name} not found at {path}; pass --data-root (or set SPIKEDISTILL_DATA) to the shared data folder"
+            f"{name} not found at {path}; pass --data-root (or set SPIKEDISTILL_DATA) to the folder holding train_jpeg.npz and test_jpeg.npz"
         )
     images, labels = load_jpeg_arrays(path, cache_dir)
     return ArrayDataset(

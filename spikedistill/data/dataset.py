@@ -25,11 +25,11 @@ Stats = Tuple[float, ...]
 
 
 def default_data_root() -> Path:
-    """``$SPIKEDISTILL_DATA``, else ``../shared/data`` next to the repository root."""
+    """``$SPIKEDISTILL_DATA``, else ``data/`` in the current directory (where ``download=True`` puts it)."""
     env = os.environ.get("SPIKEDISTILL_DATA")
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    return Path("data")
 
 
 def default_cache_dir() -> Path:

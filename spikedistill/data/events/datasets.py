@@ -7,7 +7,7 @@ the recordings themselves so the same data can be re-binned to any number of fra
 any-T policy, :mod:`.fullrange`).
 
 Layouts on disk (``root``; defaults ``$SPIKEDISTILL_DATA/nmnist_small``, ``.../cifar10dvs``,
-``.../DvsGesture``, with ``$SPIKEDISTILL_DATA`` defaulting to ``../shared/data``):
+``.../DvsGesture``, with ``$SPIKEDISTILL_DATA`` defaulting to ``data/`` in the current directory):
 
 * ``nmnist``: ``train.npz`` / ``test.npz`` in the ``nmnist_small`` layout, or the original release
   ``Train/<digit>/*.bin`` and ``Test/<digit>/*.bin``.

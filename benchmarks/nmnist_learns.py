@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import spikedistill as sd  # noqa: E402
 from spikedistill.data import batches, load_dataset  # noqa: E402
-from spikedistill.data.events import EventAugment, fullrange_accuracy_events  # noqa: E402
+from spikedistill.data.events import EventAugment
+from spikedistill.evaluate import fullrange_accuracy_events  # noqa: E402
 from spikedistill.losses import create_loss  # noqa: E402
 
 

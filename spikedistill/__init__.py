@@ -1,11 +1,12 @@
 """spikedistill: train spiking neural networks by knowledge distillation for full-range timesteps.
 
-One trained network runs at any timestep 1..T_max; see README.md and the interface contracts in
-SPEC.md. Spiking tensors are time-first ``[T, B, ...]``; models return per-step logits ``[T, B, K]``.
+One trained network runs at any timestep 1..T_max; see README.md and docs/. Spiking tensors are time-first
+``[T, B, ...]``; models return per-step logits ``[T, B, K]``.
 """
 
+from .checkpoint import Checkpoint, load_checkpoint
 from .errors import SpikeDistillError, UnknownNameError
-from .evaluate import cumulative_mean, fullrange_accuracy, fullrange_report
+from .evaluate import cumulative_mean, fullrange_accuracy, fullrange_accuracy_events, fullrange_report
 from .losses import LOSSES, create_loss
 from .models import MODELS, count_parameters, create_model
 from .neurons import LIF, LIFConfig, lif_multistep
@@ -22,6 +23,9 @@ __all__ = [
     "LIFConfig",
     "lif_multistep",
     "fullrange_accuracy",
+    "fullrange_accuracy_events",
+    "load_checkpoint",
+    "Checkpoint",
     "fullrange_report",
     "create_loss",
     "LOSSES",

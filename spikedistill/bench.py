@@ -9,7 +9,7 @@ step — forward, cross-entropy on the time-mean logits, backward, SGD step — 
 * ``snn_sequence``  our SNN with the LIF recurrence as one autograd node that saves only u
                     (``backend="sequence"``, the eager default off CUDA),
 * ``snn_triton``    our SNN with the fused Triton LIF (``backend="triton"``, docs/speed.md), BatchNorm
-                    folded into the neuron where a conv → BN → LIF allows (``neurons/bn_lif.py``),
+                    folded into the neuron where a conv → BN → LIF allows (``neurons/batchnorm.py``),
 * ``snn_triton_unfolded``  the same with every BatchNorm run as its own layer (only when asked for:
                     it measures what the folding buys),
 * ``spikingjelly``  our SNN with SpikingJelly's multi-step ``LIFNode`` in place of ours (when installed),
@@ -152,7 +152,7 @@ def build_case(plan: BenchPlan, model_name: str, case: str) -> nn.Module:
     model = create_model(model_name, spiking=case != "ann_floor", num_classes=10, in_channels=in_channels)
     if case in ("snn_torch", "snn_sequence", "snn_triton", "snn_triton_unfolded"):
         if case.startswith("snn_triton"):
-            from .neurons.kernels import triton_available
+            from .neurons.lif import triton_available
 
             if not triton_available():
                 raise _Skip("triton is not installed, or neither CUDA nor TRITON_INTERPRET=1")

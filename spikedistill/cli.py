@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", help="key=value overrides")
     train.add_argument("--out", help="run directory")
     train.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    train.add_argument("--train-teacher", action="store_true",
+                       help="when teacher.checkpoint does not exist, train it first from teacher.recipe (on this run's data)")
     train.set_defaults(run=_dispatch("train", "train.cli", "run_train"))
 
     evaluate = sub.add_parser("eval", help="accuracy and energy at every timestep of a checkpoint")

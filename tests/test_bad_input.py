@@ -20,7 +20,7 @@ import spikedistill as sd
 from spikedistill.cli import main
 from spikedistill.data import load_dataset
 from spikedistill.errors import SpikeDistillError
-from spikedistill.train.checkpoint import load_checkpoint, load_weights, model_from_checkpoint, model_spec, save_checkpoint
+from spikedistill.checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
 from spikedistill.train.config import load_config
 
 WIDTHS = (8, 16, 16)  # a narrow small_cnn: every row below runs in milliseconds
@@ -163,18 +163,18 @@ LIBRARY = {
     # checkpoints
     "checkpoint_missing": (lambda f: load_checkpoint(f["root"] / "none.pt"), ("does not exist", ".pt")),
     "checkpoint_is_a_directory": (lambda f: load_checkpoint(f["root"]), ("is a directory", "best.pt")),
-    "checkpoint_truncated": (lambda f: model_from_checkpoint(f["truncated.pt"]), ("corrupt or truncated", "another checkpoint")),
-    "checkpoint_random_bytes": (lambda f: model_from_checkpoint(f["random.pt"]), ("corrupt or truncated", "another checkpoint")),
-    "checkpoint_empty_file": (lambda f: model_from_checkpoint(f["empty.pt"]), ("corrupt or truncated", "another checkpoint")),
-    "checkpoint_bare_state_dict": (lambda f: model_from_checkpoint(f["bare_state_dict.pt"]), ("not a spikedistill checkpoint", "spikedistill train")),
-    "checkpoint_without_model_description": (lambda f: model_from_checkpoint(f["no_spec.pt"]), ("damaged", "another checkpoint")),
+    "checkpoint_truncated": (lambda f: load_checkpoint(f["truncated.pt"]).model(), ("corrupt or truncated", "another checkpoint")),
+    "checkpoint_random_bytes": (lambda f: load_checkpoint(f["random.pt"]).model(), ("corrupt or truncated", "another checkpoint")),
+    "checkpoint_empty_file": (lambda f: load_checkpoint(f["empty.pt"]).model(), ("corrupt or truncated", "another checkpoint")),
+    "checkpoint_bare_state_dict": (lambda f: load_checkpoint(f["bare_state_dict.pt"]).model(), ("not a spikedistill checkpoint", "spikedistill train")),
+    "checkpoint_without_model_description": (lambda f: load_checkpoint(f["no_spec.pt"]).model(), ("damaged", "another checkpoint")),
     "checkpoint_other_class_count": (
         lambda f: load_weights(sd.create_model("small_cnn", num_classes=5, widths=WIDTHS), load_checkpoint(f["good.pt"])["state_dict"]),
         ("does not fit", "fc.weight", "num_classes")),
     "checkpoint_other_model": (
         lambda f: load_weights(sd.create_model("vggsnn", num_classes=10), load_checkpoint(f["good.pt"])["state_dict"]),
         ("does not fit", "missing", "model name")),
-    "checkpoint_teacher_class_count": (lambda f: model_from_checkpoint(f["teacher5.pt"], num_classes=10, role="teacher"),
+    "checkpoint_teacher_class_count": (lambda f: load_checkpoint(f["teacher5.pt"], role="teacher").model(num_classes=10),
                                        ("predicts 5 classes but 10", "same dataset")),
 }
 

@@ -1,4 +1,4 @@
-"""BatchNorm folded into the LIF (neurons/bn_lif.py): the torch-ops version and the Triton kernel
+"""BatchNorm folded into the LIF (neurons/batchnorm.py, neurons/lif.py): the torch-ops version and the Triton kernel
 (under TRITON_INTERPRET=1, set by conftest) against an unfused ``nn.BatchNorm2d`` + reference LIF."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from torch import nn
 
 from helpers import saved_for_backward
 from spikedistill.neurons import LIF, LIFConfig, lif_reference
-from spikedistill.neurons.bn_lif import batch_norm_lif
+from spikedistill.neurons.lif import batch_norm_lif
 from spikedistill.neurons.kernels import ops
 
 OPTIONS = [

@@ -6,7 +6,7 @@ import torch
 import spikedistill as sd
 from spikedistill.cli import main
 from spikedistill.evaluate.cli import parse_timesteps
-from spikedistill.train.checkpoint import model_spec, save_checkpoint
+from spikedistill.checkpoint import model_spec, save_checkpoint
 
 pytest.importorskip("sklearn")  # the 'digits' dataset ships with scikit-learn
 

@@ -17,10 +17,11 @@ import spikedistill as sd
 from spikedistill.data import load_dataset
 from spikedistill.data.events import (
     EventAugment, EventRecordings, bin_events, cifar10dvs_files, cifar10dvs_split, events_to_frames, frames_at,
-    fullrange_accuracy_events, make_event_dataset, make_events, parse_aedat_header, read_aedat3_polarity,
+    make_event_dataset, make_events, parse_aedat_header, read_aedat3_polarity,
     read_cifar10dvs, read_dvs_gesture, read_gesture_labels, read_nmnist, roll_frames, rotate_frames,
 )
 from spikedistill.errors import SpikeDistillError
+from spikedistill.evaluate import fullrange_accuracy_events
 
 
 # --- writers of the real on-disk formats (test fixtures) ---------------------------------------------

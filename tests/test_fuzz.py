@@ -19,7 +19,7 @@ import spikedistill as sd
 from spikedistill.data.events import (EVENT_DTYPE, read_aedat2_raw, read_aedat3_polarity, read_cifar10dvs,
                                       read_dvs_gesture, read_gesture_labels, read_nmnist)
 from spikedistill.errors import SpikeDistillError
-from spikedistill.train.checkpoint import model_from_checkpoint, model_spec, save_checkpoint
+from spikedistill.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from spikedistill.train.config import Config, config_from_dict, load_config, parse_override
 
 pytestmark = pytest.mark.timeout(60)  # a parser that loops forever fails here instead of hanging CI
@@ -219,4 +219,4 @@ def test_damaged_checkpoints_load_or_fail_cleanly(checkpoint_bytes, data, tmp_pa
         damaged = bytearray(data.draw(st.binary(max_size=2000)))
     path = tmp_path_factory.mktemp("damaged") / "latest.pt"
     path.write_bytes(bytes(damaged))
-    only_clean_errors(lambda: model_from_checkpoint(path))
+    only_clean_errors(lambda: load_checkpoint(path).model())

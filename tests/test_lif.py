@@ -140,7 +140,7 @@ def test_lif_half_precision_input_keeps_fp32_state(backend):
 def test_sequence_backend_is_the_default_off_cuda_and_keeps_one_tensor():
     """On a CPU ``auto`` runs the recurrence that saves u alone: one [T, ...] fp32 tensor for backward,
     where the autograd loop keeps three per step (u, H and 1 − S for a hard reset)."""
-    from spikedistill.neurons.lif import lif_reference
+    from spikedistill.neurons.dynamics import lif_reference
 
     from helpers import saved_for_backward as saved_bytes
 

@@ -367,12 +367,16 @@ def test_sum_composes_weighted_terms_with_prefixed_parts(batch):
     assert len(list(crit.parameters())) == 2  # the weak head's, for the optimizer
 
 
-def test_sum_builds_lazy_parts_before_a_teacher_term_asks_for_its_teacher(batch):
-    z, _, y, *_ = batch
+def test_sum_binds_every_term_to_the_student_before_any_call():
+    # The model tells the objective what it needs (stage channels, classes): no dry run, no reordering.
+    import spikedistill as sd
+
+    model = sd.create_model("small_cnn", num_classes=7, widths=[8, 16, 32])
     crit = create_loss("sum", terms=[{"name": "twkd"}, {"name": "tssd", "ce_weight": 0, "alpha": 0}])
-    with pytest.raises(SpikeDistillError, match="needs teacher_logits"):
-        crit(z.float(), y, features={k: v.float() for k, v in make_features(T, torch.Generator()).items()})
-    assert crit.terms[1].weak_head.weight.shape == (K, 5)  # the dry run still built tssd's weak head
+    crit.bind(model)
+    assert crit.terms[1].weak_head.weight.shape == (7, 16)  # layer1, the stage before the last, has 16 channels
+    with pytest.raises(SpikeDistillError, match="needs teacher_logits"):  # the terms run in the recipe's order
+        crit(torch.zeros(2, 3, 7), torch.zeros(3, dtype=torch.long))
 
 
 # ---- gradients reach the student only ---------------------------------------------------------

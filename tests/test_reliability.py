@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import spikedistill.train.loop as loop
+import spikedistill.train.run as run  # where the run's parts are built
 from spikedistill.cli import main
 from spikedistill.errors import SpikeDistillError
-from spikedistill.train import checkpoint
-from spikedistill.train.checkpoint import atomic_save, load_checkpoint
+from spikedistill import checkpoint
+from spikedistill.checkpoint import atomic_save, load_checkpoint
 from spikedistill.train.config import load_config
 from spikedistill.train.loop import train
 
@@ -82,7 +82,7 @@ def assert_same_weights(expected: dict, got: dict) -> None:
 def on_training_step(monkeypatch, step: int, action) -> None:
     """Call ``action(output)`` inside the model's forward at training step ``step`` (1-based); its
     return value, if not None, replaces the logits. Evaluation forwards (eval mode) are not counted."""
-    real_create_model = loop.create_model
+    real_create_model = run.create_model
     calls = {"n": 0}
 
     def create_model(*args, **kwargs):
@@ -97,7 +97,7 @@ def on_training_step(monkeypatch, step: int, action) -> None:
         model.register_forward_hook(hook)
         return model
 
-    monkeypatch.setattr(loop, "create_model", create_model)
+    monkeypatch.setattr(run, "create_model", create_model)
 
 
 # --- signals ------------------------------------------------------------------------------------
@@ -299,7 +299,7 @@ def test_a_diverging_learning_rate_ends_the_cli_run_with_one_error_line(recipe, 
 def test_resume_without_the_runs_config_names_the_fix(tmp_path, capsys):
     """A run directory whose config.yaml was deleted: one line saying to pass the recipe again."""
     from spikedistill.cli import main
-    from spikedistill.train.checkpoint import atomic_save
+    from spikedistill.checkpoint import atomic_save
 
     run = tmp_path / "run"
     atomic_save({"anything": 1}, run / "latest.pt")
@@ -309,7 +309,7 @@ def test_resume_without_the_runs_config_names_the_fix(tmp_path, capsys):
 
 
 def test_stale_temp_files_of_a_killed_write_are_removed_and_others_kept(tmp_path):
-    from spikedistill.train.checkpoint import atomic_write_text, remove_stale_temp_files
+    from spikedistill.checkpoint import atomic_write_text, remove_stale_temp_files
 
     (tmp_path / ".latest.pt.abc123.tmp").write_bytes(b"half a checkpoint")
     atomic_write_text("model: {}\n", tmp_path / "config.yaml")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from spikedistill.cli import main
-from spikedistill.train.checkpoint import load_checkpoint, model_from_checkpoint
+from spikedistill.checkpoint import load_checkpoint
 from spikedistill.train.optim import param_groups
 
 
@@ -21,9 +21,9 @@ FAST = ["data.subset=128", "data.test_subset=64", "optim.epochs=1", "optim.batch
 def test_cli_trains_teacher_from_recipe_then_student_and_checkpoints_load(tmp_path, capsys):
     teacher_out = tmp_path / "teacher"
     student_out = tmp_path / "student"
-    # The student recipe names the teacher's checkpoint and recipe: the teacher is trained first.
+    # The student recipe names the teacher's checkpoint and recipe: asked to, the teacher is trained first.
     code = main(["train", "--config", "configs/digits/twkd_small_cnn.yaml", "--out", str(student_out), *FAST,
-                 f"teacher.checkpoint={teacher_out}/best.pt", "timesteps=2"])
+                 f"teacher.checkpoint={teacher_out}/best.pt", "timesteps=2", "--train-teacher"])
     assert code == 0, capsys.readouterr().err
     for run in (teacher_out, student_out):
         assert {"config.yaml", "metrics.csv", "latest.pt", "best.pt"} <= {p.name for p in run.iterdir()}
@@ -33,11 +33,12 @@ def test_cli_trains_teacher_from_recipe_then_student_and_checkpoints_load(tmp_pa
                    "lr", "seconds", "teacher_seconds"):
         assert column in row, column
     assert float(row["teacher_seconds"]) > 0
-    model, ckpt = model_from_checkpoint(student_out / "best.pt")
+    ckpt = load_checkpoint(student_out / "best.pt")
+    model = ckpt.model()
     assert model(torch.zeros(3, 1, 8, 8), timesteps=5).shape == (5, 3, 10)  # any T after training
     assert ckpt["config"]["loss"]["name"] == "twkd" and ckpt["training"] is None
     assert load_checkpoint(student_out / "latest.pt")["training"]["optimizer"]["state"]
-    teacher, _ = model_from_checkpoint(teacher_out / "best.pt")
+    teacher = load_checkpoint(teacher_out / "best.pt").model()
     assert not teacher.spiking
     # The teacher was frozen: its weights in the teacher run are what the student saw.
     again = main(["train", "--config", "configs/digits/twkd_small_cnn.yaml", "--out", str(student_out), *FAST])
@@ -85,7 +86,7 @@ def test_resnet19_recipe_smoke_on_shared_cifar10(tmp_path, data_root, decode_cac
                  "data.subset=32", "data.test_subset=16", "optim.epochs=1", "optim.batch_size=16", "timesteps=2",
                  "max_timesteps=2", "log.progress=false"])
     assert code == 0, capsys.readouterr().err
-    model, ckpt = model_from_checkpoint(out / "best.pt")
+    ckpt = load_checkpoint(out / "best.pt")
     assert ckpt["model"]["name"] == "resnet19" and set(ckpt["metrics"]["top1"]) == {1, 2}
     # ... and `spikedistill eval` reads the checkpoint, its data from the recipe the checkpoint carries.
     report_file = tmp_path / "eval" / "report.json"
@@ -112,5 +113,5 @@ def test_event_frames_train_an_snn_student_and_a_time_mean_ann_teacher(tmp_path,
                                       "loss": {"name": "twkd"}, "timesteps": 3, "teacher": {"checkpoint": str(tmp_path / "t" / "best.pt")}}),
                     tmp_path / "s", verbose=False)
     assert list(teacher["top1"]) == [1] and list(student["top1"]) == [1, 2, 3]
-    model, _ = model_from_checkpoint(tmp_path / "s" / "best.pt")
+    model = load_checkpoint(tmp_path / "s" / "best.pt").model()
     assert model.in_channels == 2

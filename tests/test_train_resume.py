@@ -5,7 +5,7 @@ import csv
 import pytest
 import torch
 
-from spikedistill.train.checkpoint import load_checkpoint
+from spikedistill.checkpoint import load_checkpoint
 from spikedistill.train.config import config_from_dict
 from spikedistill.train.loop import train
 
@@ -72,15 +72,15 @@ def test_optimizer_overrides_given_on_resume_take_effect(tmp_path, capsys, monke
     changed = config_from_dict(tiny(optim={"weight_decay": 1e-3, "momentum": 0.8, "epochs": 1}))
     captured = {}
 
-    import spikedistill.train.loop as loop
+    import spikedistill.train.run as run  # where the run's parts are built
 
-    original = loop.build_optimizer
+    original = run.build_optimizer
 
     def keep(*args, **kwargs):
         captured["optimizer"] = original(*args, **kwargs)
         return captured["optimizer"]
 
-    monkeypatch.setattr(loop, "build_optimizer", keep)
+    monkeypatch.setattr(run, "build_optimizer", keep)
     train(changed, tmp_path / "run", resume=True, stop_after_steps=4, verbose=True)
     groups = captured["optimizer"].param_groups
     assert {g["momentum"] for g in groups} == {0.8}

@@ -44,24 +44,12 @@ def parse_thresholds(text: str | None) -> list[float] | None:
         raise SpikeDistillError(f"--early-exit takes comma-separated thresholds in (0, 1], e.g. 0.8,0.9,0.99 (got '{text}')") from None
 
 
-def _config_data(ckpt: dict) -> dict:
-    config = ckpt.get("config") or {}
-    data = config.get("data") if isinstance(config, dict) else None
-    return data if isinstance(data, dict) else {}
-
-
-def _default_max_timesteps(model: torch.nn.Module, ckpt: dict) -> int:
-    config = ckpt.get("config") or {}
-    if not getattr(model, "spiking", True):
-        return 1
-    return int(config.get("max_timesteps") or config.get("timesteps") or model.default_timesteps)
-
-
-def build_loader(args: argparse.Namespace, ckpt: dict, device: torch.device):
+def build_loader(args: argparse.Namespace, ckpt, device: torch.device):
     """Test batches for the checkpoint: ``--data``/``--data-root`` or the training recipe's ``data``."""
     from ..data import batches, load_dataset
 
-    data = _config_data(ckpt)
+    data = ckpt.config.get("data")
+    data = data if isinstance(data, dict) else {}
     name = args.data or data.get("name")
     if not name:
         raise SpikeDistillError("the checkpoint does not name its dataset; pass --data NAME (and --data-root DIR)")
@@ -71,18 +59,6 @@ def build_loader(args: argparse.Namespace, ckpt: dict, device: torch.device):
     if limit:
         dataset = dataset.subset(min(int(limit), len(dataset)))
     return batches(dataset, args.batch_size, shuffle=False, augment=None, device=device, drop_last=False), name
-
-
-def _device(requested: str | None) -> torch.device:
-    if requested in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise SpikeDistillError(f"unknown device '{requested}'; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SpikeDistillError(f"device '{requested}' asked but CUDA is not available; use --device cpu")
-    return device
 
 
 def format_report(report: dict) -> str:
@@ -99,34 +75,31 @@ def teacher_reference(report: dict) -> dict:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..train.checkpoint import model_from_checkpoint
+    from ..checkpoint import load_checkpoint
+    from ..device import resolve_device
 
-    device = _device(getattr(args, "device", None))
+    device = resolve_device(getattr(args, "device", None) or "auto")
     out_dir = Path(args.json).parent if args.json else Path(".")
     out_dir.mkdir(parents=True, exist_ok=True)  # fail on a bad --json path before the evaluation, not after
-    model, ckpt = model_from_checkpoint(args.checkpoint)
-    model.to(device)
-    first, last = parse_timesteps(args.timesteps, _default_max_timesteps(model, ckpt))
+    ckpt = load_checkpoint(args.checkpoint)
+    model = ckpt.model(device=device)
+    first, last = parse_timesteps(args.timesteps, ckpt.max_timesteps)
     thresholds = parse_thresholds(getattr(args, "early_exit", None))
     teacher_model = teacher_ckpt = None
     if args.teacher:
-        teacher_model, teacher_ckpt = model_from_checkpoint(args.teacher, num_classes=model.num_classes, role="teacher")
-        if teacher_model.num_classes != model.num_classes:
-            raise SpikeDistillError(
-                f"teacher '{args.teacher}' has {teacher_model.num_classes} classes but the checkpoint has {model.num_classes}; "
-                "pass a teacher trained on the same dataset"
-            )
+        teacher_ckpt = load_checkpoint(args.teacher, role="teacher")
+        teacher_model = teacher_ckpt.model(num_classes=ckpt.num_classes)
     loader, dataset = build_loader(args, ckpt, device)
     report = fullrange_report(model, loader, last, device=device, stem_macs=args.stem_macs,
                               early_exit_thresholds=thresholds)
     report = select_timesteps(report, first, last)
-    report.update({"checkpoint": str(args.checkpoint), "model": ckpt["model"]["name"], "dataset": dataset,
+    report.update({"checkpoint": str(args.checkpoint), "model": ckpt.name, "dataset": dataset,
                    "split": args.split})
     teacher = None
     if teacher_model is not None:
         loader, _ = build_loader(args, ckpt, device)  # the same samples, in the same order
         teacher_report = fullrange_report(teacher_model.to(device), loader, last, device=device, stem_macs=args.stem_macs)
-        teacher = {"checkpoint": str(args.teacher), "model": teacher_ckpt["model"]["name"], **teacher_reference(teacher_report)}
+        teacher = {"checkpoint": str(args.teacher), "model": teacher_ckpt.name, **teacher_reference(teacher_report)}
         report["teacher"] = teacher
     print(f"{report['model']} on {dataset}/{args.split} ({report['samples']} samples), one pass at T={last}")
     print(format_report(report))

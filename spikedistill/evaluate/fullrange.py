@@ -12,7 +12,8 @@ from typing import Iterable
 
 import torch
 
-from ..errors import SpikeDistillError
+from ..errors import SpikeDistillError, check_positive_int
+from ..models.inputs import model_input
 
 
 def cumulative_mean(logits: torch.Tensor) -> torch.Tensor:
@@ -26,11 +27,6 @@ def fullrange_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return (cumulative_mean(logits.float()).argmax(-1) == labels.unsqueeze(0)).sum(1)
 
 
-def _as_time_first(x: torch.Tensor) -> torch.Tensor:
-    # Loaders collate event frames batch-first [B, T, C, H, W]; models take time-first.
-    return x.transpose(0, 1) if x.dim() == 5 else x
-
-
 @torch.no_grad()
 def fullrange_accuracy(
     model: torch.nn.Module,
@@ -41,19 +37,20 @@ def fullrange_accuracy(
     """``{k: top-1 %}`` for every k in 1..max_timesteps, from one forward pass per batch at max_timesteps.
 
     ``loader`` yields ``(inputs, labels)``; inputs are images ``[B,C,H,W]`` or frames ``[B,T,C,H,W]``
-    (with T = max_timesteps).
+    (with T = max_timesteps for an SNN). Inputs reach the model through :func:`~spikedistill.models.model_input`:
+    an ANN on frames sees their time-mean, as in training.
     """
-    if not isinstance(max_timesteps, int) or max_timesteps < 1:
-        raise SpikeDistillError(f"max_timesteps must be a positive integer (got {max_timesteps!r})")
+    check_positive_int("max_timesteps", max_timesteps)
     if device is None:
         device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    spiking = bool(getattr(model, "spiking", True))
     correct = torch.zeros(max_timesteps, dtype=torch.long, device=device)
     total = 0
     try:
         for inputs, labels in loader:
-            inputs = _as_time_first(inputs.to(device, non_blocking=True))
+            inputs = model_input(inputs.to(device, non_blocking=True), spiking)
             labels = labels.to(device, non_blocking=True)
             timesteps = None if inputs.dim() == 5 else max_timesteps
             logits = model(inputs, timesteps=timesteps)
@@ -69,3 +66,30 @@ def fullrange_accuracy(
     if total == 0:
         raise SpikeDistillError("the evaluation loader yielded no samples; check the dataset path and split")
     return {k + 1: 100.0 * c / total for k, c in enumerate(correct.tolist())}
+
+
+@torch.no_grad()
+def fullrange_accuracy_events(model: torch.nn.Module, dataset, max_timesteps: int | None = None,
+                              policy: str = "prefix", batch_size: int = 64, device=None) -> dict[int, float]:
+    """``{k: top-1 %}`` of an event dataset for k = 1..max_timesteps (default: the dataset's T) under the
+    any-T ``policy`` (:mod:`spikedistill.data.events.fullrange`).
+
+    ``prefix``: one pass at T_max. ``rebin``: for each k a pass over the recordings re-binned into k
+    frames, scored on the mean of all k per-step logits. An ANN sees the frames' time-mean (one pass).
+    """
+    from ..data.events.fullrange import check_policy, frame_batches, frames_at
+
+    check_policy(policy)
+    max_timesteps = dataset.timesteps if max_timesteps is None else max_timesteps
+    if device is None:
+        device = next(model.parameters()).device
+    if not getattr(model, "spiking", True):  # an ANN sees the mean of all the frames, whatever k
+        return fullrange_accuracy(model, frame_batches(dataset, batch_size, device), max_timesteps, device)
+    if policy == "prefix":
+        data = frames_at(dataset, max_timesteps, "prefix")
+        return fullrange_accuracy(model, frame_batches(data, batch_size, device), max_timesteps, device)
+    result = {}
+    for k in range(1, max_timesteps + 1):
+        data = frames_at(dataset, k, "rebin")
+        result[k] = fullrange_accuracy(model, frame_batches(data, batch_size, device), k, device)[k]
+    return result

@@ -22,6 +22,14 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _energy_unit(largest_mj: float) -> tuple[str, float]:
     """A unit that keeps the energy axis readable: mJ, µJ or nJ, and the factor from mJ."""
     for unit, scale in (("mJ", 1.0), ("µJ", 1e3), ("nJ", 1e6)):
@@ -60,11 +68,7 @@ def plot_fullrange(report: dict, path: str | Path, teacher: dict | None = None, 
     fig.text(0.01, 0.01, f"E = {policy.get('e_mac_pj', 4.6)} pJ·MAC + {policy.get('e_ac_pj', 0.9)} pJ·AC; "
              f"stem MACs {policy.get('static_image_stem_macs', 'once')}", fontsize=7, alpha=0.7)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_early_exit(report: dict, path: str | Path, title: str | None = None) -> Path:
@@ -82,8 +86,52 @@ def plot_early_exit(report: dict, path: str | Path, title: str | None = None) ->
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title or "early exit: accuracy vs mean timesteps (labels: confidence threshold)", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
+
+
+def plot_methods(curves: dict, path: str | Path, title: str, teacher_top1: float | None = None) -> Path:
+    """Top-1 against timesteps, one line per method (and energy per sample beside it when the curves
+    carry it): the picture that compares objectives.
+
+    ``curves``: ``{method: {"top1": {k: %}, "top1_range": {k: (low, high)} (optional, error bars),
+    "energy_uj": {k: µJ} (optional)}}``; ``teacher_top1`` draws the ANN teacher as a dashed line.
+    """
+    plt = _pyplot()
+    with_energy = any(entry.get("energy_uj") for entry in curves.values())
+    fig, axes = plt.subplots(1, 2 if with_energy else 1, figsize=(10 if with_energy else 5.5, 3.8), dpi=120)
+    acc_ax = axes[0] if with_energy else axes
+    steps = []
+    for method, entry in curves.items():
+        steps = sorted(int(k) for k in entry["top1"])
+        values = [entry["top1"][_key(entry["top1"], k)] for k in steps]
+        ranges = entry.get("top1_range")
+        if ranges:
+            low = [values[i] - ranges[_key(ranges, k)][0] for i, k in enumerate(steps)]
+            high = [ranges[_key(ranges, k)][1] - values[i] for i, k in enumerate(steps)]
+            acc_ax.errorbar(steps, values, yerr=[low, high], marker="o", capsize=3, label=method)
+        else:
+            acc_ax.plot(steps, values, marker="o", label=method)
+        if with_energy and entry.get("energy_uj"):
+            axes[1].plot(steps, [entry["energy_uj"][_key(entry["energy_uj"], k)] for k in steps], marker="s", label=method)
+    if teacher_top1 is not None:
+        acc_ax.axhline(teacher_top1, ls="--", color="k", label=f"ANN teacher ({teacher_top1:.2f}%)")
+    acc_ax.set_xlabel("inference timesteps")
+    acc_ax.set_ylabel("test top-1 (%)")
+    acc_ax.set_xticks(steps)
+    acc_ax.set_title(title, fontsize=10)
+    acc_ax.grid(alpha=0.3)
+    acc_ax.legend(fontsize=8)
+    if with_energy:
+        axes[1].set_xlabel("inference timesteps")
+        axes[1].set_ylabel("energy per sample (µJ)")
+        axes[1].set_xticks(steps)
+        axes[1].set_title("estimated energy (4.6 pJ/MAC, 0.9 pJ/AC)", fontsize=10)
+        axes[1].grid(alpha=0.3)
+        axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return _save(plt, fig, path)
+
+
+def _key(mapping: dict, k: int):
+    """Per-k dicts come keyed by int (in memory) or by str (read back from JSON)."""
+    return k if k in mapping else str(k)

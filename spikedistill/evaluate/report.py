@@ -13,10 +13,11 @@ from typing import Iterable, Sequence
 
 import torch
 
-from ..errors import SpikeDistillError
+from ..errors import SpikeDistillError, check_positive_int
 from .earlyexit import DEFAULT_THRESHOLDS, early_exit_sweep
 from .energy import CostRecorder
-from .fullrange import _as_time_first, cumulative_mean
+from ..models.inputs import model_input
+from .fullrange import cumulative_mean
 
 
 @torch.no_grad()
@@ -35,8 +36,7 @@ def fullrange_report(
     ``early_exit_thresholds`` the result also holds ``early_exit``: accuracy, mean timesteps and
     energy of per-sample confidence-based exit at each threshold (see :mod:`.earlyexit`).
     """
-    if not isinstance(max_timesteps, int) or isinstance(max_timesteps, bool) or max_timesteps < 1:
-        raise SpikeDistillError(f"max_timesteps must be a positive integer (got {max_timesteps!r})")
+    check_positive_int("max_timesteps", max_timesteps)
     if device is None:
         device = next(model.parameters()).device
     was_training = model.training
@@ -49,7 +49,7 @@ def fullrange_report(
     try:
         with recorder:
             for inputs, labels in loader:
-                inputs = _as_time_first(inputs.to(device, non_blocking=True))
+                inputs = model_input(inputs.to(device, non_blocking=True), spiking)
                 labels = labels.to(device, non_blocking=True)
                 frames = inputs.dim() == 5
                 steps = inputs.shape[0] if frames else (max_timesteps if spiking else 1)

@@ -64,6 +64,7 @@ class Objective(nn.Module):
       (the stage dicts of ``model(x, timesteps=T, return_features=True)``).
     * ``train_timesteps(T)``: run the student at this many steps for training (TSSD extends T).
     * ``set_epoch(epoch)``: call at the start of every epoch, 0-based (DKD warm-up).
+    * ``bind(model)``: call once with the student before building the optimizer (TSSD's weak head).
     """
 
     name = "objective"
@@ -80,6 +81,10 @@ class Objective(nn.Module):
 
     def set_epoch(self, epoch: int) -> None:
         pass
+
+    def bind(self, model: nn.Module) -> None:
+        """Build what depends on the student before the optimizer is made (TSSD's weak classifier reads
+        ``model.stage_channels`` and ``model.num_classes``). Most objectives need nothing."""
 
     def forward(self, logits, labels, teacher_logits=None, features=None, teacher_features=None,
                 teacher=None) -> LossOutput:

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..errors import SpikeDistillError
 from .base import LossOutput, Objective, check_number
+from .registry import create_loss
 
 
 class Sum(Objective):
@@ -21,7 +22,6 @@ class Sum(Objective):
 
     def __init__(self, terms: list | tuple = ()):
         super().__init__()
-        from . import create_loss  # the registry lives in the package module
 
         if not isinstance(terms, (list, tuple)) or not terms:
             raise SpikeDistillError("loss 'sum' needs terms=[{'name': 'twkd', 'weight': 1.0, ...}, ...] (non-empty)")
@@ -55,14 +55,15 @@ class Sum(Objective):
         for term in self.terms:
             term.set_epoch(epoch)
 
+    def bind(self, model: nn.Module) -> None:
+        for term in self.terms:
+            term.bind(model)
+
     def forward(self, logits, labels, teacher_logits=None, features=None, teacher_features=None, teacher=None):
-        # Terms without a teacher run first, so a call without teacher_logits (e.g. a dry run that
-        # materialises tssd's lazy weak head) gets through them before a teacher term complains.
-        order = sorted(range(len(self.terms)), key=lambda i: self.terms[i].needs_teacher)
-        outs = {i: self.terms[i](logits, labels, teacher_logits, features, teacher_features, teacher) for i in order}
         total, parts = 0.0, {}
-        for i, (label, weight) in enumerate(zip(self.labels, self.weights)):
-            total = total + weight * outs[i].total
-            parts[f"{label}.total"] = outs[i].total.detach()
-            parts.update({f"{label}.{key}": value for key, value in outs[i].parts.items()})
+        for term, label, weight in zip(self.terms, self.labels, self.weights):
+            out = term(logits, labels, teacher_logits, features, teacher_features, teacher)
+            total = total + weight * out.total
+            parts[f"{label}.total"] = out.total.detach()
+            parts.update({f"{label}.{key}": value for key, value in out.parts.items()})
         return LossOutput(total, parts)

@@ -107,6 +107,20 @@ class TSSD(Objective):
             check_int(self.name, "num_classes", num_classes, 1)
         self.weak_head = WeakClassifier(in_channels, num_classes)
 
+    def bind(self, model: nn.Module) -> None:
+        """Size the weak classifier from the student: its tapped stage's channels and its classes."""
+        if not self.weak_head.has_uninitialized_params():
+            return
+        channels = getattr(model, "stage_channels", {})
+        stage = self.stage if self.stage is not None else (list(channels)[-2] if len(channels) >= 2 else None)
+        if stage not in channels:
+            raise SpikeDistillError(f"tssd: the model has no stage '{stage}'; known: {', '.join(channels) or 'none'}")
+        reference = next(model.parameters())
+        with torch.no_grad():
+            self.weak_head.initialize_parameters(torch.empty(0, channels[stage], 1, 1, device=reference.device,
+                                                             dtype=reference.dtype), model.num_classes)
+        self.weak_head.num_classes = model.num_classes
+
     def extension(self) -> int:
         """Steps added for training; none when the temporal term and the T_s CE are both off."""
         return self.extra_timesteps if (self.alpha > 0 or self.ce_weight > 0) else 0

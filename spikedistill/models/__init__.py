@@ -6,24 +6,19 @@
 
 from __future__ import annotations
 
-import inspect
-
 from torch import nn
 
-from ..errors import SpikeDistillError
+from ..errors import SpikeDistillError, check_positive_int
 from ..neurons import NEURON_OPTIONS, LIFConfig
-from ..registry import Registry
+from . import resnet, preact_resnet, vgg, small  # noqa: F401,I001  (each registers its models, in this order)
+from .inputs import model_input
 from .layers import TimeModel, per_step
-from .preact_resnet import PreActResNet, preact_resnet34
-from .resnet import CifarResNet, resnet18, resnet19, resnet34
-from .small import SmallConvNet, small_cnn
-from .vgg import VGGSNN, vggsnn
+from .preact_resnet import PreActResNet
+from .resnet import CifarResNet
+from .small import SmallConvNet
+from .vgg import VGGSNN
+from .registry import MODELS, ModelEntry, register_model
 
-MODELS: Registry = Registry("model")
-for _fn, _cls in ((resnet18, CifarResNet), (resnet19, CifarResNet), (resnet34, CifarResNet),
-                  (preact_resnet34, PreActResNet), (vggsnn, VGGSNN), (small_cnn, SmallConvNet)):
-    _fn.model_class = _cls  # for listing valid options in error messages
-    MODELS.register(_fn.__name__)(_fn)
 
 def create_model(name: str, spiking: bool = True, num_classes: int = 10, **kwargs) -> TimeModel:
     """Build a registered model.
@@ -32,34 +27,33 @@ def create_model(name: str, spiking: bool = True, num_classes: int = 10, **kwarg
     options, and LIF options for SNNs (``decay``, ``threshold``, ``v_reset``, ``surrogate``,
     ``surrogate_param``, ``detach_reset``, ``decay_input``).
     """
-    constructor = MODELS.get(name)
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise SpikeDistillError(f"num_classes must be a positive integer (got {num_classes!r})")
+    entry = MODELS.get(name)
+    check_positive_int("num_classes", num_classes)
     for option in ("in_channels", "timesteps"):
-        value = kwargs.get(option)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise SpikeDistillError(f"{option} must be a positive integer (got {value!r})")
+        if kwargs.get(option) is not None:
+            check_positive_int(option, kwargs[option])
     neuron = {k: kwargs.pop(k) for k in list(kwargs) if k in NEURON_OPTIONS}
     if neuron and not spiking:
         raise SpikeDistillError(f"neuron options {sorted(neuron)} apply to SNNs only; drop them for spiking=False")
+    unknown = [k for k in kwargs if k not in entry.options()]
+    if unknown:
+        raise SpikeDistillError(
+            f"unknown model option '{unknown[0]}' for '{name}'; known: {', '.join(entry.options() + list(NEURON_OPTIONS))}"
+        )
     if spiking:
         LIFConfig(**neuron)  # validate once, with a clear message, before building dozens of neurons
-    try:
-        return constructor(spiking=spiking, num_classes=num_classes, neuron=neuron, **kwargs)
-    except TypeError as exc:
-        if "unexpected keyword argument" not in str(exc):
-            raise
-        known = [p for p in inspect.signature(getattr(constructor, "model_class")).parameters
-                 if p not in ("self", "spiking", "neuron", "widths", "blocks", "hidden_fc") or
-                 (p == "widths" and name == "small_cnn")]
-        bad = str(exc).split("argument")[-1].strip()
-        raise SpikeDistillError(
-            f"unknown model option {bad} for '{name}'; known: {', '.join(known + list(NEURON_OPTIONS))}"
-        ) from None
+    return entry.constructor(spiking=spiking, num_classes=num_classes, neuron=neuron, **kwargs)
+
+
+def default_input_shape(name: str, in_channels: int | None = None) -> tuple[int, int, int]:
+    """``(C, H, W)`` of one sample for a registered family (``in_channels`` replaces C)."""
+    shape = MODELS.get(name).input_shape
+    return (in_channels or shape[0],) + shape[1:]
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "create_model", "count_parameters", "TimeModel", "per_step"]
+__all__ = ["MODELS", "ModelEntry", "register_model", "create_model", "default_input_shape", "model_input",
+           "count_parameters", "TimeModel", "per_step"]

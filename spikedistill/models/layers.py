@@ -24,7 +24,7 @@ def per_step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def conv_bn_act(conv_bn: "ConvBN", act: nn.Module, x: torch.Tensor, residual: torch.Tensor | None = None):
     """``act(BN(conv(x)) + residual)`` over ``[T, B, ...]``. An LIF is handed the BatchNorm, which it
     folds into the neuron where its backend can (only the BN input is kept for backward,
-    :mod:`spikedistill.neurons.bn_lif`); a ReLU, or any other activation, gets ``BN(conv(x)) + residual``."""
+    :mod:`spikedistill.neurons.batchnorm`); a ReLU, or any other activation, gets ``BN(conv(x)) + residual``."""
     z = per_step(conv_bn.conv, x)
     if isinstance(act, LIF):
         return act(z, bn=conv_bn.bn, residual=residual)
@@ -49,10 +49,10 @@ class ConvBN(nn.Sequential):
 def encode_input(x: torch.Tensor, timesteps: int | None, default_timesteps: int) -> tuple[torch.Tensor, int]:
     """Validate the input and resolve T. Static images ``[B,C,H,W]`` are direct-encoded (fed at every
     step); frames ``[T,B,C,H,W]`` are consumed step by step and fix T themselves."""
-    from ..errors import SpikeDistillError
+    from ..errors import SpikeDistillError, check_positive_int
 
-    if timesteps is not None and (not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 1):
-        raise SpikeDistillError(f"timesteps must be a positive integer (got {timesteps!r})")
+    if timesteps is not None:
+        check_positive_int("timesteps", timesteps)
     if x.dim() == 4:
         return x, timesteps or default_timesteps
     if x.dim() == 5:
@@ -111,7 +111,7 @@ class TimeModel(nn.Module):
     def forward(self, x: torch.Tensor, timesteps: int | None = None, return_features: bool = False):
         x, timesteps = encode_input(x, timesteps, self.default_timesteps)
         if x.shape[-3] != self.in_channels:
-            from ..errors import SpikeDistillError
+            from ..errors import SpikeDistillError, check_positive_int
 
             raise SpikeDistillError(
                 f"model expects {self.in_channels} input channels, got {x.shape[-3]}; "

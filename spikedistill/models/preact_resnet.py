@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .layers import ConvBN, TimeModel, conv_bn_act, init_weights, make_activation, per_step, stem_forward
+from .registry import register_model
 
 
 class PreActBlock(nn.Module):
@@ -47,6 +48,7 @@ class PreActResNet(TimeModel):
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
         self.stage_names = ("stem",) + tuple(f"layer{i + 1}" for i in range(len(stages)))
+        self.stage_channels = dict(zip(self.stage_names, (64, 64, 128, 256, 512)))
         self.fc = nn.Linear(512, num_classes)
         init_weights(self)
 
@@ -59,6 +61,6 @@ class PreActResNet(TimeModel):
         yield "logits", self.fc(out.mean(dim=(-2, -1)))
 
 
-def preact_resnet34(spiking=True, **kwargs) -> PreActResNet:
-    kwargs.setdefault("num_classes", 1000)
-    return PreActResNet((3, 4, 6, 3), spiking, **kwargs)
+@register_model(input_shape=(3, 224, 224))
+def preact_resnet34(spiking=True, num_classes=1000, in_channels=3, timesteps=None, neuron=None) -> PreActResNet:
+    return PreActResNet((3, 4, 6, 3), spiking, num_classes, in_channels, timesteps, neuron)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .layers import ConvBN, TimeModel, conv_bn_act, init_weights, make_activation, per_step, stem_forward
+from .registry import register_model
 
 
 class BasicBlock(nn.Module):
@@ -57,6 +58,7 @@ class CifarResNet(TimeModel):
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
         self.stage_names = ("stem",) + tuple(f"layer{i + 1}" for i in range(len(stages)))
+        self.stage_channels = dict(zip(self.stage_names, widths[:1] + tuple(widths)))
         if hidden_fc:
             self.fc1 = nn.Linear(in_ch, hidden_fc)
             self.fc1_act = make_activation(spiking, neuron_options)
@@ -78,13 +80,16 @@ class CifarResNet(TimeModel):
         yield "logits", self.fc(out)
 
 
-def resnet18(spiking=True, **kwargs) -> CifarResNet:
-    return CifarResNet((64, 128, 256, 512), (2, 2, 2, 2), None, spiking, **kwargs)
+@register_model(input_shape=(3, 32, 32))
+def resnet18(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron=None) -> CifarResNet:
+    return CifarResNet((64, 128, 256, 512), (2, 2, 2, 2), None, spiking, num_classes, in_channels, timesteps, neuron)
 
 
-def resnet34(spiking=True, **kwargs) -> CifarResNet:
-    return CifarResNet((64, 128, 256, 512), (3, 4, 6, 3), None, spiking, **kwargs)
+@register_model(input_shape=(3, 32, 32))
+def resnet19(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron=None) -> CifarResNet:
+    return CifarResNet((128, 256, 512), (3, 3, 2), 256, spiking, num_classes, in_channels, timesteps, neuron)
 
 
-def resnet19(spiking=True, **kwargs) -> CifarResNet:
-    return CifarResNet((128, 256, 512), (3, 3, 2), 256, spiking, **kwargs)
+@register_model(input_shape=(3, 32, 32))
+def resnet34(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron=None) -> CifarResNet:
+    return CifarResNet((64, 128, 256, 512), (3, 4, 6, 3), None, spiking, num_classes, in_channels, timesteps, neuron)

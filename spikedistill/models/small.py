@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from .layers import ConvBN, TimeModel, conv_bn_act, init_weights, make_activation, stem_forward
+from .registry import register_model
 
 
 class SmallConvNet(TimeModel):
@@ -25,6 +26,7 @@ class SmallConvNet(TimeModel):
         self.conv2 = ConvBN(widths[1], widths[2], 3, 2)
         self.act2 = make_activation(spiking, neuron_options)
         self.fc = nn.Linear(widths[2], num_classes)
+        self.stage_channels = dict(zip(self.stage_names, widths))
         init_weights(self)
 
     def forward_stages(self, x, timesteps):
@@ -37,5 +39,7 @@ class SmallConvNet(TimeModel):
         yield "logits", self.fc(out.mean(dim=(-2, -1)))
 
 
-def small_cnn(spiking=True, **kwargs) -> SmallConvNet:
-    return SmallConvNet(spiking, **kwargs)
+@register_model(input_shape=(1, 8, 8))
+def small_cnn(spiking=True, num_classes=10, in_channels=1, timesteps=None, widths=(32, 64, 128),
+              neuron=None) -> SmallConvNet:
+    return SmallConvNet(spiking, num_classes, in_channels, timesteps, widths, neuron)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from .layers import ConvBN, TimeModel, conv_bn_act, init_weights, make_activation, per_step
+from .registry import register_model
 
 VGGSNN_LAYOUT = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
 
@@ -28,6 +29,7 @@ class VGGSNN(TimeModel):
                 in_ch = item
         self.stages = nn.ModuleList(blocks)
         self.stage_names = tuple(f"layer{i + 1}" for i in range(len(blocks)))
+        self.stage_channels = {name: block[-3].conv.out_channels for name, block in zip(self.stage_names, blocks)}
         self.pool = nn.AdaptiveAvgPool2d(3)
         self.fc = nn.Linear(512 * 3 * 3, num_classes)
         init_weights(self)
@@ -43,5 +45,6 @@ class VGGSNN(TimeModel):
         yield "logits", self.fc(out)
 
 
-def vggsnn(spiking=True, **kwargs) -> VGGSNN:
-    return VGGSNN(spiking, **kwargs)
+@register_model(input_shape=(2, 48, 48))
+def vggsnn(spiking=True, num_classes=10, in_channels=2, timesteps=None, neuron=None) -> VGGSNN:
+    return VGGSNN(spiking, num_classes, in_channels, timesteps, neuron)

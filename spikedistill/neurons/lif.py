@@ -1,174 +1,44 @@
-"""Leaky integrate-and-fire neurons: a functional core and a thin module.
+"""The LIF module and the one dispatcher: which implementation runs a given input.
 
-Dynamics per step t (state in fp32, v starts at 0 on every call — there is no hidden state):
-
-    charge   H[t] = V[t−1] − (1−d)·(V[t−1] − V_rest) + X[t]          decay_input=False (FR code, TET)
-             H[t] = V[t−1] − (1−d)·(V[t−1] − V_rest) + (1−d)·X[t]    decay_input=True  (SpikingJelly)
-    fire     S[t] = Θ(H[t] − V_th)
-    reset    V[t] = H[t]·(1 − S) + v_reset·S                          hard reset (v_reset a number)
-             V[t] = H[t] − V_th·S                                     soft reset (v_reset=None)
-
-d is the decay (d = 0.5 ⇔ τ_m = 1/(1−d) = 2, METHODS.md §1.4); V_rest = v_reset for hard reset, 0 for
-soft reset. With V_rest = 0 the charge is H = d·V + X. ``detach_reset`` stops the gradient through S in
-the reset term. Surrogates: :mod:`spikedistill.neurons.surrogates`.
+The dynamics are in :mod:`spikedistill.neurons.dynamics` (formulas, the reference loop and the
+sequence algorithm in torch ops) and BatchNorm folded into the neuron in
+:mod:`spikedistill.neurons.batchnorm`; the fused Triton kernels in :mod:`spikedistill.neurons.kernels`.
+This is the only module that imports the kernels.
 
 ``lif_multistep`` picks the fused Triton kernel on CUDA when it is installed, and elsewhere the same
 algorithm in torch ops (``lif_sequence``); all give the spikes of the reference loop ``lif_reference``.
+``batch_norm_lif`` does the same for ``LIF(BN(x) + residual)``, folding BatchNorm into the neuron where
+the layer allows it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Optional
 
 import torch
 from torch import nn
 
 from ..errors import SpikeDistillError
-from .surrogates import SpikeFunction, get_surrogate
+from .batchnorm import batch_statistics, bn_lif_sequence
+from .dynamics import NEURON_OPTIONS, LIFConfig, lif_reference, lif_sequence
+from .kernels import bn_lif_fused, lif_fused, triton_available
+from .layout import steps_dense
+
+BACKENDS = ("auto", "sequence", "torch", "triton")
+FUSIBLE_BACKENDS = ("triton", "sequence")  # the backends that can fold BatchNorm into the neuron
 
 
-@dataclass(frozen=True)
-class LIFConfig:
-    decay: float = 0.5
-    threshold: float = 1.0
-    v_reset: Optional[float] = 0.0  # None → soft reset (subtract threshold)
-    surrogate: str = "sigmoid"
-    surrogate_param: Optional[float] = None  # None → the surrogate's default
-    detach_reset: bool = False
-    decay_input: bool = False
-
-    def __post_init__(self):
-        if not 0.0 < self.decay <= 1.0:
-            raise SpikeDistillError(f"LIF decay must be in (0, 1] (got {self.decay}); d = 0.5 means τ_m = 2")
-        if not self.threshold > 0:
-            raise SpikeDistillError(f"LIF threshold must be > 0 (got {self.threshold})")
-        _, param = get_surrogate(self.surrogate, self.surrogate_param)
-        object.__setattr__(self, "surrogate_param", param)
-
-    @property
-    def soft_reset(self) -> bool:
-        return self.v_reset is None
-
-
-NEURON_OPTIONS = tuple(LIFConfig.__dataclass_fields__)
-
-
-def lif_reference(x_seq: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:
-    """Plain PyTorch multi-step LIF: a loop over T with autograd. The reference for every kernel."""
-    v_rest = 0.0 if cfg.soft_reset else cfg.v_reset
-    leak = 1.0 - cfg.decay
-    state_dtype = torch.promote_types(x_seq.dtype, torch.float32)  # fp32 state for bf16/fp16 input
-    v = torch.full_like(x_seq[0], v_rest, dtype=state_dtype)
-    spikes = []
-    for x in x_seq:
-        x = x.to(state_dtype)
-        h = v - leak * (v - v_rest) + (leak * x if cfg.decay_input else x)
-        s = SpikeFunction.apply(h - cfg.threshold, cfg.surrogate, cfg.surrogate_param)
-        s_reset = s.detach() if cfg.detach_reset else s
-        if cfg.soft_reset:
-            v = h - cfg.threshold * s_reset
-        else:
-            v = h * (1.0 - s_reset) + cfg.v_reset * s_reset
-        spikes.append(s)
-    return torch.stack(spikes).to(x_seq.dtype)
-
-
-def sequence_forward(x_seq, cfg: LIFConfig, keep_u: bool, affine=None, residual=None):
-    """The dynamics without autograd: ``(spikes, u)`` with ``u = H − V_th`` per step in the state dtype
-    (None unless ``keep_u``). ``affine = (scale, shift)`` applies ``x·scale[c] + shift[c]`` to each step
-    first (BatchNorm folded in, channel dim 1 of a step) and ``residual`` is added after it — the
-    arithmetic, in order, of the Triton kernel's forward."""
-    v_rest = 0.0 if cfg.soft_reset else cfg.v_reset
-    leak = 1.0 - cfg.decay
-    state_dtype = torch.promote_types(x_seq.dtype, torch.float32)
-    u_seq = torch.empty(x_seq.shape, dtype=state_dtype, device=x_seq.device) if keep_u else None
-    spikes = torch.empty_like(x_seq)
-    v = torch.full_like(x_seq[0], v_rest, dtype=state_dtype)
-    if affine is not None:
-        shape = (1, -1) + (1,) * (x_seq.dim() - 3)
-        scale, shift = (a.to(state_dtype).view(shape) for a in affine)
-    for t, x in enumerate(x_seq):
-        x = x.to(state_dtype)
-        if affine is not None:
-            x = x * scale + shift
-        if residual is not None:
-            x = x + residual[t].to(state_dtype)
-        h = v - leak * (v - v_rest) + (leak * x if cfg.decay_input else x)
-        u = h - cfg.threshold
-        s = (u >= 0).to(state_dtype)
-        v = h - cfg.threshold * s if cfg.soft_reset else h * (1.0 - s) + cfg.v_reset * s
-        spikes[t] = s
-        if keep_u:
-            u_seq[t] = u
-    return spikes, u_seq
-
-
-def sequence_backward(grad_spikes, u_seq, cfg: LIFConfig) -> torch.Tensor:
-    """∂L/∂X from ∂L/∂S and the saved u: the recurrence in reverse, carrying ∂L/∂V (state dtype)."""
-    surrogate = get_surrogate(cfg.surrogate, cfg.surrogate_param)[0].grad
-    leak = 1.0 - cfg.decay
-    grad_x = torch.empty_like(u_seq)
-    grad_v = torch.zeros_like(u_seq[0])
-    for t in range(u_seq.shape[0] - 1, -1, -1):
-        u = u_seq[t]
-        grad_s = grad_spikes[t].to(u.dtype)
-        if cfg.soft_reset:            # V = H − V_th·S
-            grad_h, grad_s_reset = grad_v, -cfg.threshold * grad_v
-        else:                         # V = H·(1 − S) + v_reset·S
-            grad_h = torch.where(u >= 0, 0.0, grad_v)
-            grad_s_reset = grad_v * (cfg.v_reset - (u + cfg.threshold))
-        if not cfg.detach_reset:
-            grad_s = grad_s + grad_s_reset
-        grad_h = grad_h + grad_s * surrogate(u, cfg.surrogate_param)
-        grad_x[t] = leak * grad_h if cfg.decay_input else grad_h
-        grad_v = grad_h - leak * grad_h   # H = V − leak·(V − V_rest) + X
-    return grad_x
-
-
-class _LIFSequence(torch.autograd.Function):
-    """The fused kernel's algorithm in torch ops, for CPUs and GPUs without Triton.
-
-    Forward runs the dynamics without autograd and keeps only ``u = H − V_th`` per step (in the state
-    dtype); backward runs the recurrence in reverse, carrying ∂L/∂V — the formulas of
-    ``kernels/lif_triton.py``. Spikes are bit-identical to :func:`lif_reference` and gradients equal it
-    up to rounding (hard reset recovers H as u + V_th). The autograd loop keeps three tensors per step
-    for a hard reset (u, H, 1 − S) and records a dozen graph nodes; this keeps one and records one.
-    """
-
-    @staticmethod
-    def forward(ctx, x_seq: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:
-        keep = ctx.needs_input_grad[0]
-        spikes, u_seq = sequence_forward(x_seq, cfg, keep_u=keep)
-        if keep:
-            ctx.save_for_backward(u_seq)
-            ctx.cfg = cfg
-        return spikes
-
-    @staticmethod
-    def backward(ctx, grad_spikes: torch.Tensor):
-        (u_seq,) = ctx.saved_tensors
-        return sequence_backward(grad_spikes, u_seq, ctx.cfg).to(grad_spikes.dtype), None
-
-
-def lif_sequence(x_seq: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:
-    """Multi-step LIF as one autograd node that saves only u (see :class:`_LIFSequence`)."""
-    return _LIFSequence.apply(x_seq, cfg)
-
-
-def _fused_available(x_seq: torch.Tensor) -> bool:
-    if not x_seq.is_cuda:
-        return False
-    from .kernels import triton_available
-
-    return triton_available()
+def fused_available(x_seq: torch.Tensor) -> bool:
+    """True when the fused Triton kernel can run on ``x_seq``'s device (CUDA, with Triton installed)."""
+    return x_seq.is_cuda and triton_available()
 
 
 def resolve_backend(x_seq: torch.Tensor, backend: str) -> str:
     """The backend ``"auto"`` stands for with this input (see :func:`lif_multistep`)."""
     if backend != "auto":
         return backend
-    if _fused_available(x_seq):
+    if fused_available(x_seq):
         return "triton"
     return "torch" if torch.compiler.is_compiling() else "sequence"
 
@@ -177,9 +47,9 @@ def lif_multistep(x_seq: torch.Tensor, cfg: LIFConfig = LIFConfig(), backend: st
     """Spikes ``[T, ...]`` for input currents ``x_seq`` ``[T, ...]``, starting from rest.
 
     ``backend``: ``"auto"``, ``"triton"`` (the fused GPU kernel), ``"sequence"`` (the same algorithm in
-    torch ops, :func:`lif_sequence`) or ``"torch"`` (the autograd loop, :func:`lif_reference`). ``"auto"``
-    takes the Triton kernel on CUDA, the autograd loop inside ``torch.compile`` (the compiler fuses it)
-    and ``"sequence"`` everywhere else.
+    torch ops, :func:`~spikedistill.neurons.dynamics.lif_sequence`) or ``"torch"`` (the autograd loop,
+    :func:`~spikedistill.neurons.dynamics.lif_reference`). ``"auto"`` takes the Triton kernel on CUDA, the
+    autograd loop inside ``torch.compile`` (the compiler fuses it) and ``"sequence"`` everywhere else.
     """
     if x_seq.dim() < 2:
         raise SpikeDistillError(f"LIF input must be time-first [T, ...] with at least 2 dims, got {tuple(x_seq.shape)}")
@@ -189,17 +59,54 @@ def lif_multistep(x_seq: torch.Tensor, cfg: LIFConfig = LIFConfig(), backend: st
     if backend == "torch":
         return lif_reference(x_seq, cfg)
     if backend == "triton":
-        from .kernels import lif_fused
-
         return lif_fused(x_seq, cfg)
-    raise SpikeDistillError(f"unknown LIF backend '{backend}'; known: auto, sequence, torch, triton")
+    raise SpikeDistillError(f"unknown LIF backend '{backend}'; known: {', '.join(BACKENDS)}")
+
+
+def batch_norm_lif(
+    x_seq: torch.Tensor,
+    bn: nn.Module,
+    cfg: LIFConfig = LIFConfig(),
+    backend: str = "auto",
+    residual: Optional[torch.Tensor] = None,
+    fold: bool = True,
+) -> torch.Tensor:
+    """Spikes ``[T, B, C, ...]`` of ``LIF(bn(x_seq) + residual)``, BatchNorm over the ``[T·B]`` view.
+
+    BatchNorm is folded into the neuron (:mod:`spikedistill.neurons.batchnorm`: only its input is kept
+    for backward) by the Triton kernel on CUDA and by the torch-ops layer (``backend="sequence"``)
+    elsewhere; ``fold=False``, ``backend="torch"``, ``SyncBatchNorm`` and any input it cannot view as
+    ``[T·B, C, ...]`` run ``bn`` as its own layer."""
+    backend = resolve_backend(x_seq, backend)
+    if not (fold and _fusible(x_seq, bn, backend, residual)):
+        y = bn(x_seq.flatten(0, 1)).unflatten(0, x_seq.shape[:2])
+        return lif_multistep(y if residual is None else y + residual, cfg, backend)
+    if residual is not None and residual.stride() != x_seq.stride():
+        residual = torch.empty_like(x_seq, dtype=residual.dtype).copy_(residual)
+    mean, invstd, use_batch_stats = batch_statistics(x_seq.flatten(0, 1), bn)
+    folded = bn_lif_fused if backend == "triton" else bn_lif_sequence
+    return folded(x_seq, bn.weight, bn.bias, mean, invstd, residual, use_batch_stats, bn.eps, cfg)
+
+
+def _fusible(x_seq, bn, backend, residual) -> bool:
+    if backend not in FUSIBLE_BACKENDS or type(bn) is not nn.BatchNorm2d or x_seq.dim() != 5:
+        return False
+    if x_seq.dtype not in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+        return False
+    if backend == "triton" and x_seq.dtype == torch.float64:
+        return False
+    if residual is not None and residual.shape != x_seq.shape:
+        return False
+    if bn.training and x_seq.numel() <= x_seq.shape[2]:  # BatchNorm's own error for one value per channel
+        return False
+    return steps_dense(x_seq)  # the kernel and BN's backward read x as [T·B, C, H, W]
 
 
 class LIF(nn.Module):
     """Multi-step LIF module over time-first input ``[T, B, ...]``; stateless between calls.
 
     ``fold_batchnorm=False`` runs a BatchNorm handed to :meth:`forward` as its own layer (for
-    comparisons; the folded layer keeps half as much for backward, see ``neurons/bn_lif.py``)."""
+    comparisons; the folded layer keeps half as much for backward, see ``neurons/batchnorm.py``)."""
 
     def __init__(self, backend: str = "auto", fold_batchnorm: bool = True, **options):
         super().__init__()
@@ -215,10 +122,8 @@ class LIF(nn.Module):
     def forward(self, x_seq: torch.Tensor, bn: Optional[nn.Module] = None,
                 residual: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Spikes for input currents ``x_seq``; with ``bn`` (a BatchNorm2d) for ``bn(x_seq) + residual``,
-        BatchNorm folded into the neuron where the backend allows (:mod:`spikedistill.neurons.bn_lif`)."""
+        BatchNorm folded into the neuron where the backend allows (:func:`batch_norm_lif`)."""
         if bn is not None:
-            from .bn_lif import batch_norm_lif
-
             return batch_norm_lif(x_seq, bn, self.cfg, self.backend, residual, fold=self.fold_batchnorm)
         return lif_multistep(x_seq if residual is None else x_seq + residual, self.cfg, self.backend)
 

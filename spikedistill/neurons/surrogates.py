@@ -12,7 +12,8 @@ triangle      γ = 1      (1/γ)²·max(0, γ − |x|)                          
 rectangular   a = 1      (1/a)·1[|x| < a/2]                                           Ding/Zuo group (TSSD)
 ============  =========  ==========================================================  =============
 
-The same formulas are written in Triton in ``neurons/kernels``; keep the two in step.
+The Triton kernel writes each formula once more in its own language, on the constants ``(a, b)`` that
+``Surrogate.constants`` computes here — the one table of parameters (tests/test_kernel_lif.py checks both).
 """
 
 from __future__ import annotations
@@ -29,37 +30,49 @@ from ..registry import Registry
 
 @dataclass(frozen=True)
 class Surrogate:
+    """One surrogate: ``grad(x, param) = formula(x, *constants(param))``.
+
+    ``constants`` pre-combines the parameter into two numbers (in double precision, on the host); the
+    torch formula below and the Triton kernel (``neurons/kernels/lif_triton.py``, branch ``code``) both
+    read those two numbers, so a surrogate's parameterisation is written once, here.
+    """
+
     name: str
     default_param: float
-    grad: Callable[[torch.Tensor, float], torch.Tensor]  # (x = H − V_th, param) → ∂S/∂x
-    code: int  # stable integer id, used by the fused kernel
+    constants: Callable[[float], tuple[float, float]]  # param → (a, b)
+    formula: Callable[[torch.Tensor, float, float], torch.Tensor]  # (x = H − V_th, a, b) → ∂S/∂x
+    code: int  # the kernel's compile-time branch for this formula
+
+    def grad(self, x: torch.Tensor, param: float) -> torch.Tensor:
+        """∂S/∂x at ``x = H − V_th``."""
+        return self.formula(x, *self.constants(param))
 
 
 SURROGATES: Registry[Surrogate] = Registry("surrogate")
 
 
-def _sigmoid_grad(x: torch.Tensor, alpha: float) -> torch.Tensor:
+def _sigmoid_grad(x: torch.Tensor, alpha: float, _: float) -> torch.Tensor:
     s = torch.sigmoid(alpha * x)
     return alpha * s * (1.0 - s)
 
 
-def _atan_grad(x: torch.Tensor, alpha: float) -> torch.Tensor:
-    return (alpha / 2.0) / (1.0 + (math.pi / 2.0 * alpha * x) ** 2)
+def _atan_grad(x: torch.Tensor, half_alpha: float, slope: float) -> torch.Tensor:
+    return half_alpha / (1.0 + (slope * x) ** 2)
 
 
-def _triangle_grad(x: torch.Tensor, gamma: float) -> torch.Tensor:
-    return (1.0 / gamma) ** 2 * torch.clamp(gamma - x.abs(), min=0.0)
+def _triangle_grad(x: torch.Tensor, gamma: float, height: float) -> torch.Tensor:
+    return height * torch.clamp(gamma - x.abs(), min=0.0)
 
 
-def _rectangular_grad(x: torch.Tensor, a: float) -> torch.Tensor:
-    return (x.abs() < a / 2.0).to(x.dtype) / a
+def _rectangular_grad(x: torch.Tensor, half_width: float, width: float) -> torch.Tensor:
+    return (x.abs() < half_width).to(x.dtype) / width
 
 
 for _s in (
-    Surrogate("sigmoid", 4.0, _sigmoid_grad, 0),
-    Surrogate("atan", 2.0, _atan_grad, 1),
-    Surrogate("triangle", 1.0, _triangle_grad, 2),
-    Surrogate("rectangular", 1.0, _rectangular_grad, 3),
+    Surrogate("sigmoid", 4.0, lambda alpha: (alpha, 0.0), _sigmoid_grad, 0),
+    Surrogate("atan", 2.0, lambda alpha: (alpha / 2.0, math.pi / 2.0 * alpha), _atan_grad, 1),
+    Surrogate("triangle", 1.0, lambda gamma: (gamma, (1.0 / gamma) ** 2), _triangle_grad, 2),
+    Surrogate("rectangular", 1.0, lambda a: (a / 2.0, a), _rectangular_grad, 3),
 ):
     SURROGATES.register(_s.name)(_s)
 

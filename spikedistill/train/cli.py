@@ -49,6 +49,14 @@ def run_train(args) -> int:
         if (out / "latest.pt").exists():
             raise SpikeDistillError(f"'{out}' already holds a run; continue it with --resume or choose another --out")
         check_out_dir(out)
+    from .teacher import describe, missing_teacher_message, teacher_config, teacher_needed
+
+    if teacher_needed(cfg):  # hours of work are never a side effect: the teacher stage is asked for
+        if not getattr(args, "train_teacher", False) or not cfg.teacher.recipe:
+            raise SpikeDistillError(missing_teacher_message(cfg))
+        teacher_dir = Path(cfg.teacher.checkpoint).parent
+        print(f"teacher stage: {describe(cfg)} → {teacher_dir}")
+        train(teacher_config(cfg), teacher_dir)
     result = train(cfg, out, resume=args.resume)
     best = result["best_top1"]
     print(f"done: best test top-1 {best:.2f}% · checkpoints in {out}/best.pt and {out}/latest.pt")

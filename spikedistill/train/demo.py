@@ -19,7 +19,8 @@ import json
 import time
 from pathlib import Path
 
-from .checkpoint import atomic_write_text
+from ..checkpoint import atomic_write_text, load_checkpoint
+from ..evaluate.plot import plot_methods
 from .config import config_from_dict
 
 MAX_TIMESTEPS = 4
@@ -55,9 +56,18 @@ def run_demo(args) -> int:
     quick = getattr(args, "quick", False)
     seed = getattr(args, "seed", 0)
     # One thread: these tensors are tiny (8×8 images), and a second thread mostly adds contention.
+    # Restored at the end: the demo leaves no global state behind.
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        return _run_demo(out, quick, seed, train)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_demo(out: Path, quick: bool, seed: int, train) -> int:
     started = time.perf_counter()
-    results, seconds = {}, {}
+    results, seconds, epochs_of_best = {}, {}, {}
     for method in ("teacher", "skd", "twkd"):
         epochs = 2 if quick else EPOCHS["teacher" if method == "teacher" else "student"]
         print(f"\n== {method}: {epochs} epochs ==")
@@ -65,20 +75,26 @@ def run_demo(args) -> int:
         run_dir = out / method
         for stale in ("latest.pt", "best.pt", "metrics.csv"):  # a demo always starts fresh
             (run_dir / stale).unlink(missing_ok=True)
-        result = train(config_from_dict(demo_config(method, out, seed, epochs)), run_dir)
+        train(config_from_dict(demo_config(method, out, seed, epochs)), run_dir)
         seconds[method] = time.perf_counter() - tick
-        top1 = result["top1"]  # the final epoch's full-range test accuracy
+        # One source of truth: the numbers of best.pt, the checkpoint `spikedistill eval` reads.
+        best = load_checkpoint(run_dir / "best.pt")
+        top1 = best.metrics["top1"]
         if method == "teacher":  # an ANN: one value, the same at every timestep
             top1 = {k: top1[1] for k in range(1, MAX_TIMESTEPS + 1)}
         results[method] = {"top1": {str(k): round(v, 2) for k, v in top1.items()}}
+        epochs_of_best[method] = best["epoch"]
 
     report = {"dataset": DATASET, "max_timesteps": MAX_TIMESTEPS, "results": results,
               "notes": {"teacher": "ANN: one accuracy, repeated for every timestep",
                         "model": "small_cnn", "seconds": {k: round(v, 1) for k, v in seconds.items()},
-                        "quick": quick}}
+                        "checkpoints": "each method's best.pt (DIR/<method>/best.pt), scored at its best epoch",
+                        "best_epoch": epochs_of_best, "quick": quick}}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(report, indent=2) + "\n", out / "report.json")
-    plot_fullrange(results, out / "fullrange.png")
+    plot_methods({("ANN teacher" if m == "teacher" else f"{m} student (SNN)"): entry
+                  for m, entry in results.items() if m != "teacher"}, out / "fullrange.png",
+                 title=f"One SNN for every timestep — {DATASET}", teacher_top1=results["teacher"]["top1"]["1"])
     print()
     print(format_table(results))
     print(f"\nwrote {out / 'report.json'} and {out / 'fullrange.png'} in {time.perf_counter() - started:.0f} s")
@@ -95,28 +111,3 @@ def format_table(results: dict) -> str:
         gap = results["twkd"]["top1"]["1"] - results["skd"]["top1"]["1"]
         lines.append(f"at T=1 twkd - skd = {gap:+.2f} points")
     return "\n".join(lines)
-
-
-def plot_fullrange(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
-    for method, entry in results.items():
-        steps = [int(k) for k in entry["top1"]]
-        values = list(entry["top1"].values())
-        if method == "teacher":
-            ax.plot(steps, values, "k--", label="ANN teacher")
-        else:
-            ax.plot(steps, values, marker="o", label=f"{method} student (SNN)")
-    ax.set_xlabel("inference timesteps")
-    ax.set_ylabel("test top-1 (%)")
-    ax.set_xticks(range(1, MAX_TIMESTEPS + 1))
-    ax.set_title(f"One SNN for every timestep — {DATASET}")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..device import resolve_device
 from ..errors import SpikeDistillError
 
 
@@ -31,21 +32,6 @@ class Context:
     @property
     def main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SpikeDistillError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SpikeDistillError("device 'cuda' was asked but no CUDA GPU is visible; set device=cpu or device=auto")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    return device
 
 
 def setup(device_name: str, backend: str | None = None) -> Context:

@@ -1,8 +1,9 @@
-"""Event-camera data: raw readers, events → frames, datasets, DVS augmentation, any-T evaluation.
+"""Event-camera data: raw readers, events → frames, datasets, DVS augmentation, any-T frame policies
+(scored by ``spikedistill.evaluate.fullrange_accuracy_events``).
 
     from spikedistill.data import load_dataset
     train = load_dataset("nmnist", split="train", timesteps=10)        # EventDataset, frames [N,T,2,H,W]
-    acc = fullrange_accuracy_events(model, test, policy="prefix")       # {k: top-1 %}
+    frames = frames_at(test, 4, policy="prefix")                      # the first 4 frames per sample
 
 See docs/events.md for the formats, the binning rules and the any-T policy (default ``"prefix"``).
 Importing this package registers ``nmnist``, ``cifar10dvs`` and ``dvsgesture`` in ``DATASETS``.
@@ -13,7 +14,7 @@ from .datasets import (CIFAR10DVS_CLASSES, EVENT_DATASETS, GESTURE_CLASSES, Even
                        cifar10dvs_split, load_cifar10dvs, load_dvs_gesture, load_event_dataset, load_nmnist,
                        load_nmnist_recordings, make_event_dataset)
 from .frames import SPLIT_BY, bin_events, events_to_frames, resize_frames
-from .fullrange import ANY_T_POLICIES, DEFAULT_ANY_T_POLICY, frames_at, fullrange_accuracy_events
+from .fullrange import ANY_T_POLICIES, DEFAULT_ANY_T_POLICY, check_policy, frame_batches, frames_at
 from .readers import (EVENT_DTYPE, decode_dvs128_address, make_events, parse_aedat_header, read_aedat2_raw,
                       read_aedat3_polarity, read_cifar10dvs, read_dvs_gesture, read_gesture_labels, read_nmnist)
 from .recordings import EventRecordings
@@ -26,5 +27,5 @@ __all__ = [
     "load_nmnist_recordings", "load_cifar10dvs", "load_dvs_gesture", "cifar10dvs_files", "cifar10dvs_split",
     "EVENT_DATASETS", "CIFAR10DVS_CLASSES", "GESTURE_CLASSES",
     "EventAugment", "flip_frames", "roll_frames", "rotate_frames", "cutout_frames",
-    "ANY_T_POLICIES", "DEFAULT_ANY_T_POLICY", "frames_at", "fullrange_accuracy_events",
+    "ANY_T_POLICIES", "DEFAULT_ANY_T_POLICY", "check_policy", "frame_batches", "frames_at",
 ]

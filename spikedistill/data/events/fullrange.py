@@ -1,4 +1,7 @@
-"""Any-T evaluation of event data: what "run at k < T_max timesteps" means when the input is a recording.
+"""Event data at any T: what "run at k < T_max timesteps" means when the input is a recording.
+
+This module cuts the frames (:func:`frames_at`); the scoring is
+:func:`spikedistill.evaluate.fullrange_accuracy_events`.
 
 Two policies (``policy=``):
 
@@ -6,7 +9,7 @@ Two policies (``policy=``):
   the library is built for: frames arrive in time order, and stopping after k of them means both less
   compute AND less waiting for the sensor (latency k/T_max of the recording). Because the network is
   causal in eval mode, top-1 at every k comes from ONE forward pass at T_max (cumulative mean of the
-  per-step logits, :func:`spikedistill.fullrange_accuracy`). Each frame keeps the statistics the network
+  per-step logits). Each frame keeps the statistics the network
   was trained on (≈ n/T_max events).
 * ``"rebin"`` — the whole recording is re-cut into k frames. It sees every event whatever k is, so it
   cuts compute but not latency (the recording must be complete before frame 1 exists), and frames hold
@@ -17,12 +20,11 @@ Two policies (``policy=``):
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterator, Optional
+from typing import Iterator
 
 import torch
 
-from ...errors import SpikeDistillError
-from ...evaluate.fullrange import fullrange_accuracy
+from ...errors import SpikeDistillError, check_positive_int
 from .datasets import EventDataset
 
 ANY_T_POLICIES = ("prefix", "rebin")
@@ -40,8 +42,7 @@ def check_policy(policy: str) -> str:
 def frames_at(dataset: EventDataset, timesteps: int, policy: str = DEFAULT_ANY_T_POLICY) -> EventDataset:
     """The dataset as ``timesteps`` frames per sample under ``policy``."""
     check_policy(policy)
-    if not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 1:
-        raise SpikeDistillError(f"timesteps must be a positive integer, got {timesteps!r}")
+    check_positive_int("timesteps", timesteps)
     if timesteps == dataset.timesteps:
         return dataset
     if policy == "rebin":
@@ -60,26 +61,3 @@ def frame_batches(dataset: EventDataset, batch_size: int, device) -> Iterator[tu
     images, labels = dataset.on_device(device)
     for start in range(0, len(dataset), batch_size):
         yield images[start:start + batch_size].float(), labels[start:start + batch_size]
-
-
-@torch.no_grad()
-def fullrange_accuracy_events(model: torch.nn.Module, dataset: EventDataset, max_timesteps: Optional[int] = None,
-                              policy: str = DEFAULT_ANY_T_POLICY, batch_size: int = 64,
-                              device=None) -> dict[int, float]:
-    """``{k: top-1 %}`` for k = 1..max_timesteps (default: the dataset's T) under the any-T ``policy``.
-
-    ``prefix``: one pass at T_max. ``rebin``: for each k a pass over the recordings re-binned into k
-    frames, scored on the mean of all k per-step logits.
-    """
-    check_policy(policy)
-    max_timesteps = dataset.timesteps if max_timesteps is None else max_timesteps
-    if device is None:
-        device = next(model.parameters()).device
-    if policy == "prefix":
-        data = frames_at(dataset, max_timesteps, "prefix")
-        return fullrange_accuracy(model, frame_batches(data, batch_size, device), max_timesteps, device)
-    result = {}
-    for k in range(1, max_timesteps + 1):
-        data = frames_at(dataset, k, "rebin")
-        result[k] = fullrange_accuracy(model, frame_batches(data, batch_size, device), k, device)[k]
-    return result

@@ -1,6 +1,6 @@
 """Fused GPU kernels for the LIF neuron (Triton), issue 5; the design is in docs/speed.md.
 
-``lif_fused(x_seq, cfg)`` computes exactly what :func:`spikedistill.neurons.lif.lif_reference` does —
+``lif_fused(x_seq, cfg)`` computes exactly what :func:`spikedistill.neurons.dynamics.lif_reference` does —
 identical spikes, the same surrogate gradients — in one pass over the input forward and one backward,
 saving only ``u = H − V_th`` in the input dtype. It runs through two ``torch.library`` custom ops,
 ``spikedistill::lif_forward`` and ``spikedistill::lif_backward``, so ``torch.compile`` traces it without a
@@ -8,7 +8,7 @@ graph break. Triton is imported only when a kernel launches; on the CPU the kern
 interpreter when ``TRITON_INTERPRET=1`` is set before that first launch (the tests do this).
 
 ``bn_lif_fused`` is the same neuron with BatchNorm folded in (``spikedistill::bn_lif_forward`` /
-``bn_lif_backward``; see :mod:`spikedistill.neurons.bn_lif`).
+``bn_lif_backward``; see :mod:`spikedistill.neurons.batchnorm`).
 """
 
 from __future__ import annotations

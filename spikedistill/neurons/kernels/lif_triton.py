@@ -26,17 +26,17 @@ Backward, from t = T−1 down to 0 with the gradient gv that flows into V[t] fro
     gH  = ∂V/∂H·gv + gS'·σ'(u)      (∂V/∂H = 1 soft, 1 − S hard)
     gX  = gH (or leak·gH with decay_input);  gv ← gH − leak·gH
 
-BatchNorm folded in (``neurons/bn_lif.py``). With AFFINE the kernel reads the BatchNorm *input* and
+BatchNorm folded in (``neurons/batchnorm.py``). With AFFINE the kernel reads the BatchNorm *input* and
 applies the per-channel affine ``scale = γ·invstd``, ``shift = −mean·scale + β`` itself (computed here from
-the fp32 γ, β, mean and invstd, in the order of ``bn_lif.affine_of``) (c = the element's
+the fp32 γ, β, mean and invstd, in the order of ``batchnorm.affine_of``) (c = the element's
 channel: ``(offset // channel_stride) % C``, right for any dense layout); with RESIDUAL it adds a second
 input (the block's shortcut) before charging. Then the forward writes only the spikes (STORE_U off)
 and the backward pass re-runs this kernel with STORE_SPIKES off to get u back, transiently, one layer
 at a time: what is kept between the passes is the BatchNorm input, which the unfused BatchNorm keeps too.
 
-The surrogates σ' are the formulas of :mod:`spikedistill.neurons.surrogates`, keyed by ``Surrogate.code``;
-keep the two in step. ``sg_a`` / ``sg_b`` are their parameters pre-combined on the host in double
-precision exactly as the torch formulas combine them.
+The surrogates σ' are the ``formula``s of :mod:`spikedistill.neurons.surrogates`, on the same two
+constants ``(sg_a, sg_b) = Surrogate.constants(param)`` (computed on the host, in double precision) and
+selected by ``SURROGATE = Surrogate.code``; the parameter table exists only there.
 """
 
 from __future__ import annotations
@@ -112,16 +112,16 @@ def lif_backward_kernel(
         u = tl.load(u_ptr + step_offsets, mask=mask, other=0.0).to(tl.float32)
         fired = u >= 0.0
 
-        # SURROGATE is Surrogate.code: 0 sigmoid, 1 atan, 2 triangle, 3 rectangular
-        if SURROGATE == 0:  # sigmoid: α·σ(αu)·(1 − σ(αu)), sg_a = α
+        # SURROGATE is Surrogate.code; each branch is that surrogate's formula(u, sg_a, sg_b)
+        if SURROGATE == 0:  # sigmoid
             sig = tl.sigmoid(sg_a * u)
             surrogate = sg_a * sig * (1.0 - sig)
-        elif SURROGATE == 1:  # atan: (α/2) / (1 + (π/2·α·u)²), sg_a = α/2, sg_b = π/2·α
+        elif SURROGATE == 1:  # atan
             scaled = sg_b * u
             surrogate = sg_a / (1.0 + scaled * scaled)
-        elif SURROGATE == 2:  # triangle: (1/γ)²·max(0, γ − |u|), sg_a = γ, sg_b = (1/γ)²
+        elif SURROGATE == 2:  # triangle
             surrogate = sg_b * tl.maximum(sg_a - tl.abs(u), 0.0)
-        else:  # rectangular: 1[|u| < a/2] / a, sg_a = a/2, sg_b = a
+        else:  # rectangular
             surrogate = tl.where(tl.abs(u) < sg_a, 1.0, 0.0) / sg_b
 
         if SOFT_RESET:  # V = H − V_th·S

@@ -13,12 +13,16 @@ from typing import Optional
 import torch
 
 from ...errors import SpikeDistillError
-from ..lif import LIFConfig, lif_reference
+from ..batchnorm import folded_input_grads
+from ..dynamics import LIFConfig, lif_reference
+from ..layout import dense_strides
 from ..surrogates import SURROGATES
 
 BLOCK_SIZE = 1024  # neurons per program on the GPU: 4 warps × 8 per thread (one 16-byte bf16 vector each)
 NUM_WARPS = 4
 INTERPRETER_BLOCK_SIZE = 16384  # on the CPU the interpreter runs programs one by one: fewer, wider ones
+# The custom ops take a surrogate as its kernel branch (an int: a schema-typed, hashable option).
+_SURROGATE_BY_CODE = {s.code: s for s in map(SURROGATES.get, SURROGATES.names())}
 KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 # Largest value stored for u where no spike fired, so that rounding never turns it into −0.0 (which
 # would read back as u ≥ 0, a spike): the smallest negative the saved dtype keeps (see lif_triton).
@@ -28,17 +32,6 @@ NO_SPIKE_CEILING = {torch.float32: -0.0, torch.bfloat16: -(2.0**-126), torch.flo
 def _step_numel(x_seq: torch.Tensor) -> int:
     """Elements per step of a [T, ...] tensor (shape arithmetic: no ``x_seq[0]`` view dispatched)."""
     return math.prod(x_seq.shape[1:])
-
-
-def dense_strides(shape, strides) -> bool:
-    """True when a tensor with these sizes and strides covers one gap-free block of memory, in any
-    order of dimensions (contiguous, channels_last, ...)."""
-    expected = 1
-    for size, stride in sorted(((s, st) for s, st in zip(shape, strides) if s != 1), key=lambda p: p[1]):
-        if stride != expected:
-            return False
-        expected *= size
-    return True
 
 
 def _step_layout(x_seq: torch.Tensor) -> Optional[int]:
@@ -148,19 +141,6 @@ def _lif_forward_fake(x_seq, decay, threshold, v_reset, soft_reset, decay_input,
     return _outputs_like(x_seq, x_seq.dtype), _outputs_like(x_seq, x_seq.dtype)
 
 
-def _surrogate_constants(code: int, param: float) -> tuple[float, float]:
-    """(sg_a, sg_b) for the kernel, combined in double precision as surrogates.py combines them."""
-    if code == 0:
-        return param, 0.0
-    if code == 1:
-        return param / 2.0, math.pi / 2.0 * param
-    if code == 2:
-        return param, (1.0 / param) ** 2
-    if code == 3:
-        return param / 2.0, param
-    raise SpikeDistillError(f"unknown surrogate code {code}; known: 0..3 (see neurons/surrogates.py)")
-
-
 @torch.library.custom_op("spikedistill::lif_backward", mutates_args=(), tags=(torch.Tag.needs_exact_strides,))
 def lif_backward(
     grad_spikes: torch.Tensor,
@@ -183,7 +163,7 @@ def lif_backward(
         return grad_x
     kernel, block = _kernels().lif_backward_kernel, _block_size(u_saved)
     _check_launchable(u_saved, kernel)
-    sg_a, sg_b = _surrogate_constants(surrogate_code, surrogate_param)
+    sg_a, sg_b = _SURROGATE_BY_CODE[surrogate_code].constants(surrogate_param)
     kernel[_grid(numel, block)](
         grad_spikes, u_saved, grad_x,
         u_saved.shape[0], numel,
@@ -218,7 +198,7 @@ lif_forward.register_autograd(_backward, setup_context=_setup_context)
 def lif_fused(x_seq: torch.Tensor, cfg: LIFConfig = LIFConfig()) -> torch.Tensor:
     """Spikes ``[T, ...]`` of the LIF with options ``cfg``, through the fused Triton kernels.
 
-    Identical to :func:`~spikedistill.neurons.lif.lif_reference` (spikes bit-equal, gradients to fp32
+    Identical to :func:`~spikedistill.neurons.dynamics.lif_reference` (spikes bit-equal, gradients to fp32
     rounding). fp32/bf16/fp16 inputs run the kernel with fp32 state; float64 (tests, finite differences)
     goes to the torch reference, which keeps float64 state.
     """
@@ -238,7 +218,7 @@ def _op_options(cfg: LIFConfig) -> tuple:
             cfg.detach_reset, SURROGATES.get(cfg.surrogate).code, cfg.surrogate_param)
 
 
-# ---- BatchNorm folded into the neuron (neurons/bn_lif.py): keeps x, recomputes u in backward ----------
+# ---- BatchNorm folded into the neuron (neurons/batchnorm.py): keeps x, recomputes u in backward ----------
 def _launch_affine(x_seq, weight, bias, mean, invstd, residual, spikes, u, decay, threshold, v_reset,
                    soft_reset, decay_input):
     """The forward kernel with BatchNorm folded in; its per-channel affine is computed in the kernel
@@ -323,8 +303,6 @@ def _bn_setup_context(ctx, inputs, output):
 
 
 def _bn_backward(ctx, grad_spikes):
-    from ..bn_lif import folded_input_grads
-
     x_seq, weight, bias, mean, invstd, residual = ctx.saved_tensors
     use_batch_stats, eps = ctx.batch_norm
     grad_y = torch.ops.spikedistill.bn_lif_backward(grad_spikes, x_seq, weight, bias, mean, invstd, residual,
@@ -340,6 +318,6 @@ bn_lif_forward.register_autograd(_bn_backward, setup_context=_bn_setup_context)
 def bn_lif_fused(x_seq, weight, bias, mean, invstd, residual, use_batch_stats: bool, eps: float,
                  cfg: LIFConfig = LIFConfig()) -> torch.Tensor:
     """Spikes of ``LIF(BN(x_seq) + residual)`` through the fused kernels, BN given by its affine
-    parameters and (mean, invstd); see :mod:`spikedistill.neurons.bn_lif`."""
+    parameters and (mean, invstd); see :mod:`spikedistill.neurons.batchnorm`."""
     return torch.ops.spikedistill.bn_lif_forward(
         x_seq, weight, bias, mean, invstd, residual, use_batch_stats, eps, *_op_options(cfg))

@@ -1,9 +1,14 @@
 """Checkpoints: one self-describing file, written atomically, loaded with clear errors.
 
+    ckpt = sd.load_checkpoint("runs/cifar10/twkd_resnet19/best.pt")
+    net = ckpt.model()                    # built, weights loaded, eval mode
+    ckpt.max_timesteps, ckpt.input_shape, ckpt.frames, ckpt.num_classes, ckpt.config, ckpt.metrics
+
 Layout (a dict saved with ``torch.save``)::
 
     {"format": "spikedistill-checkpoint", "version": 1,
      "model": {"name": "resnet19", "spiking": True, "num_classes": 10, "options": {...}},  # create_model args
+     "input": {"shape": [C, H, W], "frames": bool, "max_timesteps": T},  # what one sample is (absent before 0.2)
      "state_dict": {...},                 # model weights
      "config": {...} | None,              # the resolved recipe that trained it
      "epoch": int, "step": int,           # progress (for --resume)
@@ -19,12 +24,13 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from ..errors import SpikeDistillError
-from ..models import create_model
+from .errors import SpikeDistillError
+from .models import create_model, default_input_shape
 
 FORMAT = "spikedistill-checkpoint"
 VERSION = 1
@@ -114,17 +120,28 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def input_spec(shape, frames: bool, max_timesteps: int) -> dict:
+    """What one sample the model was trained on looks like: ``(C, H, W)``, event frames or not, T_max."""
+    return {"shape": [int(n) for n in shape], "frames": bool(frames), "max_timesteps": int(max_timesteps)}
+
+
 def save_checkpoint(path, *, model: torch.nn.Module, spec: dict, config: dict | None = None, epoch: int = 0,
-                    step: int = 0, training: dict | None = None, metrics: dict | None = None) -> None:
+                    step: int = 0, training: dict | None = None, metrics: dict | None = None,
+                    inputs: dict | None = None) -> None:
     atomic_save(
-        {"format": FORMAT, "version": VERSION, "model": spec, "state_dict": model.state_dict(),
+        {"format": FORMAT, "version": VERSION, "model": spec, "input": inputs, "state_dict": model.state_dict(),
          "config": config, "epoch": epoch, "step": step, "training": training, "metrics": metrics or {}},
         path,
     )
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load and validate a checkpoint; every failure is one clear :class:`SpikeDistillError`."""
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", role: str = "checkpoint") -> "Checkpoint":
+    """Read and validate a checkpoint file → :class:`Checkpoint`; every failure is one clear
+    :class:`SpikeDistillError`. ``role`` names the file in messages (e.g. ``"teacher"``)."""
+    return Checkpoint(_read(Path(path), map_location), path, role)
+
+
+def _read(path: Path, map_location) -> dict:
     path = Path(path)
     if path.is_dir():
         raise SpikeDistillError(f"checkpoint '{path}' is a directory; pass a .pt file in it (e.g. {path / 'best.pt'})")
@@ -177,35 +194,117 @@ def _layout_problem(ckpt: dict) -> str | None:
     return None
 
 
-def model_from_checkpoint(path_or_ckpt, map_location="cpu", num_classes: int | None = None,
-                          role: str = "checkpoint") -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model a checkpoint describes and load its weights → ``(model, checkpoint)``.
+class Checkpoint(Mapping):
+    """A loaded checkpoint: the file's layout by key (``ckpt["training"]``) and what a user needs by name.
 
-    ``num_classes``: the class count the caller needs (e.g. the student's dataset for a teacher); a
-    checkpoint with another count is refused with one line. ``role`` names the file in messages.
+    ``model()`` rebuilds the network it describes with its weights, in eval mode; ``max_timesteps``,
+    ``input_shape`` ``(C, H, W)`` and ``frames`` say how to feed it (older files without an ``input``
+    entry fall back to the recipe and the model family's registered input shape).
     """
-    if isinstance(path_or_ckpt, dict):
-        ckpt, where = path_or_ckpt, role
-        problem = _layout_problem(ckpt)
+
+    def __init__(self, data: dict, path=None, role: str = "checkpoint"):
+        problem = _layout_problem(data)
+        where = f"{role} '{path}'" if path is not None else role
         if problem:
-            raise SpikeDistillError(f"{role} is damaged: {problem}; use another checkpoint")
-    else:
-        ckpt, where = load_checkpoint(path_or_ckpt, map_location), f"{role} '{path_or_ckpt}'"
-    spec = ckpt["model"]
-    if num_classes is not None and spec["num_classes"] != num_classes:
-        raise SpikeDistillError(
-            f"{where} predicts {spec['num_classes']} classes but {num_classes} are needed here; "
-            f"use a {role} trained on the same dataset (same classes)")
-    try:
-        model = create_model(spec["name"], spiking=spec["spiking"], num_classes=spec["num_classes"],
-                             **spec.get("options", {}))
-    except SpikeDistillError as exc:
-        raise SpikeDistillError(f"{where}: {exc}") from None
-    except (TypeError, ValueError, RuntimeError) as exc:  # options that no model accepts: a damaged file
-        raise SpikeDistillError(f"{where} describes a model that cannot be built ({type(exc).__name__}: {exc}); "
-                                "use another checkpoint") from None
-    load_weights(model, ckpt["state_dict"], source=f"{where} ('{spec['name']}')")
-    return model, ckpt
+            raise SpikeDistillError(f"{where} is damaged: {problem}; use another checkpoint")
+        self._data, self.path, self.role, self.where = data, path, role, where
+
+    # --- the file's layout, read-only -------------------------------------------------------------
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    # --- what a user asks for ---------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._data["model"]["name"]
+
+    @property
+    def spiking(self) -> bool:
+        return self._data["model"]["spiking"]
+
+    @property
+    def num_classes(self) -> int:
+        return self._data["model"]["num_classes"]
+
+    @property
+    def options(self) -> dict:
+        return dict(self._data["model"].get("options") or {})
+
+    @property
+    def config(self) -> dict:
+        config = self._data.get("config")
+        return config if isinstance(config, dict) else {}
+
+    @property
+    def metrics(self) -> dict:
+        metrics = self._data.get("metrics")
+        return metrics if isinstance(metrics, dict) else {}
+
+    @property
+    def _input(self) -> dict:
+        entry = self._data.get("input")
+        return entry if isinstance(entry, dict) else {}
+
+    @property
+    def max_timesteps(self) -> int:
+        """T_max the model was trained to serve: 1 for an ANN."""
+        if not self.spiking:
+            return 1
+        config = self.config
+        for value in (self._input.get("max_timesteps"), config.get("max_timesteps"), config.get("timesteps"),
+                      self.options.get("timesteps")):
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+                return value
+        return 4  # TimeModel's default T for an SNN
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one sample (one frame for event data)."""
+        shape = self._input.get("shape")
+        if isinstance(shape, (list, tuple)) and len(shape) == 3:
+            return tuple(int(n) for n in shape)
+        return default_input_shape(self.name, self.options.get("in_channels"))
+
+    @property
+    def frames(self) -> bool:
+        """True when the model was trained on event frames ``[T, B, C, H, W]`` (not static images)."""
+        if "frames" in self._input:
+            return bool(self._input["frames"])
+        data = self.config.get("data")
+        name = data.get("name") if isinstance(data, dict) else None
+        from .data.events.datasets import EVENT_DATASETS  # older files: the recipe's dataset decides
+
+        return name in EVENT_DATASETS
+
+    def model(self, num_classes: int | None = None, device=None) -> torch.nn.Module:
+        """The network, weights loaded, in eval mode. ``num_classes``: the count the caller needs (e.g. the
+        student's dataset for a teacher); another count is refused with one line."""
+        if num_classes is not None and self.num_classes != num_classes:
+            raise SpikeDistillError(
+                f"{self.where} predicts {self.num_classes} classes but {num_classes} are needed here; "
+                f"use a {self.role} trained on the same dataset (same classes)")
+        try:
+            model = create_model(self.name, spiking=self.spiking, num_classes=self.num_classes, **self.options)
+        except SpikeDistillError as exc:
+            raise SpikeDistillError(f"{self.where}: {exc}") from None
+        except (TypeError, ValueError, RuntimeError) as exc:  # options that no model accepts: a damaged file
+            raise SpikeDistillError(f"{self.where} describes a model that cannot be built ({type(exc).__name__}: {exc}); "
+                                    "use another checkpoint") from None
+        load_weights(model, self._data["state_dict"], source=f"{self.where} ('{self.name}')")
+        if device is not None:
+            model.to(device)
+        return model.eval()
+
+    def __repr__(self) -> str:
+        kind = "SNN" if self.spiking else "ANN"
+        return (f"Checkpoint({self.name} {kind}, {self.num_classes} classes, T_max={self.max_timesteps}, "
+                f"input {self.input_shape}{' frames' if self.frames else ''}, epoch {self._data.get('epoch')})")
 
 
 def load_weights(model: torch.nn.Module, state_dict: dict, source: str = "checkpoint") -> None:

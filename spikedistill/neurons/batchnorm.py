@@ -1,4 +1,4 @@
-"""BatchNorm folded into the LIF: ``LIF(BN(x) + r)`` that keeps only the BatchNorm input for backward.
+"""BatchNorm folded into the LIF, as pure functions: statistics, affine, and the folded backward.
 
 In a conv → BN → LIF layer, the unfused pair keeps two tensors per neuron and step between the
 passes: the BatchNorm input (for BN's backward) and the LIF's ``u``. BatchNorm is a per-channel affine
@@ -13,67 +13,22 @@ input, which the block's first convolution keeps anyway.
 Statistics and running averages follow ``nn.BatchNorm2d`` (momentum, ``momentum=None`` cumulative
 average, ``track_running_stats``, eval mode). Spikes equal the unfused layer's up to the rounding of
 the affine (``x·scale + shift`` instead of ``(x − mean)·invstd·γ + β``): a neuron within a rounding
-error of the threshold may flip. Used through :meth:`spikedistill.neurons.LIF.forward` with ``bn=``; the
-Triton kernel on CUDA, the same algorithm in torch ops (``backend="sequence"``) elsewhere, and the
-unfused layer for ``backend="torch"``, ``SyncBatchNorm`` and any input it cannot view as ``[T·B, C, ...]``.
+error of the threshold may flip.
+
+This module holds the math shared by the torch-ops layer below (``bn_lif_sequence``) and the Triton
+kernel (``neurons/kernels``); which one runs, or whether BatchNorm stays its own layer, is decided by
+:func:`spikedistill.neurons.lif.batch_norm_lif`.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Optional
-
 import torch
 from torch import nn
 
-from .kernels.ops import dense_strides
-from .lif import LIFConfig, lif_multistep, resolve_backend, sequence_backward, sequence_forward
-
-FUSIBLE_BACKENDS = ("triton", "sequence")
+from .dynamics import sequence_backward, sequence_forward
 
 
-def batch_norm_lif(
-    x_seq: torch.Tensor,
-    bn: nn.Module,
-    cfg: LIFConfig = LIFConfig(),
-    backend: str = "auto",
-    residual: Optional[torch.Tensor] = None,
-    fold: bool = True,
-) -> torch.Tensor:
-    """Spikes ``[T, B, C, ...]`` of ``LIF(bn(x_seq) + residual)``, BatchNorm over the ``[T·B]`` view;
-    ``fold=False`` (or a layer it cannot fold) runs ``bn`` as its own layer."""
-    backend = resolve_backend(x_seq, backend)
-    if not (fold and _fusible(x_seq, bn, backend, residual)):
-        y = bn(x_seq.flatten(0, 1)).unflatten(0, x_seq.shape[:2])
-        return lif_multistep(y if residual is None else y + residual, cfg, backend)
-    if residual is not None and residual.stride() != x_seq.stride():
-        residual = torch.empty_like(x_seq, dtype=residual.dtype).copy_(residual)
-    mean, invstd, use_batch_stats = _statistics(x_seq.flatten(0, 1), bn)
-    if backend == "triton":
-        from .kernels import bn_lif_fused
-
-        return bn_lif_fused(x_seq, bn.weight, bn.bias, mean, invstd, residual, use_batch_stats, bn.eps, cfg)
-    return _BatchNormLIFSequence.apply(x_seq, bn.weight, bn.bias, mean, invstd, residual, use_batch_stats, bn.eps, cfg)
-
-
-def _fusible(x_seq, bn, backend, residual) -> bool:
-    if backend not in FUSIBLE_BACKENDS or type(bn) is not nn.BatchNorm2d or x_seq.dim() != 5:
-        return False
-    if x_seq.dtype not in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
-        return False
-    if backend == "triton" and x_seq.dtype == torch.float64:
-        return False
-    if residual is not None and residual.shape != x_seq.shape:
-        return False
-    if bn.training and x_seq.numel() <= x_seq.shape[2]:  # BatchNorm's own error for one value per channel
-        return False
-    # the kernel and BN's backward read x as [T·B, C, H, W]: steps must follow each other densely
-    step_shape, step_strides = x_seq.shape[1:], x_seq.stride()[1:]
-    steps_follow = x_seq.shape[0] == 1 or x_seq.stride(0) == math.prod(step_shape)
-    return steps_follow and dense_strides(step_shape, step_strides)
-
-
-def _statistics(x: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor, bool]:
+def batch_statistics(x: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """(mean, invstd) in fp32 as ``nn.BatchNorm2d.forward`` would use them, updating its running
     averages in training mode; and whether they are batch statistics."""
     factor = 0.0 if bn.momentum is None else bn.momentum
@@ -169,3 +124,8 @@ class _BatchNormLIFSequence(torch.autograd.Function):
         grad_x, grad_w, grad_b, grad_residual = folded_input_grads(
             grad_y, x_seq, weight, bias, mean, invstd, residual, use_batch_stats, eps, ctx.needs_input_grad)
         return grad_x, grad_w, grad_b, None, None, grad_residual, None, None, None
+
+
+def bn_lif_sequence(x_seq, weight, bias, mean, invstd, residual, use_batch_stats: bool, eps: float, cfg):
+    """Spikes of ``LIF(BN(x_seq) + residual)`` in torch ops, keeping only x (and the residual) for backward."""
+    return _BatchNormLIFSequence.apply(x_seq, weight, bias, mean, invstd, residual, use_batch_stats, eps, cfg)

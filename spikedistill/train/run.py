@@ -1,0 +1,124 @@
+"""``build_run``: everything a training run is made of, built from its recipe, before any step.
+
+Data (whole datasets as uint8 tensors, moved to the device once) → batched augmentation → the model
+→ the objective (bound to the model) → the frozen teacher → optimizer and schedule. Nothing here
+trains; :mod:`.loop` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..checkpoint import input_spec, load_checkpoint, model_spec
+from ..errors import SpikeDistillError
+from ..losses import create_loss
+from ..models import create_model
+from .config import Config
+from .optim import build_optimizer, build_schedule
+
+
+@dataclass
+class Run:
+    cfg: Config
+    device: torch.device
+    train_set: object
+    test_set: object
+    events: bool                  # event frames [N, T, C, H, W] rather than images
+    augment: nn.Module
+    batch_size: int               # per process
+    steps_per_epoch: int
+    model: nn.Module
+    spec: dict                    # the checkpoint's model description
+    inputs: dict                  # the checkpoint's input description
+    objective: nn.Module
+    teacher: nn.Module | None
+    teacher_features: bool
+    train_timesteps: int
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    channels_last: bool
+
+
+def build_run(cfg: Config, ctx) -> Run:
+    from ..data import load_dataset, num_batches
+
+    device, cuda = ctx.device, ctx.device.type == "cuda"
+    data = cfg.data
+    train_set = load_dataset(data.name, data.root, split="train", download=data.download, **data.options)
+    test_set = load_dataset(data.name, data.root, split="test", download=False, **data.options)
+    events = train_set.images.dim() == 5  # event frames [N, T, C, H, W]
+    if data.subset:
+        train_set = train_set.subset(min(data.subset, len(train_set)))
+    if data.test_subset:
+        test_set = test_set.subset(min(data.test_subset, len(test_set)))
+    augment = make_augment(data.augment, train_set, events)
+    if cfg.optim.batch_size % ctx.world_size:
+        raise SpikeDistillError(f"optim.batch_size={cfg.optim.batch_size} must divide by the {ctx.world_size} processes; change it")
+    batch_size = cfg.optim.batch_size // ctx.world_size
+    steps_per_epoch = num_batches(train_set, batch_size, drop_last=True, world_size=ctx.world_size)
+    if steps_per_epoch == 0:
+        raise SpikeDistillError(f"{len(train_set)} training images give no batch of {cfg.optim.batch_size}; lower optim.batch_size")
+
+    sample_shape = tuple(train_set.images.shape[2:] if events else train_set.images.shape[1:])  # (C, H, W)
+    options = {"in_channels": sample_shape[0], **cfg.model.options}
+    if cfg.model.spiking:
+        options.setdefault("timesteps", cfg.timesteps)
+    spec = model_spec(cfg.model.name, cfg.model.spiking, train_set.num_classes, **options)
+    model = create_model(cfg.model.name, spiking=cfg.model.spiking, num_classes=train_set.num_classes, **options)
+    objective = create_loss(cfg.loss.name, **cfg.loss.options)
+    objective.bind(model)  # e.g. TSSD's weak classifier, sized from the model's stage channels
+    teacher = load_teacher(cfg, device, train_set.num_classes) if objective.needs_teacher else None
+    train_timesteps = objective.train_timesteps(cfg.timesteps) if cfg.model.spiking else 1
+
+    if ctx.distributed and cfg.distributed.sync_bn:
+        if not cuda:
+            raise SpikeDistillError("distributed.sync_bn needs CUDA devices (torch's SyncBatchNorm is GPU-only); "
+                                    "set distributed.sync_bn=false for CPU runs")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    objective.to(device)
+    channels_last = cuda and cfg.channels_last and not events
+    if channels_last:  # NHWC convolutions are faster on tensor cores
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg.optim, [model, objective])
+    return Run(cfg=cfg, device=device, train_set=train_set, test_set=test_set, events=events, augment=augment,
+               batch_size=batch_size, steps_per_epoch=steps_per_epoch, model=model, spec=spec,
+               inputs=input_spec(sample_shape, events, cfg.eval_timesteps), objective=objective, teacher=teacher,
+               teacher_features=objective.needs_teacher_features or cfg.teacher.features,
+               train_timesteps=train_timesteps, optimizer=optimizer, schedule=build_schedule(cfg.optim, optimizer),
+               channels_last=channels_last)
+
+
+def make_augment(cfg, dataset, events: bool) -> nn.Module:
+    if events:
+        from ..data.events import EventAugment
+
+        return EventAugment(flip=cfg.flip, roll=cfg.roll, rotate=cfg.rotate, cutout=cfg.cutout)
+    from ..data import GpuAugment
+
+    return GpuAugment(crop_padding=cfg.crop_padding, flip=cfg.flip, autoaugment=cfg.autoaugment, cutout=cfg.cutout,
+                      erasing=cfg.erasing, mean=dataset.mean, std=dataset.std)
+
+
+def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = None) -> nn.Module:
+    """The frozen teacher from ``teacher.checkpoint``: eval mode, no gradients (SPEC.md conventions).
+    A missing checkpoint is an error here; training it is the explicit stage of :mod:`.teacher`."""
+    path = cfg.teacher.checkpoint
+    if path is None:
+        raise SpikeDistillError(f"loss '{cfg.loss.name}' needs a teacher; set teacher.checkpoint=PATH (a best.pt) "
+                                "or train one with a teacher recipe first")
+    if not Path(path).exists():
+        from .teacher import missing_teacher_message
+
+        raise SpikeDistillError(missing_teacher_message(cfg))
+    teacher = load_checkpoint(path, role="teacher").model(num_classes=num_classes)
+    teacher.to(device).eval()
+    if device.type == "cuda" and cfg.channels_last:
+        teacher.to(memory_format=torch.channels_last)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher

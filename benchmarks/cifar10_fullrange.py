@@ -56,12 +56,12 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from spikedistill.checkpoint import atomic_write_text, load_checkpoint  # noqa: E402
 from spikedistill.cli import positive_int  # noqa: E402
+from spikedistill.device import resolve_device  # noqa: E402
 from spikedistill.errors import SpikeDistillError  # noqa: E402
 from spikedistill.losses import create_loss  # noqa: E402
-from spikedistill.train.checkpoint import atomic_write_text  # noqa: E402
-from spikedistill.train.config import Config, dump_config, load_config  # noqa: E402
-from spikedistill.train.distributed import resolve_device  # noqa: E402
+from spikedistill.train.config import Config, load_config  # noqa: E402
 
 DATASET_LABEL = "CIFAR-10 (JPEG-q75 copy)"
 MAX_TIMESTEPS = 4
@@ -265,38 +265,46 @@ def print_budget(args, students: list[tuple[str, int]]) -> None:
 
 # --- stages -------------------------------------------------------------------------------------
 
-def evaluate(model, cfg, device: torch.device) -> dict:
-    """Top-1, energy (mJ per sample), SOPs and firing rate at every k in one pass (SPEC.md eval JSON)."""
+def evaluate(checkpoint: Path, cfg: Config, device: torch.device) -> dict:
+    """Top-1, energy (mJ per sample), SOPs and firing rate at every k in one pass (SPEC.md eval JSON), of
+    the model a checkpoint holds, on its recipe's test images."""
     from spikedistill.data import batches, load_dataset
     from spikedistill.evaluate import fullrange_report
 
+    ckpt = load_checkpoint(checkpoint)
     test_set = load_dataset(cfg.data.name, cfg.data.root, split="test")
     if cfg.data.test_subset:
         test_set = test_set.subset(min(cfg.data.test_subset, len(test_set)))
     loader = batches(test_set, 500, shuffle=False, device=device)
-    model.to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     with autocast:
-        report = fullrange_report(model, loader, max_timesteps=cfg.eval_timesteps, device=device)
+        report = fullrange_report(ckpt.model(device=device), loader, max_timesteps=ckpt.max_timesteps, device=device)
     return {key: report[key] for key in ("timesteps", "top1", "energy_mj", "sops", "firing_rate", "samples")}
+
+
+def same_recipe(run_dir: Path, cfg: Config) -> bool:
+    """Whether ``run_dir`` holds a run of this very recipe (compared as validated data, so a recipe file
+    written by another version with the same values still counts)."""
+    try:
+        return load_config(run_dir / "config.yaml").to_dict() == cfg.to_dict()
+    except SpikeDistillError:
+        return False
 
 
 def run_stage(name: str, cfg, run_dir: Path, device: torch.device) -> dict:
     """Train ``cfg`` into ``run_dir`` (resuming a half-done run of the same recipe), then evaluate."""
     from spikedistill.train.loop import train
 
-    recipe = dump_config(cfg)
-    resume = (run_dir / "latest.pt").is_file() and (run_dir / "config.yaml").is_file() \
-        and (run_dir / "config.yaml").read_text() == recipe
+    resume = (run_dir / "latest.pt").is_file() and same_recipe(run_dir, cfg)
     if not resume and run_dir.exists():
         shutil.rmtree(run_dir)  # a different recipe's leftovers: start clean
     say(f"== {name}: {cfg.optim.epochs} epochs{' (resuming)' if resume else ''} → {run_dir} (load {_load()})")
     _sync()
     tick = time.perf_counter()
-    result = train(cfg, run_dir, resume=resume)
+    train(cfg, run_dir, resume=resume)
     _sync()
     wall = time.perf_counter() - tick
-    metrics = evaluate(result["model"], cfg, device)  # the final model: no selection on the test set
+    metrics = evaluate(run_dir / "latest.pt", cfg, device)  # the final model: no selection on the test set
     return {"config": cfg.to_dict(), "device": device_name(device), "epochs": cfg.optim.epochs, "wall_seconds": round(wall, 1),
             "train_seconds": round(_train_seconds(run_dir), 1), "resumed": resume, "load": _load(),
             "loss": {"name": cfg.loss.name, "options": cfg.loss.options}, "seed": cfg.seed, **metrics}
@@ -597,7 +605,8 @@ def write_report(state: dict, out: Path, profile: Profile) -> list[Path]:
     lines += ["", f"![full-range curves]({profile.stem}.png)", ""]
     md = out / f"{profile.stem}.md"
     atomic_write_text("\n".join(lines), md)
-    png = plot(table, order, teacher, out / f"{profile.stem}.png", ("SMOKE — " if smoke else "") + DATASET_LABEL)
+    png = plot(table, order, teacher, out / f"{profile.stem}.png",
+               ("SMOKE — " if smoke else "") + f"{DATASET_LABEL}: top-1 at every k")
     written = [md, png]
     if not profile.budgeted:
         path = out / f"{profile.stem}.json"
@@ -624,34 +633,14 @@ def published_results(state: dict) -> dict:
 
 
 def plot(table: dict, order: list[str], teacher: dict | None, path: Path, title: str) -> Path:
-    """Top-1 (seed range as error bars) and energy against k, one line per method, the teacher dashed.
-    Several methods with seed ranges on one figure; ``spikedistill.evaluate.plot.plot_fullrange`` draws one
-    report, and its pyplot set-up (Agg, a clear error without matplotlib) is reused here."""
-    from spikedistill.evaluate.plot import _pyplot
+    """Top-1 (mean, seed range as error bars) and energy against k per method, the teacher dashed."""
+    from spikedistill.evaluate.plot import plot_methods
 
-    plt = _pyplot()
-    ks = list(range(1, MAX_TIMESTEPS + 1))
-    fig, (acc_ax, energy_ax) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
-    for m in order:
-        row = table[m]
-        yerr = [[mean - low for mean, low in zip(row["mean"], row["low"])],
-                [high - mean for mean, high in zip(row["mean"], row["high"])]]
-        acc_ax.errorbar(ks, row["mean"], yerr=yerr, marker="o", capsize=3, label=m, lw=2.5 if m == "twkd" else 1.2)
-        energy_ax.plot(ks, [e * 1e3 for e in row["energy_mean"]], marker="s", label=m)
-    if teacher:
-        acc_ax.axhline(teacher["top1"][0], ls="--", color="k", alpha=0.6, label=f"ANN teacher ({teacher['top1'][0]:.1f}%)")
-        energy_ax.axhline(teacher["energy_mj"][0] * 1e3, ls="--", color="k", alpha=0.6, label="ANN teacher")
-    acc_ax.set(xlabel="inference timesteps k", ylabel="test top-1 (%)", xticks=ks, title=f"{title}: top-1 at every k")
-    energy_ax.set(xlabel="inference timesteps k", ylabel="energy per sample (µJ)", xticks=ks, title="energy at every k")
-    energy_ax.set_ylim(bottom=0)
-    for ax in (acc_ax, energy_ax):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    ks = range(1, MAX_TIMESTEPS + 1)
+    curves = {m: {"top1": dict(zip(ks, table[m]["mean"])),
+                  "top1_range": dict(zip(ks, zip(table[m]["low"], table[m]["high"]))),
+                  "energy_uj": {k: e * 1e3 for k, e in zip(ks, table[m]["energy_mean"])}} for m in order}
+    return plot_methods(curves, path, title, teacher_top1=teacher["top1"][0] if teacher else None)
 
 
 # --- environment --------------------------------------------------------------------------------

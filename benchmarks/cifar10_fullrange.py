@@ -797,8 +797,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # the loop wrote latest.pt before stopping
-        print("interrupted: the current stage saved its latest.pt; run the same command again to continue",
-              file=sys.stderr)
+        with contextlib.redirect_stdout(tee) if tee else contextlib.nullcontext():
+            say("interrupted: the current stage saved its latest.pt; run the same command again to continue")
         return 130
     finally:
         if tee:

@@ -1,5 +1,6 @@
-"""CIFAR-10 full-range study: one ANN teacher, then SNN students of several objectives, each scored at
-every timestep 1..T_max (issues 9 and 18; the claim is METHODS.md §1.10).
+"""CIFAR-10 full-range study: an ANN teacher, then SNN students, each scored at every timestep 1..T_max.
+
+One teacher, then students of several objectives × seeds (issues 9 and 18; the claim is METHODS.md §1.10).
 
 Two profiles, each a set of YAML recipes (configs/) plus the overrides listed below, never recipes of
 its own:

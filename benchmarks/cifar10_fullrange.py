@@ -1,36 +1,44 @@
-"""CIFAR-10 full-range benchmark: one ANN teacher, then SNN students of every objective, each scored at
-every timestep 1..T_max (issue 9; the claim is METHODS.md §1.10).
+"""CIFAR-10 full-range study: an ANN teacher, then SNN students, each scored at every timestep 1..T_max.
 
-Pipeline, in stages that each checkpoint to disk and are skipped when their output already exists:
+One teacher, then students of several objectives × seeds (issues 9 and 18; the claim is §1.10 of the method notes, docs/benchmarks.md).
 
-1. ``teacher``  — ANN ResNet-19 (same topology as the student, ReLU; METHODS.md §1.6.4), plain CE.
-2. ``students`` — SNN ResNet-19 at T_max = 4 with each objective (tet, skd, twkd, tser, tssd, ckdsnn)
-   and each seed, every student on the same wall-clock budget (epochs = budget / measured epoch time).
-3. ``report``   — ``OUT/cifar10_fullrange.md`` (top-1 and energy at every k, wall time, device, seeds,
-   commit, commands) and ``OUT/cifar10_fullrange.png`` (the curves).
+Two profiles, each a set of YAML recipes (configs/) plus the overrides listed below, never recipes of
+its own:
 
-All state lives in one small file, ``OUT/cifar10_fullrange.json`` (plan, teacher and student results);
-checkpoints live under ``--runs`` (a cache: a lost teacher checkpoint is retrained, a half-trained student
-resumes from its ``latest.pt``). So a comparison can span several ≤10-minute device commands: run the same
-command again until it prints ``DONE``. With ``--command-minutes`` a run stops *before* a stage that
+* ``--profile gpu`` (default): ResNet-19 students of every objective, recipes configs/cifar10/*_resnet19.yaml
+  turned into a short schedule by ``GPU_OVERRIDES``, every student on the same wall-clock budget.
+* ``--profile cpu``: the small SNN of configs/cifar10_cpu/*.yaml, sized for two CPU cores, trained for the
+  epochs the recipes give (teacher once, then skd and twkd over 2 seeds, twkd with the paper's target,
+  twce and tet over 1 seed). Writes ``cifar10_cpu.{json,md,png}``.
+
+Stages, each checkpointing to disk and skipped when its result already exists:
+
+1. ``teacher``  — the ANN, plain CE.
+2. ``students`` — each objective × seed at T_max = 4.
+3. ``report``   — ``OUT/<name>.md`` (top-1 and energy at every k, wall time, machine, seeds, commit,
+   commands, the verdict) and ``OUT/<name>.png`` (the curves), written by benchmarks/fullrange_report.py.
+
+The study's state is one small JSON (gpu: ``OUT/cifar10_fullrange.json``; cpu: ``RUNS/state.json``, the
+published ``OUT/cifar10_cpu.json`` is derived from it). Checkpoints live under ``--runs``: a lost teacher
+checkpoint is retrained, a half-trained student resumes from its ``latest.pt``, so a study can span
+several commands or an interruption (Ctrl-C or SIGTERM stops after the current step, resumable): run the
+same command again until it prints ``DONE``. With ``--command-minutes`` a run stops *before* a stage that
 would not fit (exit code 75) instead of being killed in the middle of it.
 
     python benchmarks/cifar10_fullrange.py --device cuda --teacher-minutes 2 --budget-minutes 1.3 --seeds 0 1 --out results/
-    python benchmarks/cifar10_fullrange.py --device cuda --teacher-minutes 2 --budget-minutes 5.5 --methods twkd --out results/goal
-    python benchmarks/cifar10_fullrange.py --smoke --out /tmp/smoke      # CPU, a few hundred images, < 1 min
+    python benchmarks/cifar10_fullrange.py --profile cpu --out results/ --runs runs/cifar10_cpu --log runs/cifar10_cpu.log
+    python benchmarks/cifar10_fullrange.py --smoke --out /tmp/smoke                  # CPU, a few hundred images, < 1 min
+    python benchmarks/cifar10_fullrange.py --profile cpu --smoke --out /tmp/smoke-cpu
 
-Data: CIFAR-10 (JPEG-q75 copy) from --data-root, $SPIKEDISTILL_DATA or ../shared/data. Report numbers
+Data: CIFAR-10 (JPEG-q75 copy) from --data-root, else $SPIKEDISTILL_DATA. Report numbers
 on it as "CIFAR-10 (JPEG-q75 copy)": they sit somewhat below published CIFAR-10 numbers.
-
-Speed (the loop's, switched on by the recipe below, airbench's ideas): the whole uint8 dataset lives on the
-GPU, augmentation is batched tensor ops on the GPU, bf16 autocast, channels_last convolutions, batch 256
-(fewer, fuller kernel launches), no per-epoch test pass (one at the end), optional torch.compile.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import json
 import math
 import os
@@ -40,56 +48,81 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from benchmarks.fullrange_report import gap_verdict, write_report  # noqa: E402,F401  (gap_verdict: tests)
+
+from spikedistill.checkpoint import atomic_write_text, load_checkpoint  # noqa: E402
+from spikedistill.cli import positive_int  # noqa: E402
+from spikedistill.device import resolve_device  # noqa: E402
 from spikedistill.errors import SpikeDistillError  # noqa: E402
-from spikedistill.train.config import Config, apply_overrides, config_from_dict, dump_config  # noqa: E402
+from spikedistill.losses import create_loss  # noqa: E402
+from spikedistill.train.config import Config, load_config  # noqa: E402
 
 DATASET_LABEL = "CIFAR-10 (JPEG-q75 copy)"
 MAX_TIMESTEPS = 4
-METHODS = ("tet", "skd", "twkd", "tser", "tssd", "ckdsnn")
+METHODS = ("tet", "skd", "twkd", "tser", "tssd", "ckdsnn")  # the gpu profile's objectives
 INCOMPLETE = 75  # exit code: stages remain, run the same command again (EX_TEMPFAIL)
 
-# Objectives as data, each with the METHODS.md section its numbers come from; the same values as the
-# configs/cifar10/<method>_resnet19.yaml loss blocks, except CKDSNN's λ (noise share of NLD, §4.1/§4.4:
-# 0.1; the code's noise_weight = 0.9 is the clean share 1 − λ) and twkd's sd_target: this study keeps the
-# paper's "mean" (its recorded numbers were measured so); the reproduction recipe uses the official code's
-# "correct_mean".
-LOSSES = {
-    "ce": {"name": "ce"},
-    "tet": {"name": "tet", "options": {"lam": 1e-3, "phi": 1.0}},                              # §5.1
-    "skd": {"name": "skd", "options": {"alpha": 0.2, "tau": 3.0}},                             # §5.2, FR baseline α, τ
-    "twkd": {"name": "twkd", "options": {"alpha": 0.2, "beta": 0.5, "tau": 3.0, "sd_target": "mean"}},  # §1.1–§1.3
-    "tser": {"name": "tser", "options": {"alpha": 0.5, "lam": 0.1, "tau": 4.0, "entropy_sign": -1}},    # §3.2 (defaults NOT FOUND)
-    "tssd": {"name": "tssd", "options": {"extra_timesteps": 2, "alpha": 1.0, "beta": 1.0, "tau": 2.0}},  # §2.5 (unverified)
-    "ckdsnn": {"name": "ckdsnn", "options": {"lam": 0.1, "nld_mode": "paper_logit_noise", "samd_tau2": True}},  # §4.1
-}
+# --- recipes: YAML files plus overrides ---------------------------------------------------------
 
+# The gpu profile's short schedule, applied to the paper recipes (not a paper's): SGD-Nesterov, cosine
+# to 0 over the budgeted epochs, weight decay on conv/linear weights only (§1.3), crop 4 + flip and
+# nothing heavier (AutoAugment and Cutout regularise 300-epoch runs; a run of a few dozen epochs
+# underfits with them). Speed (airbench's ideas, all in the loop): the uint8 dataset on the GPU, batched
+# GPU augmentation, bf16 autocast, channels_last, batch 256, one test pass at the end.
+GPU_OVERRIDES = ["data.name=cifar10_jpeg",
+                 "data.augment={crop_padding: 4, flip: true, autoaugment: false, cutout: 0, erasing: 0.0}",
+                 "optim.name=sgd", "optim.momentum=0.9", "optim.nesterov=true", "optim.weight_decay=5.0e-4",
+                 "optim.decay_all=false", "optim.batch_size=256", "optim.schedule=cosine",
+                 "precision=bf16", "channels_last=true"]
 # One LIF for every student, so the table compares objectives and nothing else: the FR neuron
 # (§1.3/§1.4: decay 0.5, threshold 1, hard reset, sigmoid surrogate α=4). TET's and CKDSNN's own recipes
-# use a triangle surrogate (§4.3/§5.1); this benchmark does not.
-NEURON = {"decay": 0.5, "threshold": 1.0, "v_reset": 0.0, "surrogate": "sigmoid"}
+# use a triangle surrogate (§4.3/§5.1); this benchmark does not. Every student trains at T = 4 (CKDSNN's
+# recipe trains at T = 1; TSSD trains at T + 2) and is scored at k = 1..4.
+GPU_STUDENT_OVERRIDES = ["optim.lr=0.1", f"timesteps={MAX_TIMESTEPS}", f"max_timesteps={MAX_TIMESTEPS}",
+                         "model.options={decay: 0.5, threshold: 1.0, v_reset: 0.0, surrogate: sigmoid}"]
 
-# The short-schedule recipe (not a paper's): SGD-Nesterov, cosine to 0 over the budgeted epochs, weight
-# decay on conv/linear weights only (§1.3), crop 4 + flip and nothing heavier (AutoAugment and Cutout
-# regularise 300-epoch runs; a run of a few dozen epochs underfits with them).
-TEACHER_OPTIM = {"name": "sgd", "lr": 0.2, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
-                 "decay_all": False, "batch_size": 256, "schedule": "cosine"}
-STUDENT_OPTIM = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
-                 "decay_all": False, "batch_size": 256, "schedule": "cosine"}
-AUGMENT = {"crop_padding": 4, "flip": True, "autoaugment": False, "cutout": 0}
 
-# --smoke: the same stages on a few hundred images on the CPU with a small network, for CI.
+class Profile(NamedTuple):
+    name: str
+    stem: str                       # output file names: OUT/<stem>.{json|md|png}
+    title: str
+    teacher: str                    # teacher recipe, relative to the repository root
+    students: dict                  # method → recipe
+    plan: tuple = ()                # default (method, seed) order; empty: every method × --seeds
+    teacher_overrides: tuple = ()
+    student_overrides: tuple = ()
+    budgeted: bool = True           # epochs from a wall-clock budget (gpu) or from the recipes (cpu)
+    default_runs: str = "runs/cifar10_fullrange"
+
+
+PROFILES = {
+    "gpu": Profile(
+        "gpu", "cifar10_fullrange", "CIFAR-10 full-range benchmark", "configs/cifar10/teacher_resnet19.yaml",
+        {m: f"configs/cifar10/{m}_resnet19.yaml" for m in METHODS},
+        teacher_overrides=(*GPU_OVERRIDES, "optim.lr=0.2"),
+        student_overrides=(*GPU_OVERRIDES, *GPU_STUDENT_OVERRIDES)),
+    "cpu": Profile(
+        "cpu", "cifar10_cpu", "CIFAR-10 full range on two CPU cores", "configs/cifar10_cpu/teacher_small_cnn.yaml",
+        {m: f"configs/cifar10_cpu/{m}_small_cnn.yaml" for m in ("skd", "twkd", "twkd_mean", "twce", "tet")},
+        # The comparison the verdict needs comes first, so a study cut short still answers it.
+        plan=(("skd", 0), ("twkd", 0), ("skd", 1), ("twkd", 1), ("twkd_mean", 0), ("twce", 0), ("tet", 0)),
+        budgeted=False, default_runs="runs/cifar10_cpu"),
+}
+ALL_METHODS = sorted({m for p in PROFILES.values() for m in p.students})
+
+# --smoke: the same stages on a few hundred images on the CPU with a narrow small_cnn, for CI.
 # Its images are the first N of each split, re-packed into a small JPEG npz of the same format (the same
-# reader, without decoding all 60,000 images in CI); the network is a narrow small_cnn.
-# Epochs are fixed (teacher 2, students 1) instead of measured: the step-time probe alone would take
-# longer than the smoke budget on a 2-core CI machine (its arithmetic has its own unit test).
+# reader, without decoding all 60,000 images in CI). Epochs are fixed (teacher 2, students 1) instead of
+# measured: the step-time probe alone would take longer than the smoke budget on a 2-core CI machine.
 SMOKE = {"model": "small_cnn", "widths": [8, 16, 32], "train_images": 128, "test_images": 128, "batch_size": 32,
          "epochs": {"teacher": 2, "student": 1}, "budget_minutes": 0.05, "teacher_minutes": 0.05}
 STARTUP_SECONDS = 20.0     # per stage on a GPU: dataset to device, model build, cudnn autotuning, final test
@@ -97,55 +130,42 @@ SESSION_MINUTES = 30.0     # device time per session (issue 9)
 COMMAND_MINUTES = 10.0     # one device command (issue 9)
 
 
-# --- recipes ------------------------------------------------------------------------------------
-
-def base_config(args, seed: int, epochs: int) -> dict:
-    smoke = args.smoke
-    return {
-        "data": {"name": "cifar10_jpeg", "root": args.data_root,
-                 "subset": None if smoke else args.train_images,
-                 "test_subset": None if smoke else args.test_images,
-                 "augment": dict(AUGMENT)},
-        "precision": "bf16",        # bf16 autocast on CUDA (fp32 on the CPU)
-        "channels_last": True,      # NHWC convolutions: tensor cores without layout transposes
-        "compile": bool(args.compile),
-        "device": args.device,
-        "seed": seed,
-        "log": {"progress": False, "tensorboard": False, "eval_every": max(1, epochs)},  # test once, at the end
-    }
-
-
-def model_block(args, spiking: bool) -> dict:
+def recipe_overrides(args, seed: int, epochs: int | None) -> list[str]:
+    """What a study run sets on top of a profile's recipe: seed, epochs, device, data location."""
+    sets = [f"seed={seed}", f"device={args.device}", "log.progress=false", "log.tensorboard=false"]
+    if epochs is not None:
+        sets += [f"optim.epochs={epochs}", f"log.eval_every={epochs}"]  # the loop tests once, at the end
+    if args.compile:
+        sets.append("compile=true")
+    if args.data_root:
+        sets.append(f"data.root={Path(args.data_root).resolve()}")
     if args.smoke:
-        options = {"widths": list(SMOKE["widths"])}
-        name = SMOKE["model"]
+        sets += [f"model.name={SMOKE['model']}", f"model.options.widths={SMOKE['widths']}",
+                 f"optim.batch_size={SMOKE['batch_size']}", "data.subset=null", "data.test_subset=null"]
     else:
-        options, name = {}, "resnet19"
-    if spiking:
-        options.update(NEURON)
-    return {"name": name, "spiking": spiking, "options": options}
+        sets += [f"data.{key}={'null' if value is None else value}"
+                 for key, value in (("subset", args.train_images), ("test_subset", args.test_images))
+                 if value is not None]
+    return sets
 
 
-def teacher_config(args, epochs: int, runs: Path) -> Config:
-    cfg = base_config(args, args.teacher_seed, epochs)
-    cfg.update({"model": model_block(args, spiking=False),
-                "loss": {"name": "ce"},
-                "optim": {**TEACHER_OPTIM, "epochs": epochs,
-                          **({"batch_size": SMOKE["batch_size"]} if args.smoke else {})},
-                "timesteps": 1})
-    return config_from_dict(apply_overrides(cfg, args.teacher_set))
+def teacher_config(args, epochs: int | None, runs: Path) -> Config:
+    profile = PROFILES[args.profile]
+    return load_config(ROOT / profile.teacher,
+                       [*profile.teacher_overrides, *recipe_overrides(args, args.teacher_seed, epochs), *args.teacher_set])
 
 
-def student_config(args, method: str, seed: int, epochs: int, runs: Path) -> Config:
-    cfg = base_config(args, seed, epochs)
-    cfg.update({"model": model_block(args, spiking=True),
-                "loss": json.loads(json.dumps(LOSSES[method])),
-                "optim": {**STUDENT_OPTIM, "epochs": epochs,
-                          **({"batch_size": SMOKE["batch_size"]} if args.smoke else {})},
-                "timesteps": MAX_TIMESTEPS, "max_timesteps": MAX_TIMESTEPS})
-    if LOSSES[method]["name"] not in ("ce", "tet", "tssd"):  # objectives with an ANN teacher
-        cfg["teacher"] = {"checkpoint": str(runs / "teacher" / "best.pt")}
-    return config_from_dict(apply_overrides(cfg, args.student_set))
+def student_config(args, method: str, seed: int, epochs: int | None, runs: Path) -> Config:
+    profile = PROFILES[args.profile]
+    cfg = load_config(ROOT / profile.students[method],
+                      [*profile.student_overrides, *recipe_overrides(args, seed, epochs), *args.student_set])
+    if needs_teacher(cfg):  # the study trains the teacher as its own stage, never from teacher.recipe
+        cfg.teacher.checkpoint, cfg.teacher.recipe = str(runs / "teacher" / "best.pt"), None
+    return cfg
+
+
+def needs_teacher(cfg: Config) -> bool:
+    return create_loss(cfg.loss.name, **cfg.loss.options).needs_teacher
 
 
 # --- state: one small JSON, written atomically after every stage --------------------------------
@@ -158,10 +178,7 @@ def load_state(path: Path) -> dict:
 
 
 def save_state(state: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(state, indent=1) + "\n")
-    os.replace(partial, path)  # atomic: a killed command never leaves half a state file
+    atomic_write_text(json.dumps(state, indent=1) + "\n", path)  # a killed command never leaves half a file
 
 
 # --- budget: measure the loop's own step time, then epochs = budget / epoch time -----------------
@@ -193,25 +210,28 @@ def epochs_for_budget(budget_minutes: float, epoch_seconds: float) -> int:
 
 def plan_epochs(args, name: str, make_config, budget_minutes: float, state: dict, state_path: Path,
                 runs: Path) -> dict:
-    """Epochs that fill ``budget_minutes`` of training for this stage; measured once, then kept in the
-    state file (a later command, or a fresh machine, reuses them so recipes stay identical)."""
+    """Epochs of this stage: fixed (--epochs, smoke, or the recipe's own for the cpu profile), or those
+    that fill ``budget_minutes`` of training (measured once). Kept in the state file: a later command,
+    or a fresh machine, reuses them so recipes stay identical."""
     plan = state["plan"].get(name)
     if plan is not None:
         changed = plan["epochs"] != args.epochs if args.epochs else plan["budget_minutes"] != budget_minutes
-        if changed and not args.smoke:
+        if changed and not args.smoke and PROFILES[args.profile].budgeted:
             raise SpikeDistillError(
                 f"{state_path} planned '{name}' for {plan['budget_minutes'] or plan['epochs']} "
                 f"{'min' if plan['budget_minutes'] else 'epochs'}, not what this command asks; pass the same budget, "
                 "or another --out for a new comparison")
         return plan
     fixed = args.epochs or (args.smoke and SMOKE["epochs"]["teacher" if name == "teacher" else "student"])
+    if not fixed and not PROFILES[args.profile].budgeted:
+        fixed = make_config(None).optim.epochs  # the recipe's own
     if fixed:
         plan = {"epochs": fixed, "seconds_per_epoch": None, "budget_minutes": None}
     else:
         probe = make_config(1000)  # long schedule: the lr barely moves during the probe
         from spikedistill.data import load_dataset, num_batches
 
-        images = len(load_dataset("cifar10_jpeg", probe.data.root, split="train"))
+        images = len(load_dataset(probe.data.name, probe.data.root, split="train"))
         images = min(images, probe.data.subset or images)
         steps_per_epoch = num_batches(images, probe.optim.batch_size, drop_last=True)
         step = seconds_per_step(probe, runs / f"_probe_{name}")
@@ -221,16 +241,16 @@ def plan_epochs(args, name: str, make_config, budget_minutes: float, state: dict
                 "budget_minutes": budget_minutes}
     state["plan"][name] = plan
     save_state(state, state_path)
-    print(f"plan {name}: {plan['epochs']} epochs"
-          + (f" × {plan['seconds_per_epoch']:.1f} s (budget {budget_minutes:g} min)" if plan["seconds_per_epoch"] else ""))
+    say(f"plan {name}: {plan['epochs']} epochs"
+        + (f" × {plan['seconds_per_epoch']:.1f} s (budget {budget_minutes:g} min)" if plan["seconds_per_epoch"] else ""))
     return plan
 
 
 def print_budget(args, students: list[tuple[str, int]]) -> None:
     """The planned wall time per stage, before anything runs, so the run can be fitted to the limits."""
-    if args.epochs or args.smoke:
-        teacher = args.epochs or SMOKE["epochs"]["teacher"]
-        student = args.epochs or SMOKE["epochs"]["student"]
+    if args.epochs or args.smoke or not PROFILES[args.profile].budgeted:
+        teacher = args.epochs or (SMOKE["epochs"]["teacher"] if args.smoke else "the recipe's")
+        student = args.epochs or (SMOKE["epochs"]["student"] if args.smoke else "the recipe's")
         print(f"planned: fixed epochs (no time budget): teacher {teacher}, {len(students)} students × {student}")
         return
     teacher = args.teacher_minutes + STARTUP_SECONDS / 60
@@ -248,48 +268,53 @@ def print_budget(args, students: list[tuple[str, int]]) -> None:
 
 # --- stages -------------------------------------------------------------------------------------
 
-def evaluate(model, cfg, device: torch.device) -> dict:
-    """Top-1, energy (mJ per sample), SOPs and firing rate at every k in one pass (SPEC.md eval JSON)."""
+def evaluate(checkpoint: Path, cfg: Config, device: torch.device) -> dict:
+    """Top-1, energy (mJ per sample), SOPs and firing rate at every k in one pass (SPEC.md eval JSON), of
+    the model a checkpoint holds, on its recipe's test images."""
     from spikedistill.data import batches, load_dataset
     from spikedistill.evaluate import fullrange_report
 
+    ckpt = load_checkpoint(checkpoint)
     test_set = load_dataset(cfg.data.name, cfg.data.root, split="test")
     if cfg.data.test_subset:
         test_set = test_set.subset(min(cfg.data.test_subset, len(test_set)))
     loader = batches(test_set, 500, shuffle=False, device=device)
-    model.to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     with autocast:
-        report = fullrange_report(model, loader, max_timesteps=MAX_TIMESTEPS if cfg.model.spiking else 1,
-                                  device=device)
+        report = fullrange_report(ckpt.model(device=device), loader, max_timesteps=ckpt.max_timesteps, device=device)
     return {key: report[key] for key in ("timesteps", "top1", "energy_mj", "sops", "firing_rate", "samples")}
+
+
+def same_recipe(run_dir: Path, cfg: Config) -> bool:
+    """Whether ``run_dir`` holds a run of this very recipe (compared as validated data, so a recipe file
+    written by another version with the same values still counts)."""
+    try:
+        return load_config(run_dir / "config.yaml").to_dict() == cfg.to_dict()
+    except SpikeDistillError:
+        return False
 
 
 def run_stage(name: str, cfg, run_dir: Path, device: torch.device) -> dict:
     """Train ``cfg`` into ``run_dir`` (resuming a half-done run of the same recipe), then evaluate."""
     from spikedistill.train.loop import train
 
-    recipe = dump_config(cfg)
-    resume = (run_dir / "latest.pt").is_file() and (run_dir / "config.yaml").is_file() \
-        and (run_dir / "config.yaml").read_text() == recipe
+    resume = (run_dir / "latest.pt").is_file() and same_recipe(run_dir, cfg)
     if not resume and run_dir.exists():
         shutil.rmtree(run_dir)  # a different recipe's leftovers: start clean
-    print(f"\n== {name}: {cfg.optim.epochs} epochs{' (resuming)' if resume else ''} → {run_dir}", flush=True)
+    say(f"== {name}: {cfg.optim.epochs} epochs{' (resuming)' if resume else ''} → {run_dir} (load {_load()})")
     _sync()
     tick = time.perf_counter()
-    result = train(cfg, run_dir, resume=resume)
+    train(cfg, run_dir, resume=resume)
     _sync()
     wall = time.perf_counter() - tick
-    metrics = evaluate(result["model"], cfg, device)  # the final model: no selection on the test set
-    return {"config": cfg.to_dict(), "device": device_name(device), "epochs": cfg.optim.epochs, "wall_seconds": round(wall, 1), "train_seconds": round(_train_seconds(run_dir), 1),
-            "resumed": resume, "loss": {"name": cfg.loss.name, "options": cfg.loss.options}, "seed": cfg.seed,
-            **metrics}
+    metrics = evaluate(run_dir / "latest.pt", cfg, device)  # the final model: no selection on the test set
+    return {"config": cfg.to_dict(), "device": device_name(device), "epochs": cfg.optim.epochs, "wall_seconds": round(wall, 1),
+            "train_seconds": round(_train_seconds(run_dir), 1), "resumed": resume, "load": _load(),
+            "loss": {"name": cfg.loss.name, "options": cfg.loss.options}, "seed": cfg.seed, **metrics}
 
 
 def _train_seconds(run_dir: Path) -> float:
     """Training time summed over metrics.csv rows (survives resumes; excludes the test passes)."""
-    import csv
-
     path = run_dir / "metrics.csv"
     if not path.is_file():
         return float("nan")
@@ -311,14 +336,28 @@ def stage_seconds(plan: dict) -> float:
     return (plan["seconds_per_epoch"] or 0.0) * plan["epochs"] + STARTUP_SECONDS
 
 
+def student_plan(args) -> list[tuple[str, int]]:
+    """(method, seed) in the order they run: the profile's plan, or every --methods × --seeds."""
+    profile = PROFILES[args.profile]
+    unknown = [m for m in args.methods or () if m not in profile.students]
+    if unknown:
+        raise SpikeDistillError(f"--methods {' '.join(unknown)}: not in the {profile.name} profile; "
+                                f"known: {', '.join(profile.students)}")
+    if args.methods is None and args.seeds is None and profile.plan:
+        return list(profile.plan)
+    return [(m, s) for m in (args.methods or list(profile.students)) for s in (args.seeds or [0])]
+
+
 def run_all(args) -> int:
+    profile = PROFILES[args.profile]
     out = Path(args.out)
-    state_path = out / "cifar10_fullrange.json"
-    runs = Path(args.runs) if args.runs else (out / "runs" if args.smoke else ROOT / "runs" / "cifar10_fullrange")
+    runs = Path(args.runs) if args.runs else (out / "runs" if args.smoke else ROOT / profile.default_runs)
+    state_path = out / f"{profile.stem}.json" if profile.budgeted else runs / "state.json"
     state = load_state(state_path)
     if state.get("smoke", args.smoke) != args.smoke:
         raise SpikeDistillError(f"{state_path} holds a {'smoke' if state['smoke'] else 'full'} run; use another --out")
     state["smoke"] = args.smoke
+    state["profile"] = profile.name
     command = "python benchmarks/cifar10_fullrange.py " + shlex.join(args.argv)
     if command not in state["commands"]:
         state["commands"].append(command)
@@ -332,11 +371,11 @@ def run_all(args) -> int:
     state["device"] = device_name(device)
     state["torch"] = torch.__version__
     state["commit"] = args.commit or git_commit()
-    students = [(m, s) for m in args.methods for s in args.seeds]
+    students = student_plan(args)
     print_budget(args, students)
     if args.plan_only:
         return 0
-    preflight(args, device)
+    preflight(args)
     if args.smoke:
         from spikedistill.data import default_data_root
 
@@ -348,17 +387,17 @@ def run_all(args) -> int:
     def stop_here(what: str) -> int:
         save_state(state, state_path)
         left = [f"{m}-s{s}" for m, s in students if f"{m}-s{s}" not in state["students"]]
-        print(f"\nINCOMPLETE: {what} would not finish within --command-minutes {args.command_minutes:g}; "
-              f"{len(left)} student(s) left ({', '.join(left) or 'none'}). Run the same command again to continue.")
+        say(f"INCOMPLETE: {what} would not finish within --command-minutes {args.command_minutes:g}; "
+            f"{len(left)} student(s) left ({', '.join(left) or 'none'}). Run the same command again to continue.")
         return INCOMPLETE
 
     teacher_ckpt = runs / "teacher" / "best.pt"
-    needs_teacher = any(LOSSES[m]["name"] not in ("ce", "tet", "tssd") for m, s in students
-                        if f"{m}-s{s}" not in state["students"])
+    student_needs_teacher = any(needs_teacher(student_config(args, m, s, None, runs)) for m, s in students
+                                if f"{m}-s{s}" not in state["students"])
     # The teacher stage runs when its result is missing — and again when students still need its
     # checkpoint and this machine does not have it (a fresh device machine: the cache is gone).
-    if "teacher" in stages or ("students" in stages and needs_teacher):
-        if state["teacher"] is None or (needs_teacher and not teacher_ckpt.is_file()):
+    if "teacher" in stages or ("students" in stages and student_needs_teacher):
+        if state["teacher"] is None or (student_needs_teacher and not teacher_ckpt.is_file()):
             make = lambda epochs: teacher_config(args, epochs, runs)
             plan = plan_epochs(args, "teacher", make, args.teacher_minutes, state, state_path, runs)
             if not clock.fits(stage_seconds(plan)):
@@ -368,15 +407,15 @@ def run_all(args) -> int:
                 result["retrained"] = state["teacher"].get("retrained", 0) + 1
             state["teacher"] = result
             save_state(state, state_path)
-            print(f"teacher top-1 {result['top1'][0]:.2f}% in {result['wall_seconds']:.0f} s")
+            say(f"teacher top-1 {result['top1'][0]:.2f}% in {result['wall_seconds']:.0f} s")
         else:
-            print(f"teacher: done ({state['teacher']['top1'][0]:.2f}%), skipped")
+            say(f"teacher: done ({state['teacher']['top1'][0]:.2f}%), skipped")
 
     if "students" in stages:
         for method, seed in students:
             key = f"{method}-s{seed}"
             if key in state["students"]:
-                print(f"{key}: done, skipped")
+                say(f"{key}: done, skipped")
                 continue
             make = lambda epochs, m=method, s=seed: student_config(args, m, s, epochs, runs)
             plan = plan_epochs(args, method, make, args.budget_minutes, state, state_path, runs)
@@ -386,212 +425,51 @@ def run_all(args) -> int:
             result["method"] = method
             state["students"][key] = result
             save_state(state, state_path)
-            print(f"{key}: top-1 " + " ".join(f"@{k} {v:.2f}" for k, v in zip(result["timesteps"], result["top1"]))
-                  + f" in {result['wall_seconds']:.0f} s")
+            say(f"{key}: top-1 " + " ".join(f"@{k} {v:.2f}" for k, v in zip(result["timesteps"], result["top1"]))
+                + f" in {result['wall_seconds']:.0f} s")
 
     save_state(state, state_path)
     if "report" in stages or args.stage == "all":
-        md, png = write_report(state, out, args)
-        print(f"\nwrote {md} and {png}")
+        smoke = (f"{SMOKE['train_images']} train / {SMOKE['test_images']} test images, `{SMOKE['model']}` (widths "
+                 f"{SMOKE['widths']}) on the CPU, teacher {SMOKE['epochs']['teacher']} epochs, students "
+                 f"{SMOKE['epochs']['student']} epoch.")
+        written = write_report(state, out, profile, smoke_note=smoke)
+        say("wrote " + ", ".join(str(p) for p in written))
     missing = [f"{m}-s{s}" for m, s in students if f"{m}-s{s}" not in state["students"]]
     if args.stage == "all" and not missing:
-        print("DONE")
+        say("DONE")
     return 0
 
 
-# --- report -------------------------------------------------------------------------------------
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def summarize(state: dict) -> dict:
-    """Per method: mean top-1 / energy at each k over its seeds, the per-seed values, wall times."""
-    table: dict[str, dict] = {}
-    for key, entry in state["students"].items():
-        row = table.setdefault(entry["method"], {"seeds": [], "top1": [], "energy_mj": [], "wall": [], "epochs": []})
-        row["seeds"].append(entry["seed"])
-        row["top1"].append(entry["top1"])
-        row["energy_mj"].append(entry["energy_mj"])
-        row["wall"].append(entry["wall_seconds"])
-        row["epochs"].append(entry["epochs"])
-    for row in table.values():
-        row["mean"] = [_mean(col) for col in zip(*row["top1"])]
-        row["spread"] = [max(col) - min(col) for col in zip(*row["top1"])]
-        row["energy_mean"] = [_mean(col) for col in zip(*row["energy_mj"])]
-    return table
-
-
-def gap_verdict(table: dict) -> str:
-    """twkd − skd at T=1, against seed noise: the largest seed-to-seed range of either method at T=1."""
-    if "twkd" not in table or "skd" not in table:
-        return "twkd vs skd at T=1: not measured (run both methods)."
-    twkd, skd = table["twkd"], table["skd"]
-    gap = twkd["mean"][0] - skd["mean"][0]
-    seeds = sorted(set(twkd["seeds"]) & set(skd["seeds"]))
-    if len(seeds) < 2:
-        return f"twkd − skd at T=1: {gap:+.2f} points (one seed: seed noise not measured)."
-    noise = max(twkd["spread"][0], skd["spread"][0])
-    per_seed = [twkd["top1"][twkd["seeds"].index(s)][0] - skd["top1"][skd["seeds"].index(s)][0] for s in seeds]
-    beats = min(per_seed) > noise
-    return (f"twkd − skd at T=1: {gap:+.2f} points (per seed: {', '.join(f'{g:+.2f}' for g in per_seed)}); "
-            f"seed noise (largest seed-to-seed range of either at T=1): {noise:.2f} → "
-            f"{'twkd beats skd by more than seed noise' if beats else 'NOT beyond seed noise'} "
-            "(rule: every per-seed gap > that range).")
-
-
-def devices_used(state: dict) -> list[str]:
-    entries = ([state["teacher"]] if state.get("teacher") else []) + list(state["students"].values())
-    return sorted({e["device"] for e in entries if e.get("device")})
-
-
-def budget_sentence(state: dict) -> str:
-    budgets = {p["budget_minutes"] for name, p in state["plan"].items() if name != "teacher"}
-    if budgets == {None}:
-        return "Epochs were fixed, not budgeted."
-    return (f"Each student gets the same wall-clock training budget ({', '.join(f'{b:g}' for b in budgets if b)} min): "
-            "epochs = budget ÷ the measured epoch time of that objective.")
-
-
-def recipe_lines(state: dict, order: list[str]) -> list[str]:
-    """The recipe as it ran, read back from the configs stored with each result (overrides included)."""
-    def describe(cfg: dict) -> str:
-        o, m = cfg["optim"], cfg["model"]
-        text = (f"{'SNN' if m['spiking'] else 'ANN'} `{m['name']}`"
-                + (f" {m['options']}" if m["options"] else "")
-                + f"; {o['name'].upper()}{'-Nesterov' if o['nesterov'] else ''} lr {o['lr']}, batch {o['batch_size']}, "
-                f"{o['schedule']} over the epochs, wd {o['weight_decay']} on {'all parameters' if o['decay_all'] else 'conv/linear weights'}; "
-                f"augmentation {cfg['data']['augment']}")
-        return text
-
-    teacher, students = state.get("teacher"), list(state["students"].values())
-    lines = []
-    if teacher:
-        lines.append(f"- Teacher: {describe(teacher['config'])}; plain CE.")
-    if students:
-        cfg = students[0]["config"]
-        lines.append(f"- Students: {describe(cfg)}; trained at T = {cfg['timesteps']} (TSSD at T + 2), scored at "
-                     f"k = 1..{MAX_TIMESTEPS}. The same LIF for every objective. " + budget_sentence(state))
-        lines.append("- Objectives: " + "; ".join(f"`{m}` {LOSSES[m].get('options', {})}" for m in order))
-        speed = ("bf16 autocast, channels_last, cudnn autotuning, dataset resident on the GPU, batched GPU augmentation"
-                 if cfg["precision"] == "bf16" and "cuda" in cfg["device"] else "fp32 on the CPU")
-        lines.append(f"- Speed: {speed}{', torch.compile' if cfg['compile'] else ''}; one test pass at the end; "
-                     "scored with the final weights (no model selection on the test set).")
-    return lines
-
-
-def write_report(state: dict, out: Path, args) -> tuple[Path, Path]:
-    table = summarize(state)
-    ks = list(range(1, MAX_TIMESTEPS + 1))
-    teacher = state.get("teacher")
-    smoke = state.get("smoke")
-    order = [m for m in list(METHODS) + ["ce"] if m in table]
-    lines = ["# CIFAR-10 full-range benchmark", ""]
-    if smoke:
-        lines += [f"> **SMOKE RUN — these numbers test the pipeline only and say nothing about the methods.** "
-                  f"{SMOKE['train_images']} train / {SMOKE['test_images']} test images, `{SMOKE['model']}` "
-                  f"(widths {SMOKE['widths']}) on the CPU, "
-                  f"teacher {SMOKE['epochs']['teacher']} epochs, students {SMOKE['epochs']['student']} epoch.", ""]
-    lines += [f"- Data: {state['dataset']}, full 50,000 train / 10,000 test images" if not smoke else f"- Data: {state['dataset']} (subset, see above)",
-              f"- Device: {', '.join(devices_used(state)) or state.get('device')}; torch {state.get('torch')}",
-              f"- Commit: `{state.get('commit')}`",
-              f"- Seeds: {sorted({e['seed'] for e in state['students'].values()})} (students); teacher seed {teacher['seed'] if teacher else '—'}",
-              f"- Written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-              "- Command(s), each run until it printed DONE:"]
-    lines += [f"  - `{c}`" for c in state["commands"]]
-    lines += ["", "## Recipe", ""] + recipe_lines(state, order) + [""]
-    lines += ["## Top-1 (%) at each inference timestep k (mean over seeds; ± = half the seed-to-seed range)", "",
-              "| method | " + " | ".join(f"k={k}" for k in ks) + " | epochs | wall (s) per student |",
-              "| --- | " + " | ".join("---:" for _ in ks) + " | ---: | ---: |"]
-    if teacher:
-        lines.append("| ANN teacher | " + " | ".join(f"{teacher['top1'][0]:.2f}" for _ in ks)
-                     + f" | {teacher['epochs']} | {teacher['wall_seconds']:.0f} |")
-    for m in order:
-        row = table[m]
-        cells = [f"{v:.2f}" + (f" ± {s / 2:.2f}" if len(row["seeds"]) > 1 else "") for v, s in zip(row["mean"], row["spread"])]
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {'/'.join(map(str, sorted(set(row['epochs']))))} | "
-                     + "/".join(f"{w:.0f}" for w in row["wall"]) + " |")
-    lines += ["", "The ANN teacher runs one step; its accuracy is repeated in every column.", "",
-              "## Energy per sample (µJ) at each k (E = 4.6 pJ·MAC + 0.9 pJ·AC, stem MACs once; mean over seeds)", "",
-              "| method | " + " | ".join(f"k={k}" for k in ks) + " |", "| --- | " + " | ".join("---:" for _ in ks) + " |"]
-    if teacher:
-        lines.append("| ANN teacher | " + " | ".join(f"{teacher['energy_mj'][0] * 1e3:.1f}" for _ in ks) + " |")
-    for m in order:
-        lines.append(f"| {m} | " + " | ".join(f"{e * 1e3:.1f}" for e in table[m]["energy_mean"]) + " |")
-    lines += ["", "## Per seed", "", "| run | " + " | ".join(f"k={k}" for k in ks) + " | epochs | train (s) | wall (s) |",
-              "| --- | " + " | ".join("---:" for _ in ks) + " | ---: | ---: | ---: |"]
-    for key in sorted(state["students"]):
-        e = state["students"][key]
-        lines.append(f"| {key} | " + " | ".join(f"{v:.2f}" for v in e["top1"])
-                     + f" | {e['epochs']} | {e['train_seconds']:.0f} | {e['wall_seconds']:.0f} |")
-    lines += ["", "## The claim and the goal", "", f"- {gap_verdict(table)}"]
-    if teacher and "twkd" in table:
-        twkd = table["twkd"]
-        first = min(range(len(twkd["seeds"])), key=lambda i: twkd["seeds"][i])
-        total = teacher["wall_seconds"] + twkd["wall"][first]
-        lines.append(f"- Goal (H100): teacher + one twkd student < 10 min: {total / 60:.1f} min; twkd top-1 at T=4 "
-                     f"{twkd['mean'][-1]:.2f}% (goal ≥ 93), at T=1 {twkd['mean'][0]:.2f}% (goal ≥ 91)"
-                     + (" — smoke run, not a test of the goal." if smoke else "."))
-    if teacher and teacher.get("retrained"):
-        lines.append(f"- The teacher was retrained {teacher['retrained']} time(s) on a fresh machine (same recipe and seed).")
-    lines += ["", "![full-range curves](cifar10_fullrange.png)", ""]
-    md = out / "cifar10_fullrange.md"
-    md.write_text("\n".join(lines))
-    png = plot(table, teacher, out / "cifar10_fullrange.png", smoke)
-    return md, png
-
-
-def plot(table: dict, teacher: dict | None, path: Path, smoke: bool) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    ks = list(range(1, MAX_TIMESTEPS + 1))
-    fig, (acc_ax, energy_ax) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
-    for m in [m for m in list(METHODS) + ["ce"] if m in table]:
-        row = table[m]
-        low = [row["mean"][i] - min(col) for i, col in enumerate(zip(*row["top1"]))]
-        high = [max(col) - row["mean"][i] for i, col in enumerate(zip(*row["top1"]))]
-        acc_ax.errorbar(ks, row["mean"], yerr=[low, high], marker="o", capsize=3, label=m,
-                        lw=2.5 if m == "twkd" else 1.2)
-        energy_ax.plot(ks, [e * 1e3 for e in row["energy_mean"]], marker="s", label=m)
-    if teacher:
-        acc_ax.axhline(teacher["top1"][0], ls="--", color="k", alpha=0.6, label=f"ANN teacher ({teacher['top1'][0]:.1f}%)")
-        energy_ax.axhline(teacher["energy_mj"][0] * 1e3, ls="--", color="k", alpha=0.6, label="ANN teacher")
-    acc_ax.set(xlabel="inference timesteps k", ylabel="test top-1 (%)", xticks=ks,
-               title=("SMOKE — " if smoke else "") + f"{DATASET_LABEL}: top-1 at every k")
-    energy_ax.set(xlabel="inference timesteps k", ylabel="energy per sample (µJ)", xticks=ks, title="energy at every k")
-    energy_ax.set_ylim(bottom=0)
-    for ax in (acc_ax, energy_ax):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 # --- environment --------------------------------------------------------------------------------
+
+def say(text: str) -> None:
+    """A progress line, time-stamped, flushed (the study's log is read while it runs)."""
+    print(f"[{datetime.now().strftime('%Y-%m-%d %H:%M:%S')}] {text}", flush=True)
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg()[:1]) + f" on {os.cpu_count()} cores"
+    except OSError:
+        return "unknown"
+
 
 def _sync() -> None:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
 
 
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SpikeDistillError(f"--device {requested}: no CUDA device here; use --device cpu (slow) or run on a GPU machine")
-    return device
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"CPU ({model}, {torch.get_num_threads()} threads)"
 
 
 def git_commit() -> str:
@@ -625,7 +503,7 @@ def write_smoke_data(source_root: Path, target: Path) -> Path:
     return target
 
 
-def preflight(args, device: torch.device) -> None:
+def preflight(args) -> None:
     """Fail in one line, before any training, on what would otherwise fail minutes in."""
     from spikedistill.data import default_data_root
 
@@ -633,7 +511,8 @@ def preflight(args, device: torch.device) -> None:
     if not any((base / "train_jpeg.npz").is_file() for base in (root, root / "cifar10")):
         raise SpikeDistillError(f"CIFAR-10 (JPEG-q75 copy) not found under {root}; pass --data-root DIR "
                                 "(the folder holding cifar10/train_jpeg.npz) or set SPIKEDISTILL_DATA")
-    if AUGMENT["crop_padding"] or AUGMENT["flip"]:
+    augment = teacher_config(args, None, Path(".")).data.augment
+    if augment.crop_padding or augment.flip:
         try:
             import kornia  # noqa: F401  (GpuAugment's crop and flip are kornia ops)
         except ImportError:
@@ -641,24 +520,48 @@ def preflight(args, device: torch.device) -> None:
                                     "(on a device machine: carry the wheels, see docs/benchmarks.md)") from None
 
 
+class Tee:
+    """stdout to the terminal and, appended, to the --log file."""
+
+    def __init__(self, stream, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.stream, self.file = stream, path.open("a", buffering=1)
+
+    def write(self, text: str) -> int:
+        self.file.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="gpu", choices=sorted(PROFILES),
+                        help="gpu: ResNet-19, every objective, time budgets (default); cpu: the small SNN of configs/cifar10_cpu")
     parser.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto (default)")
     parser.add_argument("--budget-minutes", type=float, default=None,
-                        help="training minutes per student, the same for every objective (default 6; smoke: tiny)")
-    parser.add_argument("--teacher-minutes", type=float, default=None, help="training minutes of the teacher (default 2.5)")
-    parser.add_argument("--epochs", type=int, default=None, help="fixed epochs for every stage instead of a time budget")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="student seeds (default: 0)")
+                        help="gpu: training minutes per student, the same for every objective (default 6; smoke: tiny)")
+    parser.add_argument("--teacher-minutes", type=float, default=None, help="gpu: training minutes of the teacher (default 2.5)")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="fixed epochs for every stage instead of a time budget or the recipe's")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="student seeds (default: 0; cpu: 0 1 for skd and twkd, 0 for the others)")
     parser.add_argument("--teacher-seed", type=int, default=0)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=sorted(LOSSES),
-                        help=f"objectives (default: {' '.join(METHODS)})")
+    parser.add_argument("--methods", nargs="+", default=None, choices=ALL_METHODS,
+                        help=f"objectives (default: every one of the profile; gpu: {' '.join(METHODS)})")
     parser.add_argument("--stage", default="all", choices=("teacher", "students", "report", "all"))
-    parser.add_argument("--out", default="results", help="where the JSON state, markdown and PNG go (default results/)")
-    parser.add_argument("--runs", default=None, help="checkpoint cache (default runs/cifar10_fullrange; smoke: OUT/runs)")
-    parser.add_argument("--data-root", default=None, help="folder holding cifar10/train_jpeg.npz (default $SPIKEDISTILL_DATA or ../shared/data)")
-    parser.add_argument("--train-images", type=int, default=None, help="first N training images (default all 50,000)")
-    parser.add_argument("--test-images", type=int, default=None, help="first N test images (default all 10,000)")
+    parser.add_argument("--out", default="results", help="where the markdown, PNG and JSON go (default results/)")
+    parser.add_argument("--runs", default=None,
+                        help="checkpoint cache (default runs/cifar10_fullrange or runs/cifar10_cpu; smoke: OUT/runs)")
+    parser.add_argument("--log", default=None, help="also append every progress line to this file")
+    parser.add_argument("--data-root", default=None, help="folder holding cifar10/train_jpeg.npz (default $SPIKEDISTILL_DATA)")
+    parser.add_argument("--train-images", type=positive_int, default=None, help="first N training images (default: the recipe's)")
+    parser.add_argument("--test-images", type=positive_int, default=None, help="first N test images (default all 10,000)")
     parser.add_argument("--compile", action="store_true", help="torch.compile each model (pays compile time per stage)")
     parser.add_argument("--command-minutes", type=float, default=None,
                         help="stop (exit 75) before a stage that would end after this many minutes; re-run to continue")
@@ -682,11 +585,22 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    tee = None
+    if args.log:
+        tee = Tee(sys.stdout, Path(args.log))
     try:
-        return run_all(args)
+        with contextlib.redirect_stdout(tee) if tee else contextlib.nullcontext():
+            return run_all(args)
     except SpikeDistillError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the loop wrote latest.pt before stopping
+        with contextlib.redirect_stdout(tee) if tee else contextlib.nullcontext():
+            say("interrupted: the current stage saved its latest.pt; run the same command again to continue")
+        return 130
+    finally:
+        if tee:
+            tee.close()
 
 
 if __name__ == "__main__":

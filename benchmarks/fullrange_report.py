@@ -1,0 +1,216 @@
+"""The report of a full-range study (benchmarks/cifar10_fullrange.py): per-method tables of top-1 and
+energy at every k, the verdict on the claim, the comparison picture and the published JSON — all read
+from the study's state (its ``teacher`` and ``students`` entries), nothing recomputed."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from spikedistill.checkpoint import atomic_write_text
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def summarize(state: dict) -> dict:
+    """Per method: mean top-1 / energy at each k over its seeds, the per-seed values, wall times."""
+    table: dict[str, dict] = {}
+    for key, entry in state["students"].items():
+        row = table.setdefault(entry["method"], {"seeds": [], "top1": [], "energy_mj": [], "wall": [], "epochs": [],
+                                                 "train": []})
+        row["seeds"].append(entry["seed"])
+        row["top1"].append(entry["top1"])
+        row["energy_mj"].append(entry["energy_mj"])
+        row["wall"].append(entry["wall_seconds"])
+        row["train"].append(entry["train_seconds"])
+        row["epochs"].append(entry["epochs"])
+    for row in table.values():
+        row["mean"] = [_mean(col) for col in zip(*row["top1"])]
+        row["spread"] = [max(col) - min(col) for col in zip(*row["top1"])]
+        row["low"] = [min(col) for col in zip(*row["top1"])]
+        row["high"] = [max(col) for col in zip(*row["top1"])]
+        row["energy_mean"] = [_mean(col) for col in zip(*row["energy_mj"])]
+    return table
+
+
+def gap_verdict(table: dict, method: str = "twkd") -> str:
+    """``method`` − skd at T=1, against seed noise: the largest seed-to-seed range of either at T=1.
+    The claim holds when every per-seed gap exceeds that range."""
+    if method not in table or "skd" not in table:
+        return f"{method} vs skd at T=1: not measured (run both methods)."
+    ours, skd = table[method], table["skd"]
+    gap = ours["mean"][0] - skd["mean"][0]
+    seeds = sorted(set(ours["seeds"]) & set(skd["seeds"]))
+    if len(seeds) < 2:
+        return f"{method} − skd at T=1: {gap:+.2f} points (one seed: seed noise not measured, no verdict)."
+    noise = max(ours["spread"][0], skd["spread"][0])
+    per_seed = [ours["top1"][ours["seeds"].index(s)][0] - skd["top1"][skd["seeds"].index(s)][0] for s in seeds]
+    beats = min(per_seed) > noise
+    return (f"{method} − skd at T=1: {gap:+.2f} points (per seed: {', '.join(f'{g:+.2f}' for g in per_seed)}); "
+            f"seed noise (largest seed-to-seed range of either at T=1): {noise:.2f} → "
+            f"{f'{method} beats skd by more than seed noise: it holds its accuracy at small T' if beats else 'NOT beyond seed noise: the claim is not shown at this size'} "
+            "(rule: every per-seed gap > that range).")
+
+
+def devices_used(state: dict) -> list[str]:
+    entries = ([state["teacher"]] if state.get("teacher") else []) + list(state["students"].values())
+    return sorted({e["device"] for e in entries if e.get("device")})
+
+
+def budget_sentence(state: dict) -> str:
+    budgets = {p["budget_minutes"] for name, p in state["plan"].items() if name != "teacher"}
+    if budgets <= {None}:
+        return "Epochs were fixed, not budgeted."
+    return (f"Each student gets the same wall-clock training budget ({', '.join(f'{b:g}' for b in budgets if b)} min): "
+            "epochs = budget ÷ the measured epoch time of that objective.")
+
+
+def recipe_lines(state: dict, order: list[str]) -> list[str]:
+    """The recipe as it ran, read back from the configs stored with each result (overrides included)."""
+    def describe(cfg: dict) -> str:
+        o, m = cfg["optim"], cfg["model"]
+        return (f"{'SNN' if m['spiking'] else 'ANN'} `{m['name']}`"
+                + (f" {m['options']}" if m["options"] else "")
+                + f"; {o['name'].upper()}{'-Nesterov' if o['nesterov'] else ''} lr {o['lr']}, batch {o['batch_size']}, "
+                f"{o['schedule']} (stepped per epoch) over {o['epochs']} epochs, wd {o['weight_decay']} on "
+                f"{'all parameters' if o['decay_all'] else 'conv/linear weights'}; "
+                f"augmentation {cfg['data']['augment']}; training images {cfg['data']['subset'] or 'all'}")
+
+    teacher, students = state.get("teacher"), state["students"]
+    lines = []
+    if teacher:
+        lines.append(f"- Teacher: {describe(teacher['config'])}; plain CE.")
+    if students:
+        first = next(iter(students.values()))
+        cfg = first["config"]
+        lines.append(f"- Students: {describe(cfg)}; trained at T = {cfg['timesteps']}"
+                     + (" (TSSD at T + 2)" if "tssd" in order else "")
+                     + f", scored at k = 1..{state['max_timesteps']}. The same LIF for every objective. " + budget_sentence(state))
+        losses = {}
+        for entry in students.values():
+            losses.setdefault(entry["method"], entry["loss"])
+        lines.append("- Objectives: " + "; ".join(f"`{m}` = {losses[m]['name']} {losses[m]['options']}" for m in order))
+        speed = ("bf16 autocast, channels_last, cudnn autotuning, dataset resident on the GPU, batched GPU augmentation"
+                 if cfg["precision"] == "bf16" and "cuda" in cfg["device"] else "fp32 on the CPU")
+        lines.append(f"- Speed: {speed}{', torch.compile' if cfg['compile'] else ''}; one test pass at the end; "
+                     "scored with the final weights (no model selection on the test set).")
+    return lines
+
+
+def _cell(row: dict, i: int) -> str:
+    if len(row["seeds"]) < 2:
+        return f"{row['mean'][i]:.2f}"
+    return f"{row['mean'][i]:.2f} ({row['low'][i]:.2f}–{row['high'][i]:.2f})"
+
+
+def method_order(table: dict, profile) -> list[str]:
+    return [m for m in list(profile.students) + ["ce"] if m in table]
+
+
+def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[Path]:
+    """``OUT/<stem>.md`` and ``.png`` (and, for a profile of fixed recipes, the published ``.json``)
+    from the study's state; ``profile`` names the files, the title and the objectives' order."""
+    table = summarize(state)
+    ks = list(range(1, state["max_timesteps"] + 1))
+    teacher = state.get("teacher")
+    smoke = state.get("smoke")
+    order = method_order(table, profile)
+    students = state["students"]
+    first = next(iter(students.values()), None) or teacher
+    data_cfg = first["config"]["data"] if first else {"subset": None, "test_subset": None}
+    lines = [f"# {profile.title}", ""]
+    if smoke:
+        lines += [f"> **SMOKE RUN — these numbers test the pipeline only and say nothing about the methods.** {smoke_note}", ""]
+    lines += [f"- Data: {state['dataset']} (subset, see above)" if smoke else
+              f"- Data: {state['dataset']}, {data_cfg['subset'] or 50000:,} train / {data_cfg['test_subset'] or 10000:,} test images",
+              f"- Machine: {', '.join(devices_used(state)) or state.get('device')}; torch {state.get('torch')}",
+              f"- Commit: `{state.get('commit')}`",
+              f"- Seeds: {sorted({e['seed'] for e in students.values()})} (students); teacher seed {teacher['seed'] if teacher else '—'}",
+              f"- Written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+              "- Command(s), each run until it printed DONE:"]
+    lines += [f"  - `{c}`" for c in state["commands"]]
+    lines += ["", "## Recipe", ""] + recipe_lines(state, order) + [""]
+    lines += ["## Top-1 (%) at each inference timestep k (mean over seeds; in brackets: the seed range)", "",
+              "| method | " + " | ".join(f"k={k}" for k in ks) + " | seeds | epochs | train (s) per student |",
+              "| --- | " + " | ".join("---:" for _ in ks) + " | ---: | ---: | ---: |"]
+    if teacher:
+        lines.append("| ANN teacher | " + " | ".join(f"{teacher['top1'][0]:.2f}" for _ in ks)
+                     + f" | 1 | {teacher['epochs']} | {teacher['train_seconds']:.0f} |")
+    for m in order:
+        row = table[m]
+        lines.append(f"| {m} | " + " | ".join(_cell(row, i) for i in range(len(ks)))
+                     + f" | {len(row['seeds'])} | {'/'.join(map(str, sorted(set(row['epochs']))))} | "
+                     + "/".join(f"{w:.0f}" for w in row["train"]) + " |")
+    lines += ["", "The ANN teacher runs one step; its accuracy is repeated in every column.", "",
+              "## Energy per sample (µJ) at each k (E = 4.6 pJ·MAC + 0.9 pJ·AC, stem MACs once; mean over seeds)", "",
+              "| method | " + " | ".join(f"k={k}" for k in ks) + " |", "| --- | " + " | ".join("---:" for _ in ks) + " |"]
+    if teacher:
+        lines.append("| ANN teacher | " + " | ".join(f"{teacher['energy_mj'][0] * 1e3:.1f}" for _ in ks) + " |")
+    for m in order:
+        lines.append(f"| {m} | " + " | ".join(f"{e * 1e3:.1f}" for e in table[m]["energy_mean"]) + " |")
+    lines += ["", "## Per seed", "",
+              "| run | " + " | ".join(f"k={k}" for k in ks) + " | epochs | train (s) | wall (s) | load (1 min) |",
+              "| --- | " + " | ".join("---:" for _ in ks) + " | ---: | ---: | ---: | --- |"]
+    for key in sorted(students):
+        e = students[key]
+        lines.append(f"| {key} | " + " | ".join(f"{v:.2f}" for v in e["top1"])
+                     + f" | {e['epochs']} | {e['train_seconds']:.0f} | {e['wall_seconds']:.0f} | {e.get('load', '—')} |")
+    lines += ["", "Train seconds are the loop's own (metrics.csv, summed over resumes); wall adds data loading and "
+              "the final test. Load is the 1-minute load average when the stage ended (the machine may be shared).",
+              "", "## The claim", "",
+              "Rule: twkd *holds its accuracy at small T* when, in every seed, its T = 1 top-1 exceeds skd's by more "
+              "than the larger seed-to-seed range of the two at T = 1.", "",
+              f"- {gap_verdict(table)}"]
+    if "twkd_mean" in table:
+        lines.append(f"- The paper's sd target (`twkd_mean`): {gap_verdict(table, 'twkd_mean')}")
+    if profile.name == "gpu" and teacher and "twkd" in table:
+        twkd = table["twkd"]
+        first_seed = min(range(len(twkd["seeds"])), key=lambda i: twkd["seeds"][i])
+        total = teacher["wall_seconds"] + twkd["wall"][first_seed]
+        lines.append(f"- Goal (H100): teacher + one twkd student < 10 min: {total / 60:.1f} min; twkd top-1 at T=4 "
+                     f"{twkd['mean'][-1]:.2f}% (goal ≥ 93), at T=1 {twkd['mean'][0]:.2f}% (goal ≥ 91)"
+                     + (" — smoke run, not a test of the goal." if smoke else "."))
+    if teacher and teacher.get("retrained"):
+        lines.append(f"- The teacher was retrained {teacher['retrained']} time(s) on a fresh machine (same recipe and seed).")
+    lines += ["", f"![full-range curves]({profile.stem}.png)", ""]
+    md = out / f"{profile.stem}.md"
+    atomic_write_text("\n".join(lines), md)
+    png = plot(table, order, teacher, out / f"{profile.stem}.png",
+               ("SMOKE — " if smoke else "") + f"{state['dataset']}: top-1 at every k")
+    written = [md, png]
+    if not profile.budgeted:
+        path = out / f"{profile.stem}.json"
+        atomic_write_text(json.dumps(published_results(state), indent=1) + "\n", path)
+        written.insert(0, path)
+    return written
+
+
+def published_results(state: dict) -> dict:
+    """The study's result file (issue 18 keys): top-1 and energy per k for every finished run."""
+    teacher = state.get("teacher")
+    runs = []
+    for key in sorted(state["students"], key=lambda k: (state["students"][k]["method"], state["students"][k]["seed"])):
+        e = state["students"][key]
+        runs.append({"method": e["method"], "seed": e["seed"],
+                     "top1": {str(k): round(v, 2) for k, v in zip(e["timesteps"], e["top1"])},
+                     "energy_uj": {str(k): round(v * 1e3, 3) for k, v in zip(e["timesteps"], e["energy_mj"])},
+                     "epochs": e["epochs"], "train_seconds": e["train_seconds"]})
+    return {"dataset": state["dataset"] + (" — SMOKE RUN" if state.get("smoke") else ""),
+            "max_timesteps": state["max_timesteps"],
+            "teacher_top1": round(teacher["top1"][0], 2) if teacher else None,
+            "machine": ", ".join(devices_used(state)) or state.get("device"),
+            "commit": state.get("commit"), "runs": runs}
+
+
+def plot(table: dict, order: list[str], teacher: dict | None, path: Path, title: str) -> Path:
+    """Top-1 (mean, seed range as error bars) and energy against k per method, the teacher dashed."""
+    from spikedistill.evaluate.plot import plot_methods
+
+    ks = range(1, len(next(iter(table.values()))["mean"]) + 1) if table else ()
+    curves = {m: {"top1": dict(zip(ks, table[m]["mean"])),
+                  "top1_range": dict(zip(ks, zip(table[m]["low"], table[m]["high"]))),
+                  "energy_uj": {k: e * 1e3 for k, e in zip(ks, table[m]["energy_mean"])}} for m in order}
+    return plot_methods(curves, path, title, teacher_top1=teacher["top1"][0] if teacher else None)

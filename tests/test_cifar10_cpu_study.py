@@ -1,0 +1,124 @@
+"""The two-CPU-core CIFAR-10 study (``benchmarks/cifar10_fullrange.py --profile cpu``, issue 18).
+
+Its recipes are checked as data; its smoke mode (128 + 128 real images of CIFAR-10 (JPEG-q75 copy), a
+narrow small_cnn, skd and twkd over two seeds) runs once for the tests below, after an interruption
+staged by hand: the teacher finished, one student stopped half-way with only its ``latest.pt``.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE_ARGS = ["--profile", "cpu", "--smoke", "--methods", "skd", "twkd", "--seeds", "0", "1"]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("cifar10_fullrange_cpu", ROOT / "benchmarks" / "cifar10_fullrange.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = load_benchmark()
+
+
+def test_cpu_recipes_differ_only_in_the_objective():
+    from spikedistill.train.config import load_config
+
+    profile = bench.PROFILES["cpu"]
+    students = {m: load_config(ROOT / path).to_dict() for m, path in profile.students.items()}
+    assert students["twkd"]["loss"] == {"name": "twkd", "options": {"alpha": 0.2, "beta": 0.5, "tau": 3.0,
+                                                                     "sd_target": "correct_mean"}}
+    assert students["twkd_mean"]["loss"]["options"]["sd_target"] == "mean"
+    assert students["skd"]["loss"] == {"name": "skd", "options": {"alpha": 0.2, "tau": 3.0}}
+    rest = [{k: v for k, v in cfg.items() if k not in ("loss", "teacher")} for cfg in students.values()]
+    assert all(cfg == rest[0] for cfg in rest)  # same SNN, data, schedule, T and seed for every objective
+    assert rest[0]["model"]["options"]["widths"] == [32, 64, 128] and rest[0]["timesteps"] == 4
+    assert rest[0]["data"]["augment"]["autoaugment"] is False and rest[0]["data"]["augment"]["cutout"] == 0
+    teacher = load_config(ROOT / profile.teacher)
+    assert teacher.model.spiking is False and teacher.model.options["widths"] == [32, 64, 128]
+    assert teacher.data.subset == rest[0]["data"]["subset"]
+
+
+def test_cpu_plan_puts_the_two_seed_comparison_first():
+    args = bench.parse_args(["--profile", "cpu"])
+    plan = bench.student_plan(args)
+    assert plan[:4] == [("skd", 0), ("twkd", 0), ("skd", 1), ("twkd", 1)]
+    assert sorted(m for m, _ in plan[4:]) == ["tet", "twce", "twkd_mean"]
+    with pytest.raises(bench.SpikeDistillError, match="not in the cpu profile"):
+        bench.student_plan(bench.parse_args(["--profile", "cpu", "--methods", "tssd"]))
+
+
+@pytest.fixture(scope="module")
+def interrupted_then_finished(tmp_path_factory):
+    from conftest import DATA_ROOT
+
+    from spikedistill.train.loop import train
+
+    if not (DATA_ROOT / "cifar10" / "train_jpeg.npz").is_file():
+        pytest.skip(f"CIFAR-10 (JPEG-q75 copy) not found under {DATA_ROOT} (set SPIKEDISTILL_DATA)")
+    out = tmp_path_factory.mktemp("cpu_study")
+    argv = SMOKE_ARGS + ["--out", str(out), "--data-root", str(DATA_ROOT)]
+    assert bench.main(argv + ["--stage", "teacher"]) == 0
+    # A student cut off after 2 of its 4 steps: what Ctrl-C or a killed job leaves behind.
+    args = bench.parse_args(SMOKE_ARGS + ["--out", str(out), "--data-root", str(out / "smoke_data")])
+    runs = out / "runs"
+    half = train(bench.student_config(args, "twkd", 1, bench.SMOKE["epochs"]["student"], runs), runs / "twkd-s1",
+                 stop_after_steps=2, verbose=False)
+    assert half["stopped"] and json.loads((runs / "state.json").read_text())["students"] == {}
+    log = out / "study.log"
+    code = bench.main(argv + ["--log", str(log)])
+    return out, code, log.read_text()
+
+
+def test_study_resumes_the_interrupted_student_and_skips_the_finished_teacher(interrupted_then_finished):
+    out, code, log = interrupted_then_finished
+    assert code == 0
+    assert "teacher: done" in log and "twkd-s1: 1 epochs (resuming)" in log and "DONE" in log
+    assert "skd-s0: 1 epochs →" in log  # not resuming: it had not started
+    metrics = (out / "runs" / "twkd-s1" / "metrics.csv").read_text().splitlines()
+    assert len(metrics) == 2  # header + the one epoch, finished after the resume
+
+
+def test_study_writes_the_published_json_with_exactly_its_keys(interrupted_then_finished):
+    out, _, _ = interrupted_then_finished
+    result = json.loads((out / "cifar10_cpu.json").read_text())
+    assert set(result) == {"dataset", "max_timesteps", "teacher_top1", "machine", "commit", "runs"}
+    assert result["dataset"].startswith("CIFAR-10 (JPEG-q75 copy)") and "SMOKE" in result["dataset"]
+    assert result["max_timesteps"] == 4 and 0.0 <= result["teacher_top1"] <= 100.0
+    assert [(r["method"], r["seed"]) for r in result["runs"]] == [("skd", 0), ("skd", 1), ("twkd", 0), ("twkd", 1)]
+    for run in result["runs"]:
+        assert set(run) == {"method", "seed", "top1", "energy_uj", "epochs", "train_seconds"}
+        assert list(run["top1"]) == ["1", "2", "3", "4"] and list(run["energy_uj"]) == ["1", "2", "3", "4"]
+        assert all(0.0 <= v <= 100.0 for v in run["top1"].values())
+        assert run["energy_uj"]["1"] > 0 and run["epochs"] == 1 and run["train_seconds"] > 0
+    state = json.loads((out / "runs" / "state.json").read_text())
+    for run in result["runs"]:  # the published numbers are the state's, rounded
+        entry = state["students"][f"{run['method']}-s{run['seed']}"]
+        assert run["top1"]["1"] == pytest.approx(entry["top1"][0], abs=0.006)
+        assert run["energy_uj"]["4"] == pytest.approx(entry["energy_mj"][3] * 1e3, abs=6e-4)
+
+
+def test_study_report_states_the_rule_applies_it_and_draws_the_curves(interrupted_then_finished):
+    out, _, _ = interrupted_then_finished
+    md = (out / "cifar10_cpu.md").read_text()
+    assert "SMOKE RUN" in md and "Rule: twkd *holds its accuracy at small T*" in md
+    assert ("beats skd by more than seed noise" in md) != ("NOT beyond seed noise" in md)  # a verdict, exactly one
+    assert "--profile cpu --smoke" in md  # the exact command
+    assert (out / "cifar10_cpu.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_verdict_for_two_seeds_follows_the_rule():
+    def row(seeds, top1_at_1):
+        return {"seeds": seeds, "top1": [[v] for v in top1_at_1], "mean": [sum(top1_at_1) / len(top1_at_1)],
+                "spread": [max(top1_at_1) - min(top1_at_1)]}
+
+    # gaps +5.0 and +4.9 against a seed range of 0.6: holds
+    holds = bench.gap_verdict({"twkd": row([0, 1], [60.0, 60.5]), "skd": row([0, 1], [55.0, 55.6])})
+    assert "holds its accuracy at small T" in holds and "+5.00, +4.90" in holds
+    # gaps +0.5 and +0.5 against a range of 0.6: not shown
+    assert "NOT beyond seed noise" in bench.gap_verdict({"twkd": row([0, 1], [55.5, 56.1]),
+                                                          "skd": row([0, 1], [55.0, 55.6])})

@@ -216,9 +216,9 @@ def plan_epochs(args, name: str, make_config, budget_minutes: float, state: dict
     that fill ``budget_minutes`` of training (measured once). Kept in the state file: a later command,
     or a fresh machine, reuses them so recipes stay identical."""
     plan = state["plan"].get(name)
-    if plan is not None:
+    if plan is not None and PROFILES[args.profile].budgeted:  # fixed recipes: their epochs, read again below
         changed = plan["epochs"] != args.epochs if args.epochs else plan["budget_minutes"] != budget_minutes
-        if changed and not args.smoke and PROFILES[args.profile].budgeted:
+        if changed and not args.smoke:
             raise SpikeDistillError(
                 f"{state_path} planned '{name}' for {plan['budget_minutes'] or plan['epochs']} "
                 f"{'min' if plan['budget_minutes'] else 'epochs'}, not what this command asks; pass the same budget, "
@@ -338,6 +338,17 @@ def stage_seconds(plan: dict) -> float:
     return (plan["seconds_per_epoch"] or 0.0) * plan["epochs"] + STARTUP_SECONDS
 
 
+def finished_with(entry: dict | None, cfg: Config, name: str) -> bool:
+    """Whether a stored result was trained with this very recipe; one of another recipe (an edited
+    YAML) is said and trained again."""
+    if entry is None:
+        return False
+    if entry["config"] == json.loads(json.dumps(cfg.to_dict())):
+        return True
+    say(f"{name}: finished with another recipe than the current one; training it again")
+    return False
+
+
 def student_plan(args) -> list[tuple[str, int]]:
     """(method, seed) in the order they run: the profile's plan, or every --methods × --seeds."""
     profile = PROFILES[args.profile]
@@ -399,12 +410,13 @@ def run_all(args) -> int:
     # The teacher stage runs when its result is missing — and again when students still need its
     # checkpoint and this machine does not have it (a fresh device machine: the cache is gone).
     if "teacher" in stages or ("students" in stages and student_needs_teacher):
-        if state["teacher"] is None or (student_needs_teacher and not teacher_ckpt.is_file()):
-            make = lambda epochs: teacher_config(args, epochs, runs)
-            plan = plan_epochs(args, "teacher", make, args.teacher_minutes, state, state_path, runs)
+        make = lambda epochs: teacher_config(args, epochs, runs)
+        plan = plan_epochs(args, "teacher", make, args.teacher_minutes, state, state_path, runs)
+        cfg = make(plan["epochs"])
+        if not finished_with(state["teacher"], cfg, "teacher") or (student_needs_teacher and not teacher_ckpt.is_file()):
             if not clock.fits(stage_seconds(plan)):
                 return stop_here("the teacher")
-            result = run_stage("teacher", make(plan["epochs"]), runs / "teacher", device)
+            result = run_stage("teacher", cfg, runs / "teacher", device)
             if state["teacher"] is not None:
                 result["retrained"] = state["teacher"].get("retrained", 0) + 1
             state["teacher"] = result
@@ -416,14 +428,15 @@ def run_all(args) -> int:
     if "students" in stages:
         for method, seed in students:
             key = f"{method}-s{seed}"
-            if key in state["students"]:
-                say(f"{key}: done, skipped")
-                continue
             make = lambda epochs, m=method, s=seed: student_config(args, m, s, epochs, runs)
             plan = plan_epochs(args, method, make, args.budget_minutes, state, state_path, runs)
+            cfg = make(plan["epochs"])
+            if finished_with(state["students"].get(key), cfg, key):
+                say(f"{key}: done, skipped")
+                continue
             if not clock.fits(stage_seconds(plan)):
                 return stop_here(key)
-            result = run_stage(key, make(plan["epochs"]), runs / key, device)
+            result = run_stage(key, cfg, runs / key, device)
             result["method"] = method
             state["students"][key] = result
             save_state(state, state_path)

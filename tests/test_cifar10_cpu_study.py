@@ -122,3 +122,12 @@ def test_verdict_for_two_seeds_follows_the_rule():
     # gaps +0.5 and +0.5 against a range of 0.6: not shown
     assert "NOT beyond seed noise" in bench.gap_verdict({"twkd": row([0, 1], [55.5, 56.1]),
                                                           "skd": row([0, 1], [55.0, 55.6])})
+
+
+def test_a_result_of_another_recipe_is_not_taken_as_done(interrupted_then_finished):
+    out, _, _ = interrupted_then_finished
+    args = bench.parse_args(SMOKE_ARGS + ["--out", str(out), "--data-root", str(out / "smoke_data")])
+    entry = json.loads((out / "runs" / "state.json").read_text())["students"]["skd-s0"]
+    runs = out / "runs"
+    assert bench.finished_with(entry, bench.student_config(args, "skd", 0, 1, runs), "skd-s0")
+    assert not bench.finished_with(entry, bench.student_config(args, "skd", 0, 2, runs), "skd-s0")  # epochs edited

@@ -55,6 +55,13 @@ def preflight(cfg: Config):
     objective.bind(model)
     if not objective.needs_teacher or cfg.teacher.source == "timm":  # a timm teacher is built with the run
         return None
+    ckpt = teacher_checkpoint(cfg)
+    return ckpt, ckpt.model()
+
+
+def teacher_checkpoint(cfg: Config):
+    """``teacher.checkpoint`` read as a :class:`~spikedistill.checkpoint.Checkpoint`; missing is one line
+    saying what would train it (the teacher stage, :mod:`.teacher`)."""
     path = cfg.teacher.checkpoint
     if path is None:
         raise SpikeDistillError(f"loss '{cfg.loss.name}' needs a teacher; set teacher.checkpoint=PATH (a best.pt) "
@@ -63,8 +70,7 @@ def preflight(cfg: Config):
         from .teacher import missing_teacher_message
 
         raise SpikeDistillError(missing_teacher_message(cfg))
-    ckpt = load_checkpoint(path, role="teacher")
-    return ckpt, ckpt.model()
+    return load_checkpoint(path, role="teacher")
 
 
 def build_run(cfg: Config, ctx) -> Run:
@@ -146,15 +152,7 @@ def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = No
         ckpt, teacher = loaded
         ckpt.require_classes(num_classes)
     else:
-        path = cfg.teacher.checkpoint
-        if path is None:
-            raise SpikeDistillError(f"loss '{cfg.loss.name}' needs a teacher; set teacher.checkpoint=PATH (a best.pt) "
-                                    "or train one with a teacher recipe first")
-        if not Path(path).exists():
-            from .teacher import missing_teacher_message
-
-            raise SpikeDistillError(missing_teacher_message(cfg))
-        teacher = load_checkpoint(path, role="teacher").model(num_classes=num_classes)
+        teacher = teacher_checkpoint(cfg).model(num_classes=num_classes)
     teacher.to(device).train(cfg.teacher.train_mode)
     if device.type == "cuda" and cfg.channels_last:
         teacher.to(memory_format=torch.channels_last)

@@ -55,7 +55,8 @@ SURROGATES: Registry[Surrogate] = Registry("surrogate")
 # each rounding as the plain expression in the table would: α·σ·(1 − σ) is (σ·α)·(−σ + 1), etc.
 def _sigmoid_grad(x: torch.Tensor, alpha: float, _: float) -> torch.Tensor:
     s = torch.mul(x, alpha).sigmoid_()
-    return torch.mul(s, alpha).mul_(torch.neg(s).add_(1.0))
+    # α·σ·(1 − σ) in one pass, in place: aten's sigmoid_backward computes grad·(1 − y)·y (here grad = α)
+    return torch.ops.aten.sigmoid_backward.grad_input(torch.tensor(alpha, dtype=s.dtype), s, grad_input=s)
 
 
 def _atan_grad(x: torch.Tensor, half_alpha: float, slope: float) -> torch.Tensor:

@@ -271,7 +271,7 @@ def print_budget(args, students: list[tuple[str, int]]) -> None:
 # --- stages -------------------------------------------------------------------------------------
 
 def evaluate(checkpoint: Path, cfg: Config, device: torch.device) -> dict:
-    """Top-1, energy (mJ per sample), SOPs and firing rate at every k in one pass (SPEC.md eval JSON), of
+    """Top-1, energy (mJ per sample), SOPs and firing rate at every k in one pass (the eval JSON of docs/deployment.md), of
     the model a checkpoint holds, on its recipe's test images."""
     from spikedistill.data import batches, load_dataset
     from spikedistill.evaluate import fullrange_report

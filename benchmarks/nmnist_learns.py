@@ -8,7 +8,7 @@ Chance is 10 %.
     python benchmarks/nmnist_learns.py                       # T=5, 8 epochs, TWCE, ~2–3 min on one core
     python benchmarks/nmnist_learns.py --epochs 1 --json out.json
 
-Data from $SPIKEDISTILL_DATA/nmnist_small (default ../shared/data/nmnist_small).
+Data from $SPIKEDISTILL_DATA/nmnist_small (default $SPIKEDISTILL_DATA/nmnist_small).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main(argv=None) -> dict:
                         help="resize frames to SIZE×SIZE (0: native 34×34). small_cnn sees a 9-pixel receptive field "
                              "before global pooling, too little for a digit at 34×34 (33%% after 5 epochs, widths 16-32-64)")
     parser.add_argument("--augment", action="store_true", help="DVS augmentation (flip, roll/rotate/cutout)")
-    parser.add_argument("--root", default=None, help="folder with train.npz/test.npz (default: shared nmnist_small)")
+    parser.add_argument("--root", default=None, help="folder with train.npz/test.npz (default: $SPIKEDISTILL_DATA/nmnist_small, else data/nmnist_small)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--widths", type=int, nargs=3, default=[32, 64, 128], help="small_cnn channel widths")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")

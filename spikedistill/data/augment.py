@@ -1,6 +1,6 @@
 """Batched augmentation on whatever device the batch is on (airbench style), built from kornia ops.
 
-Training pipeline, in the order of METHODS.md §1.7: random crop with zero padding (or, for ImageNet,
+Training pipeline, in the order of §1.7: random crop with zero padding (or, for ImageNet,
 a random resized crop) → horizontal flip → AutoAugment (CIFAR-10 policy) → Cutout → normalise →
 (optional) random erasing. Each step is switchable per recipe. ``eval()`` mode only normalises.
 
@@ -114,7 +114,7 @@ def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, size: int) -> tor
 def random_resized_crop(images: torch.Tensor, size: int, scale: Tuple[float, float] = (0.08, 1.0),
                         ratio: Tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
     """torchvision's ``RandomResizedCrop(size)`` for a float batch ``[B, C, H, W]``, one box per image
-    (the ImageNet training crop of the FR code, METHODS.md §1.7). Differences: it crops the stored
+    (the ImageNet training crop of the FR code, §1.7). Differences: it crops the stored
     (already decoded, same-size) images rather than each original file, and resizes bilinearly without
     PIL's antialiasing."""
     boxes = resized_crop_boxes(images.shape[0], images.shape[-2], images.shape[-1], scale, ratio, device=images.device)
@@ -159,7 +159,7 @@ class GpuAugment(nn.Module):
             rotated/sheared/translated areas with 0, where the FR code's ``CIFAR10Policy`` fills 128.
         cutout: side of the Cutout square (0: off), applied before normalisation.
         erasing: probability of kornia ``RandomErasing(scale=(0.02, 0.2))`` after normalisation, the
-            CKDSNN recipe's Cutout substitute (METHODS.md §4.4; 0: off).
+            CKDSNN recipe's Cutout substitute (§4.4; 0: off).
     """
 
     def __init__(

@@ -1,7 +1,7 @@
 """The full-range picture: accuracy, cost and early exit at every timestep, from one pass at T_max.
 
 :func:`fullrange_report` runs each batch once at T_max with :class:`~.energy.CostRecorder` hooks
-attached and returns the SPEC.md eval JSON (``timesteps``, ``top1``, ``sops``, ``energy_mj``,
+attached and returns the eval JSON of docs/deployment.md (``timesteps``, ``top1``, ``sops``, ``energy_mj``,
 ``firing_rate``) plus ``macs``, per-layer and per-neuron-layer detail, the energy policy and, on
 request, an early-exit sweep. Top-1 uses the same cumulative mean as
 :func:`~.fullrange.fullrange_accuracy`, so the two agree exactly.

@@ -1,4 +1,4 @@
-"""``ce``: cross-entropy on the time-mean logits (L_SCE of the full-range paper, METHODS.md §1.1, §5.2)."""
+"""``ce``: cross-entropy on the time-mean logits (L_SCE of the full-range paper, §1.1, §5.2)."""
 
 from __future__ import annotations
 

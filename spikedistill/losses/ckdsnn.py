@@ -1,4 +1,4 @@
-"""``ckdsnn``: SAMD + NLD (Liu et al., "A Closer Look at KD in SNN Training", AAAI 2026), METHODS.md §4.
+"""``ckdsnn``: SAMD + NLD (Liu et al., "A Closer Look at KD in SNN Training", AAAI 2026), §4.
 
 Inputs: ``features`` (student stages, ``[T, B, C, H, W]``), ``teacher_features`` (teacher stages,
 ``[1, B, D, H, W]``), ``teacher_logits`` and ``teacher`` — the teacher module, used only for its head:

@@ -1,4 +1,4 @@
-"""``dkd``: Decoupled KD (Zhao et al., CVPR 2022) on the time-mean logits, METHODS.md §5.4.
+"""``dkd``: Decoupled KD (Zhao et al., CVPR 2022) on the time-mean logits, §5.4.
 
 Follows mdistiller's DKD. ``per_step=True`` is our temporal-separated variant (not from a paper):
 TCKD/NCKD between every z[t] and the teacher, averaged over t, with TWCE as the CE term.

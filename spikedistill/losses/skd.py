@@ -1,4 +1,4 @@
-"""``skd``: standard KD on the time-mean logits, the full-range paper's baseline (METHODS.md §5.2, §1.1).
+"""``skd``: standard KD on the time-mean logits, the full-range paper's baseline (§5.2, §1.1).
 
 ``ce_weight`` gives Hinton's convex form too (mdistiller KD: ce_weight 0.1, alpha 0.9, tau 4). It is
 also the response-based form of KDSNN (§5.3).

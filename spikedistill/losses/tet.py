@@ -1,4 +1,4 @@
-"""``tet``: Temporal Efficient Training (Deng et al., ICLR 2022), METHODS.md §5.1.
+"""``tet``: Temporal Efficient Training (Deng et al., ICLR 2022), §5.1.
 
 Follows the official TET code: the MSE regulariser acts on the output-layer values (the logits),
 averaged over every entry, against a constant φ.

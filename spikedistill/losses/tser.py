@@ -1,4 +1,4 @@
-"""``tser``: Temporal Separation with Entropy Regularisation (Yu et al., CVPR 2025), METHODS.md §3.
+"""``tser``: Temporal Separation with Entropy Regularisation (Yu et al., CVPR 2025), §3.
 
 RECONSTRUCTED, not verified against the paper or official code (neither could be read, §3.3): the
 formula follows §3.2 and the options of §3.5. Defaults chosen here (NOT FOUND in any source):

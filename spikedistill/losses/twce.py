@@ -1,4 +1,4 @@
-"""``twce``: temporal-wise cross-entropy, the mean over t of per-step CE (METHODS.md §1.1 L_TWCE).
+"""``twce``: temporal-wise cross-entropy, the mean over t of per-step CE (§1.1 L_TWCE).
 
 The same term is TET's CE (§5.1, ``tet`` with λ = 0) and TSER's TS-CE (§3.2).
 """

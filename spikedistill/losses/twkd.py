@@ -1,4 +1,4 @@
-"""``twkd``: full-range temporal-wise logit KD (Yu et al., ICML 2025), METHODS.md §1.
+"""``twkd``: full-range temporal-wise logit KD (Yu et al., ICML 2025), §1.
 
 Paper vs official code (§1.2): the paper's self-distillation target is the time-mean ``z_ens``
 (``sd_target="mean"``, default); the official code — which produced the published numbers — uses the

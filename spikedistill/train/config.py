@@ -55,7 +55,7 @@ class AugmentConfig:
     flip: bool = True
     autoaugment: bool = False
     cutout: int = 0
-    roll: int = 0         # event frames only: roll by up to ±roll pixels (METHODS.md §1.8)
+    roll: int = 0         # event frames only: roll by up to ±roll pixels (§1.8)
     rotate: float = 0.0   # event frames only: rotate by up to ±rotate degrees
     erasing: float = 0.0  # probability of RandomErasing(scale 0.02–0.2), CKDSNN's Cutout substitute (§4.4)
     resized_crop: int = 0  # random resized crop to this side (scale 0.08–1, ratio 3/4–4/3), ImageNet's training crop

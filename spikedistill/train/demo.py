@@ -4,11 +4,11 @@ On scikit-learn's bundled handwritten digits (1,797 real 8×8 images — shipped
 dependency, so nothing is downloaded) it trains, with the same loop as every recipe:
 
 1. an ANN teacher (``small_cnn``, ReLU, plain CE);
-2. an SNN student with standard KD on the time-mean logits (``skd``, METHODS.md §5.2);
-3. an SNN student with full-range temporal-wise KD (``twkd``, METHODS.md §1),
+2. an SNN student with standard KD on the time-mean logits (``skd``, §5.2);
+3. an SNN student with full-range temporal-wise KD (``twkd``, §1),
 
 both students at T_max = 4 with identical settings, then scores each at every timestep 1..4 in one
-pass. ``DIR/report.json`` follows SPEC.md; the teacher, an ANN, has one accuracy whatever the
+pass. ``DIR/report.json`` follows docs/training.md; the teacher, an ANN, has one accuracy whatever the
 timestep, so its ``top1`` repeats that value for every key "1".."4". ``DIR/fullrange.png`` plots top-1
 against timesteps, one line per method. Each run's checkpoints and metrics stay in ``DIR/<method>/``.
 """

@@ -141,7 +141,7 @@ def make_augment(cfg, dataset, events: bool) -> nn.Module:
 def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = None, loaded=None) -> nn.Module:
     """The frozen teacher: from ``teacher.checkpoint`` (``loaded``: the ``(checkpoint, network)`` preflight
     already read), or a timm model (``teacher.source: timm``, the FR ImageNet teacher). Eval mode, no
-    gradients (SPEC.md conventions) — or, with ``teacher.train_mode``, train mode as the CKDSNN code runs it
+    gradients (docs/conventions.md) — or, with ``teacher.train_mode``, train mode as the CKDSNN code runs it
     (its BatchNorm normalises with each batch's statistics and updates its running averages). A missing
     checkpoint is an error here; training it is the explicit stage of :mod:`.teacher`."""
     if cfg.teacher.source == "timm":

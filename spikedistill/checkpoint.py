@@ -160,10 +160,7 @@ def _read(path: Path, map_location) -> dict:
         raise SpikeDistillError(f"checkpoint '{path}' is damaged (format version {version!r}); {_instead(path)}")
     if version > VERSION:
         raise SpikeDistillError(f"checkpoint '{path}' has format version {version}; upgrade spikedistill to read it")
-    problem = _layout_problem(ckpt)
-    if problem:
-        raise SpikeDistillError(f"checkpoint '{path}' is damaged: {problem}; {_instead(path)}")
-    return ckpt
+    return ckpt  # its layout is checked once, by Checkpoint
 
 
 def _instead(path: Path) -> str:
@@ -206,7 +203,8 @@ class Checkpoint(Mapping):
         problem = _layout_problem(data)
         where = f"{role} '{path}'" if path is not None else role
         if problem:
-            raise SpikeDistillError(f"{where} is damaged: {problem}; use another checkpoint")
+            advice = _instead(Path(path)) if path is not None else "use another checkpoint"
+            raise SpikeDistillError(f"{where} is damaged: {problem}; {advice}")
         self._data, self.path, self.role, self.where = data, path, role, where
 
     # --- the file's layout, read-only -------------------------------------------------------------

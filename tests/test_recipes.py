@@ -70,8 +70,9 @@ def overrides(recipe: Path, tiny: dict) -> list[str]:
     out = ["optim.epochs=1", f"optim.batch_size={BATCH}", f"data.subset={BATCH}", f"data.test_subset={BATCH}",
            "log.progress=false", "log.tensorboard=false", "device=cpu", "distributed.sync_bn=false"]
     name = cfg.data.name
-    if name in ("cifar10", "cifar100"):
-        out += ["data.name=npz", f"data.root={tiny[name]}", f"data.options={{num_classes: {100 if name == 'cifar100' else 10}}}"]
+    if name in ("cifar10", "cifar10_jpeg", "cifar100"):  # the JPEG copy's recipes, too, on tiny data of their own
+        folder = tiny["cifar100" if name == "cifar100" else "cifar10"]
+        out += ["data.name=npz", f"data.root={folder}", f"data.options={{num_classes: {100 if name == 'cifar100' else 10}}}"]
     elif name in ("cifar10dvs", "dvsgesture"):
         size = 16 if cfg.model.name == "vggsnn" else 8  # VGG-SNN pools four times
         out += [f"data.root={tiny[name]}", f"data.options.size={size}", f"data.options.cache_dir={tiny['cache']}"]

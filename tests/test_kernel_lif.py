@@ -35,8 +35,10 @@ def small_blocks(monkeypatch):
 
 
 def run_both(x, cfg, weights=None):
-    """(spikes, grad) from the kernel and from the reference for loss = Σ spikes·weights."""
-    weights = torch.randn(x.shape, dtype=torch.float32) if weights is None else weights
+    """(spikes, grad) from the kernel and from the reference for loss = Σ spikes·weights (seeded: the
+    same weights in every run, whatever ran before)."""
+    if weights is None:
+        weights = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
     results = []
     for fn in (lif_fused, lif_reference):
         leaf = x.detach().clone().requires_grad_()
@@ -84,11 +86,29 @@ def test_kernel_matches_reference_for_sizes_off_the_block_size(shape):
 
 def test_gpu_block_size_matches_reference(monkeypatch):
     monkeypatch.setattr(ops, "INTERPRETER_BLOCK_SIZE", ops.BLOCK_SIZE)
-    # 8,400 gradients, some of them small differences of O(1) terms (the hard reset's H·sg(u) against
-    # 1 − S): the interpreter's numpy exp and torch's differ by an ulp on elements that depend on memory
-    # alignment, which once in several full-suite runs put one gradient 1.5e-6 off (|g| ≈ 0.05). 2e-6 is
-    # that rounding, with the spikes still bit-identical.
-    assert_parity(currents(4, 3, 700), LIFConfig(), atol=2e-6)
+    assert_parity(currents(4, 3, 700), LIFConfig())
+
+
+@pytest.mark.parametrize("weight_seed", [0, 26, 34])
+def test_kernel_gradient_is_as_close_to_float64_as_the_fp32_reference(monkeypatch, weight_seed):
+    """The fp32 reference is itself ~1e-6 off the float64 gradient at this size (the hard reset's
+    (v_reset − H)·gV against (1 − S)·gV: O(1) terms that cancel to |g| ≈ 0.05), so two fp32
+    implementations can differ by ~2e-6 for some weight draws (seeds 26 and 34 here; 2 of 60 draws).
+    What the kernel owes is to be as accurate as the reference: its error against float64 within 1.5×
+    the reference's own (measured: 1.0–1.2×)."""
+    monkeypatch.setattr(ops, "INTERPRETER_BLOCK_SIZE", ops.BLOCK_SIZE)
+    x = currents(4, 3, 700)
+    weights = torch.randn(x.shape, generator=torch.Generator().manual_seed(weight_seed))
+    grads = {}
+    for name, fn, dtype in (("kernel", lif_fused, torch.float32), ("fp32", lif_reference, torch.float32),
+                            ("fp64", lif_reference, torch.float64)):
+        leaf = x.to(dtype).clone().requires_grad_()
+        (fn(leaf, LIFConfig()).to(dtype) * weights.to(dtype)).sum().backward()
+        grads[name] = leaf.grad.double()
+    kernel_error = (grads["kernel"] - grads["fp64"]).abs().max()
+    reference_error = (grads["fp32"] - grads["fp64"]).abs().max()
+    assert 0 < reference_error < 2e-6
+    assert kernel_error <= 1.5 * reference_error
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -121,7 +121,8 @@ class _BatchNormLIFSequence(torch.autograd.Function):
         x_seq, weight, bias, mean, invstd, residual = ctx.saved_tensors
         use_batch_stats, eps, cfg = ctx.options
         scale, shift = affine_of(weight, bias, mean, invstd)
-        _, u_seq = sequence_forward(x_seq, cfg, keep_u=True, affine=(scale, shift), residual=residual)
+        _, u_seq = sequence_forward(x_seq, cfg, keep_u=True, affine=(scale, shift), residual=residual,
+                                    keep_spikes=False)
         grad_y = sequence_backward(grad_spikes, u_seq, cfg).to(x_seq.dtype)
         del u_seq
         grad_x, grad_w, grad_b, grad_residual = folded_input_grads(

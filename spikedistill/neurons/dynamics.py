@@ -74,10 +74,11 @@ def lif_reference(x_seq: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:
     return torch.stack(spikes).to(x_seq.dtype)
 
 
-def sequence_forward(x_seq, cfg: LIFConfig, keep_u: bool, affine=None, residual=None):
+def sequence_forward(x_seq, cfg: LIFConfig, keep_u: bool, affine=None, residual=None, keep_spikes=True):
     """The dynamics without autograd: ``(spikes, u)`` with ``u = H − V_th`` per step in the state dtype
-    (None unless ``keep_u``). ``affine = (scale, shift)`` applies ``x·scale[c] + shift[c]`` to each step
-    first (BatchNorm folded in, channel dim 1 of a step) and ``residual`` is added after it — the
+    (None unless ``keep_u``; spikes None unless ``keep_spikes`` — a backward pass that recomputes u
+    needs no T-sized spike tensor). ``affine = (scale, shift)`` applies ``x·scale[c] + shift[c]`` to each
+    step first (BatchNorm folded in, channel dim 1 of a step) and ``residual`` is added after it — the
     arithmetic, in order, of the Triton kernel's forward.
 
     Written for a CPU, where each op is a pass over memory: the loop works step by step on buffers that
@@ -90,7 +91,8 @@ def sequence_forward(x_seq, cfg: LIFConfig, keep_u: bool, affine=None, residual=
     leak = 1.0 - cfg.decay
     v_rest = 0.0 if cfg.soft_reset else cfg.v_reset
     timesteps = x_seq.shape[0]
-    spikes = torch.empty_like(x_seq)
+    spikes = torch.empty_like(x_seq) if keep_spikes else None
+    spike_step = None if keep_spikes else torch.empty_like(x_seq[0])
     u_seq = torch.empty_like(x_seq, dtype=state_dtype) if keep_u else None
     step_buffer = None if keep_u else torch.empty_like(x_seq[0], dtype=state_dtype)
     v = torch.empty_like(x_seq[0], dtype=state_dtype) if timesteps > 1 else None
@@ -119,7 +121,7 @@ def sequence_forward(x_seq, cfg: LIFConfig, keep_u: bool, affine=None, residual=
                 h.copy_(x)
         else:
             _charge(v, x, leak, v_rest, h, scratch)
-        s = torch.ge(h, cfg.threshold, out=spikes[t])  # S in the input dtype: exact 0 or 1
+        s = torch.ge(h, cfg.threshold, out=spikes[t] if keep_spikes else spike_step)  # S: exact 0 or 1
         if t < timesteps - 1:
             if cfg.soft_reset:  # V = H − V_th·S
                 torch.add(h, s, alpha=-cfg.threshold, out=v)
@@ -156,39 +158,42 @@ def sequence_backward(grad_spikes, u_seq, cfg: LIFConfig) -> torch.Tensor:
 
     With gV[t] = d·gH[t+1] the gradient that flows into V[t] (``H = V − leak·(V − V_rest) + X``):
 
-        gH[t] = σ'(u[t])·gS[t] + c[t]·gV[t],   c = ∂V/∂H + ∂V/∂S·σ'(u)   (∂V/∂S dropped with detach_reset)
+        gH[t] = σ'(u[t])·gS[t] + d·c[t]·gH[t+1],   c = ∂V/∂H + ∂V/∂S·σ'(u)   (∂V/∂S dropped with detach_reset)
 
     with ∂V/∂H = 1 − S, ∂V/∂S = v_reset − H for a hard reset and 1, −V_th for a soft one; gX = gH (leak·gH
-    with decay_input). Step by step on cache-sized buffers, as the forward. Equal to the kernel's
-    formulas up to rounding (d·gH for gH − leak·gH, the products reassociated)."""
+    with decay_input). Step by step on cache-sized buffers, as the forward: two one-step buffers (σ' and
+    c) serve every step, gH[t+1] is read from the output, and the decay rides in the ``addcmul``. Equal to
+    the kernel's formulas up to rounding (d·gH for gH − leak·gH, the products reassociated)."""
     surrogate, param = get_surrogate(cfg.surrogate, cfg.surrogate_param)
+    timesteps = u_seq.shape[0]
     grad_x = torch.empty_like(u_seq)
-    grad_v = torch.empty_like(u_seq[0]) if u_seq.shape[0] > 1 else None
-    for t in range(u_seq.shape[0] - 1, -1, -1):
+    surrogate_grad = torch.empty_like(u_seq[0])
+    coupling_buffer = torch.empty_like(u_seq[0]) if timesteps > 1 and not cfg.soft_reset else None
+    for t in range(timesteps - 1, -1, -1):
         u = u_seq[t]
-        surrogate_grad = surrogate.grad(u, param)
+        surrogate.grad(u, param, out=surrogate_grad)
         grad_h = torch.mul(grad_spikes[t], surrogate_grad, out=grad_x[t])
-        if t < u_seq.shape[0] - 1:
-            coupling = _coupling(u, surrogate_grad, cfg)  # None: c = 1
+        if t < timesteps - 1:
+            coupling = _coupling(u, surrogate_grad, cfg, coupling_buffer)  # None: c = 1
             if coupling is None:
-                grad_h.add_(grad_v)
+                grad_h.add_(grad_x[t + 1], alpha=cfg.decay)
             else:
-                grad_h.addcmul_(coupling, grad_v)
-        if t > 0:
-            torch.mul(grad_h, cfg.decay, out=grad_v)
+                grad_h.addcmul_(coupling, grad_x[t + 1], value=cfg.decay)
     return grad_x.mul_(1.0 - cfg.decay) if cfg.decay_input else grad_x
 
 
-def _coupling(u, surrogate_grad, cfg: LIFConfig):
-    """``∂V/∂H + ∂V/∂S·σ'(u)`` for one step (see :func:`sequence_backward`); None when it is 1.
-    May overwrite ``surrogate_grad``."""
+def _coupling(u, surrogate_grad, cfg: LIFConfig, buffer):
+    """``∂V/∂H + ∂V/∂S·σ'(u)`` for one step (see :func:`sequence_backward`); None when it is 1. Written
+    into ``buffer`` (hard reset) or ``surrogate_grad`` (soft reset, which it overwrites)."""
     if cfg.soft_reset:
         return None if cfg.detach_reset else surrogate_grad.mul_(-cfg.threshold).add_(1.0)
-    not_fired = torch.lt(u, 0.0, out=torch.empty_like(u))  # 1 − S, written as floats (no bool pass)
+    not_fired = torch.lt(u, 0.0, out=buffer)  # 1 − S, written as floats (no bool pass)
     if cfg.detach_reset:
         return not_fired
-    scaled = torch.add(u, cfg.threshold - cfg.v_reset).mul_(surrogate_grad)  # (H − v_reset)·σ'
-    return torch.sub(not_fired, scaled, out=scaled)
+    # (1 − S) − (H − v_reset)·σ' with H − v_reset = u + (V_th − v_reset): two passes, no temporary
+    not_fired.addcmul_(u, surrogate_grad, value=-1.0)
+    offset = cfg.threshold - cfg.v_reset
+    return not_fired.add_(surrogate_grad, alpha=-offset) if offset != 0.0 else not_fired
 
 
 class _LIFSequence(torch.autograd.Function):

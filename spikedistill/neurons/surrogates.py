@@ -40,35 +40,40 @@ class Surrogate:
     name: str
     default_param: float
     constants: Callable[[float], tuple[float, float]]  # param → (a, b)
-    formula: Callable[[torch.Tensor, float, float], torch.Tensor]  # (x = H − V_th, a, b) → ∂S/∂x
+    formula: Callable[..., torch.Tensor]  # (x = H − V_th, a, b, out) → ∂S/∂x, written into out
     code: int  # the kernel's compile-time branch for this formula
 
-    def grad(self, x: torch.Tensor, param: float) -> torch.Tensor:
-        """∂S/∂x at ``x = H − V_th``."""
-        return self.formula(x, *self.constants(param))
+    def grad(self, x: torch.Tensor, param: float, out: torch.Tensor | None = None) -> torch.Tensor:
+        """∂S/∂x at ``x = H − V_th``, in a new tensor or written into ``out`` (x's shape and dtype; may be
+        ``x`` itself) — the backward loops reuse one buffer per step instead of allocating one."""
+        return self.formula(x, *self.constants(param), torch.empty_like(x) if out is None else out)
 
 
 SURROGATES: Registry[Surrogate] = Registry("surrogate")
 
 
-# The formulas below are written in place and without ``scalar − tensor`` (a slow path on the CPU),
-# each rounding as the plain expression in the table would: α·σ·(1 − σ) is (σ·α)·(−σ + 1), etc.
-def _sigmoid_grad(x: torch.Tensor, alpha: float, _: float) -> torch.Tensor:
-    s = torch.mul(x, alpha).sigmoid_()
-    # α·σ·(1 − σ) in one pass, in place: aten's sigmoid_backward computes grad·(1 − y)·y (here grad = α)
-    return torch.ops.aten.sigmoid_backward.grad_input(torch.tensor(alpha, dtype=s.dtype), s, grad_input=s)
+# The formulas below are written into ``out``, in place and without ``scalar − tensor`` (a slow path on
+# the CPU), each rounding as the plain expression in the table would: α·σ·(1 − σ) is α·(1 − σ)·σ, etc.
+def _sigmoid_grad(x: torch.Tensor, alpha: float, _: float, out: torch.Tensor) -> torch.Tensor:
+    s = torch.mul(x, alpha, out=out).sigmoid_()
+    return sigmoid_backward_(s, torch.tensor(alpha, dtype=s.dtype))
 
 
-def _atan_grad(x: torch.Tensor, half_alpha: float, slope: float) -> torch.Tensor:
-    return half_alpha / (1.0 + (slope * x) ** 2)
+def sigmoid_backward_(y: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """``y ← grad·(1 − y)·y`` in one in-place pass (aten's ``sigmoid_backward``; ``grad`` broadcasts)."""
+    return torch.ops.aten.sigmoid_backward.grad_input(grad, y, grad_input=y)
 
 
-def _triangle_grad(x: torch.Tensor, gamma: float, height: float) -> torch.Tensor:
-    return torch.abs(x).neg_().add_(gamma).clamp_(min=0.0).mul_(height)
+def _atan_grad(x: torch.Tensor, half_alpha: float, slope: float, out: torch.Tensor) -> torch.Tensor:
+    return torch.mul(x, slope, out=out).square_().add_(1.0).reciprocal_().mul_(half_alpha)
 
 
-def _rectangular_grad(x: torch.Tensor, half_width: float, width: float) -> torch.Tensor:
-    return (x.abs() < half_width).to(x.dtype) / width
+def _triangle_grad(x: torch.Tensor, gamma: float, height: float, out: torch.Tensor) -> torch.Tensor:
+    return torch.abs(x, out=out).neg_().add_(gamma).clamp_(min=0.0).mul_(height)
+
+
+def _rectangular_grad(x: torch.Tensor, half_width: float, width: float, out: torch.Tensor) -> torch.Tensor:
+    return torch.lt(torch.abs(x, out=out), half_width, out=out).div_(width)
 
 
 for _s in (

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .dynamics import sequence_backward, sequence_forward
+from .surrogates import sigmoid_backward_
 
 
 def batch_statistics(x: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -121,13 +122,36 @@ class _BatchNormLIFSequence(torch.autograd.Function):
         x_seq, weight, bias, mean, invstd, residual = ctx.saved_tensors
         use_batch_stats, eps, cfg = ctx.options
         scale, shift = affine_of(weight, bias, mean, invstd)
-        _, u_seq = sequence_forward(x_seq, cfg, keep_u=True, affine=(scale, shift), residual=residual,
-                                    keep_spikes=False)
-        grad_y = sequence_backward(grad_spikes, u_seq, cfg).to(x_seq.dtype)
-        del u_seq
+        if x_seq.shape[0] == 1 and cfg.surrogate == "sigmoid":
+            grad_y = _one_step_sigmoid_grad(grad_spikes, x_seq, scale, shift, residual, cfg).to(x_seq.dtype)
+        else:
+            _, u_seq = sequence_forward(x_seq, cfg, keep_u=True, affine=(scale, shift), residual=residual,
+                                        keep_spikes=False)
+            grad_y = sequence_backward(grad_spikes, u_seq, cfg).to(x_seq.dtype)
+            del u_seq
         grad_x, grad_w, grad_b, grad_residual = folded_input_grads(
             grad_y, x_seq, weight, bias, mean, invstd, residual, use_batch_stats, eps, ctx.needs_input_grad)
         return grad_x, grad_w, grad_b, None, None, grad_residual, None, None, None
+
+
+def _one_step_sigmoid_grad(grad_spikes, x_seq, scale, shift, residual, cfg):
+    """∂L/∂y of one step (T = 1) with the sigmoid surrogate, in four passes over the step where the
+    general path takes eight (recompute y, H and u, then α·u, σ, σ' and the product).
+
+    At T = 1 nothing resets and H = V_rest + m·y (m = leak with decay_input, else 1), so α·u =
+    α·(m·(x·scale + shift + r) + V_rest − V_th) is one ``addcmul`` over x with the per-channel constants
+    α·m·scale and α·(m·shift + V_rest − V_th) (+ α·m·r); then σ in place, ∂S·(1 − σ)·σ in one pass
+    (``sigmoid_backward``) and ·α. Equal to the general path up to rounding (the affine is associated
+    differently; the spikes, computed forward, do not depend on it)."""
+    alpha = cfg.surrogate_param
+    m = (1.0 - cfg.decay) if cfg.decay_input else 1.0
+    v_rest = 0.0 if cfg.soft_reset else cfg.v_reset
+    shape = (-1,) + (1,) * (x_seq.dim() - 3)
+    z = torch.addcmul((shift * (alpha * m) + alpha * (v_rest - cfg.threshold)).view(shape), x_seq,
+                      (scale * (alpha * m)).view(shape))
+    if residual is not None:
+        z.add_(residual, alpha=alpha * m)
+    return sigmoid_backward_(z.sigmoid_(), grad_spikes.to(z.dtype)).mul_(alpha)
 
 
 def bn_lif_sequence(x_seq, weight, bias, mean, invstd, residual, use_batch_stats: bool, eps: float, cfg):

@@ -156,6 +156,31 @@ def test_sequence_backend_is_the_default_off_cuda_and_keeps_one_tensor():
     assert eval_bytes == 0
 
 
+@pytest.mark.parametrize("cfg", [dict(), dict(v_reset=None, surrogate="atan"), dict(decay_input=True, decay=0.6)])
+def test_input_expanded_over_time_keeps_one_step_and_recomputes_u(cfg):
+    """A static-image stem broadcasts one step over T (stride 0): the sequence backend keeps that step,
+    not T steps of u, and recomputes u in backward — the same spikes and gradients as the reference."""
+    def saved_bytes(run):  # storage bytes: an expanded view holds one step's memory
+        sizes = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.untyped_storage().nbytes()) or t,
+                                                      lambda t: t):
+            return run(), sum(sizes)
+
+    cfg = LIFConfig(**cfg)
+    step = (torch.randn(3, 8, 5, dtype=torch.float64) + 0.8).requires_grad_()
+    weights = torch.randn(5, 3, 8, 5, dtype=torch.float64)
+    grads = []
+    for backend in ("sequence", "torch"):
+        step.grad = None
+        spikes, kept = saved_bytes(lambda: lif_multistep(step.expand(5, 3, 8, 5), cfg, backend=backend))
+        (spikes * weights).sum().backward()
+        grads.append((spikes.detach(), step.grad.clone(), kept))
+    (spikes, grad, kept), (ref_spikes, ref_grad, _) = grads
+    assert torch.equal(spikes, ref_spikes) and 0 < spikes.mean() < 1
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-10, atol=1e-12)
+    assert kept == step.numel() * 8                   # the one step (fp64), not 5 steps of u
+
+
 def test_detach_reset_changes_the_gradient():
     torch.manual_seed(0)
     x = (torch.randn(5, 20, dtype=torch.float64) + 0.8).requires_grad_()

@@ -200,8 +200,8 @@ class _LIFSequence(torch.autograd.Function):
     """The fused kernel's algorithm in torch ops, for CPUs and GPUs without Triton.
 
     Forward runs the dynamics without autograd and keeps only ``u = H − V_th`` per step (in the state
-    dtype); backward runs the recurrence in reverse, carrying ∂L/∂V — the formulas of
-    ``kernels/lif_triton.py``. Spikes are bit-identical to :func:`lif_reference` and gradients equal it
+    dtype), or the input itself when it is expanded over T (u is then recomputed in backward); backward
+    runs the recurrence in reverse, carrying ∂L/∂V — the formulas of ``kernels/lif_triton.py``. Spikes are bit-identical to :func:`lif_reference` and gradients equal it
     up to rounding (hard reset recovers H as u + V_th). The autograd loop keeps three tensors per step
     for a hard reset (u, H, 1 − S) and records a dozen graph nodes; this keeps one and records one.
     """
@@ -209,15 +209,19 @@ class _LIFSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq: torch.Tensor, cfg: LIFConfig) -> torch.Tensor:
         keep = ctx.needs_input_grad[0]
-        spikes, u_seq = sequence_forward(x_seq, cfg, keep_u=keep)
+        # An input expanded over T (a static-image stem's output, stride 0 over time) is one step of
+        # memory: keeping it and recomputing u in backward keeps 1/T of what T steps of u would.
+        recompute = keep and x_seq.shape[0] > 1 and x_seq.stride(0) == 0
+        spikes, u_seq = sequence_forward(x_seq, cfg, keep_u=keep and not recompute)
         if keep:
-            ctx.save_for_backward(u_seq)
-            ctx.cfg = cfg
+            ctx.save_for_backward(x_seq if recompute else u_seq)
+            ctx.cfg, ctx.recompute = cfg, recompute
         return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):
-        (u_seq,) = ctx.saved_tensors
+        (saved,) = ctx.saved_tensors
+        u_seq = sequence_forward(saved, ctx.cfg, keep_u=True, keep_spikes=False)[1] if ctx.recompute else saved
         return sequence_backward(grad_spikes, u_seq, ctx.cfg).to(grad_spikes.dtype), None
 
 

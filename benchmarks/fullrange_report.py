@@ -75,7 +75,9 @@ def recipe_lines(state: dict, order: list[str]) -> list[str]:
         return (f"{'SNN' if m['spiking'] else 'ANN'} `{m['name']}`"
                 + (f" {m['options']}" if m["options"] else "")
                 + f"; {o['name'].upper()}{'-Nesterov' if o['nesterov'] else ''} lr {o['lr']}, batch {o['batch_size']}, "
-                f"{o['schedule']} (stepped per epoch) over {o['epochs']} epochs, wd {o['weight_decay']} on "
+                f"{o['schedule']}{' (stepped per iteration)' if o['schedule'] == 'cosine' else ''}"
+                f"{f', {warmup} warm-up epoch(s)' if (warmup := o.get('warmup_epochs')) else ''} over {o['epochs']} "
+                f"epochs, wd {o['weight_decay']} on "
                 f"{'all parameters' if o['decay_all'] else 'conv/linear weights'}; "
                 f"augmentation {cfg['data']['augment']}; training images {cfg['data']['subset'] or 'all'}")
 

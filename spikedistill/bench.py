@@ -436,8 +436,6 @@ def _child_peak_rss_gb(plan: BenchPlan, model_name: str, timesteps: int, case: s
 
 
 def _child_main(spec_json: str) -> None:
-    import resource
-
     spec = json.loads(spec_json)
     plan = BenchPlan(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
     if plan.threads:
@@ -446,13 +444,31 @@ def _child_main(spec_json: str) -> None:
     before = _current_rss_bytes()  # torch, the model, its optimizer and inputs: the same for every case
     for _ in range(plan.warmup + 2):
         runner.step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+    peak = _peak_rss_bytes()
     print(json.dumps(dict(peak_rss_gb=peak / 1e9, step_rss_gb=max(0, peak - before) / 1e9)))
 
 
 def _current_rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss_bytes() -> int:
+    """This process's own peak resident memory. Linux: ``VmHWM``, the high-water mark of the memory map
+    the process got at exec. Not ``getrusage``'s ``ru_maxrss``: the kernel folds into it the map the
+    child was forked from, so every child would report the *parent's* peak (the benchmark process,
+    holding all the cases) and all cases would read the same."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # elsewhere: bytes on macOS, kB on BSDs
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 # ---- the table --------------------------------------------------------------------------------------

@@ -95,6 +95,20 @@ def test_cpu_peak_memory_comes_from_a_child_process_per_case():
     assert 0 <= records["snn_default"]["step_rss_gb"] < records["snn_default"]["peak_rss_gb"]
 
 
+def test_a_memory_child_reports_its_own_peak_not_the_parents():
+    """The child's peak must not include what the benchmark process holds: with 1.5 GB resident here, a
+    child that builds a tiny case peaks at a few hundred MB (getrusage's ru_maxrss would read ≥ 1.5 GB,
+    the map the child was forked from)."""
+    from spikedistill.bench import _child_peak_rss_gb
+
+    ballast = torch.ones(1_500_000_000 // 4)  # touched: resident in this process
+    plan = BenchPlan("cpu", models=("small_cnn",), timesteps=(1,), batch=2, cases=("ann_floor",),
+                     modes=("eager",), warmup=0, iters=1, threads=1, image_size={"small_cnn": 8})
+    child = _child_peak_rss_gb(plan, "small_cnn", 1, "ann_floor", "eager")
+    assert ballast.sum() > 0
+    assert 0.05 < child["peak_rss_gb"] < 1.2
+
+
 def test_folding_batchnorm_into_the_neuron_halves_what_the_network_keeps():
     """The named-only case ``snn_triton_unfolded`` runs every BatchNorm as its own layer: it keeps the
     LIF's u per layer on top of what the folded network (``snn_triton``) keeps."""

@@ -99,6 +99,21 @@ def test_sequence_fusion_equals_batchnorm_then_lif_in_float64(options, training,
         torch.testing.assert_close(getattr(bn, name), getattr(reference_bn, name), rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("options", [dict(), dict(v_reset=None), dict(v_reset=0.2, decay_input=True, decay=0.6),
+                                     dict(v_reset=None, decay_input=True, surrogate_param=2.5), dict(detach_reset=True)])
+@pytest.mark.parametrize("training,residual", [(True, True), (False, False)])
+def test_one_step_sigmoid_path_equals_batchnorm_then_lif_in_float64(options, training, residual):
+    """At T = 1 the sigmoid surrogate's backward takes its own four-pass path (α·u as one addcmul over x,
+    with decay_input's leak and v_reset folded into the constants): the same gradients as the unfused layer."""
+    cfg = LIFConfig(**options)
+    x, r, grad_out = inputs((1, 4, 5, 6, 7), torch.float64, residual=residual)
+    bn = make_bn(5).double().train(training)
+    spikes, grads = run(fused(cfg, "sequence"), x, bn, r, grad_out)
+    want_spikes, want_grads = run(unfused(cfg), x, twin(bn), r, grad_out)
+    assert torch.equal(spikes, want_spikes) and 0 < spikes.mean() < 1
+    assert_grads_close(grads, want_grads, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("options", OPTIONS)
 @pytest.mark.parametrize("training,residual", [(True, True), (True, False), (False, True)])
 @pytest.mark.parametrize("shape", [(3, 4, 5, 6, 7), (1, 2, 3, 5, 5), (5, 3, 1, 4, 9)])

@@ -151,7 +151,7 @@ def _one_step_sigmoid_grad(grad_spikes, x_seq, scale, shift, residual, cfg):
                       (scale * (alpha * m)).view(shape))
     if residual is not None:
         z.add_(residual, alpha=alpha * m)
-    return sigmoid_backward_(z.sigmoid_(), grad_spikes.to(z.dtype)).mul_(alpha)
+    return sigmoid_backward_(z.sigmoid_(), grad_spikes.to(z.dtype)).mul_(alpha * m)  # ∂u/∂y = m
 
 
 def bn_lif_sequence(x_seq, weight, bias, mean, invstd, residual, use_batch_stats: bool, eps: float, cfg):

@@ -159,9 +159,11 @@ def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[
     for key in sorted(students):
         e = students[key]
         lines.append(f"| {key} | " + " | ".join(f"{v:.2f}" for v in e["top1"])
-                     + f" | {e['epochs']} | {e['train_seconds']:.0f} | {e['wall_seconds']:.0f} | {e.get('load', '—')} |")
+                     + f" | {e['epochs']} | {e['train_seconds']:.0f} | {e['wall_seconds']:.0f}{' †' if e.get('resumed') else ''}"
+                     f" | {e.get('load', '—')} |")
     lines += ["", "Train seconds are the loop's own (metrics.csv, summed over resumes); wall adds data loading and "
-              "the final test. Load is the 1-minute load average when the stage ended (the machine may be shared).",
+              "the final test, for the sitting that finished the run († resumed: earlier sittings are in train "
+              "seconds only). Load is the 1-minute load average when the stage ended (the machine may be shared).",
               "", "## The claim", "",
               "Rule: twkd *holds its accuracy at small T* when, in every seed, its T = 1 top-1 exceeds skd's by more "
               "than the larger seed-to-seed range of the two at T = 1.", "",

@@ -132,8 +132,11 @@ def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[
               f"- Commit: `{state.get('commit')}`",
               f"- Seeds: {sorted({e['seed'] for e in students.values()})} (students); teacher seed {teacher['seed'] if teacher else '—'}",
               f"- Written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-              "- Command(s), each run until it printed DONE:"]
+              "- Command(s), in the order they ran (the study's sittings, then any report-only run):"]
     lines += [f"  - `{c}`" for c in state["commands"]]
+    missing = [f"{m}-s{s}" for m, s in getattr(profile, "plan", ()) if f"{m}-s{s}" not in students]
+    if missing:
+        lines.append(f"- Not run: {', '.join(missing)} — not reached when the study was stopped (the same command continues it)")
     lines += ["", "## Recipe", ""] + recipe_lines(state, order) + [""]
     lines += ["## Top-1 (%) at each inference timestep k (mean over seeds; in brackets: the seed range)", "",
               "| method | " + " | ".join(f"k={k}" for k in ks) + " | seeds | epochs | train (s) per student |",

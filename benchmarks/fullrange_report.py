@@ -134,7 +134,7 @@ def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[
               f"- Written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
               "- Command(s), in the order they ran (the study's sittings, then any report-only run):"]
     lines += [f"  - `{c}`" for c in state["commands"]]
-    missing = [f"{m}-s{s}" for m, s in getattr(profile, "plan", ()) if f"{m}-s{s}" not in students]
+    missing = [f"{m}-s{s}" for m, s in profile.plan if f"{m}-s{s}" not in students]
     if missing:
         lines.append(f"- Not run: {', '.join(missing)} — not reached when the study was stopped (the same command continues it)")
     lines += ["", "## Recipe", ""] + recipe_lines(state, order) + [""]

@@ -1,6 +1,20 @@
 """Helpers shared by several test modules (pytest puts this folder on sys.path)."""
 
+import importlib.util
+from pathlib import Path
+
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative_path: str, name: str):
+    """A script of the repository that is not part of the package (``benchmarks/...``), as a module
+    named ``name`` (a separate instance per name)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / relative_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def trained_looking(net: torch.nn.Module, bias_mean: float = 0.6) -> torch.nn.Module:
@@ -17,13 +31,14 @@ def trained_looking(net: torch.nn.Module, bias_mean: float = 0.6) -> torch.nn.Mo
     return net.eval()
 
 
-def saved_for_backward(run, min_bytes: int = 0):
+def saved_for_backward(run, min_bytes: int = 0, storage: bool = False):
     """``(run(), bytes autograd saved for backward while it ran)``, counting only tensors of at least
-    ``min_bytes`` (e.g. to leave per-channel vectors aside)."""
+    ``min_bytes`` (e.g. to leave per-channel vectors aside). ``storage=True`` counts the memory behind each
+    saved tensor (an expanded view holds one step) instead of its elements."""
     sizes = []
 
     def pack(tensor):
-        sizes.append(tensor.numel() * tensor.element_size())
+        sizes.append(tensor.untyped_storage().nbytes() if storage else tensor.numel() * tensor.element_size())
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):

@@ -3,11 +3,9 @@ JSON line with its ratio to the floor; the run leaves no global state behind."""
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -68,10 +66,9 @@ def test_smoke_table_states_the_stem_and_every_case(smoke_run):
 
 def test_the_bench_step_script_prints_the_same_table(smoke_run):
     records, _ = smoke_run
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_step.py"
-    spec = importlib.util.spec_from_file_location("bench_step", path)
-    bench_step = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_step)
+    from helpers import load_script
+
+    bench_step = load_script("benchmarks/bench_step.py", "bench_step")
     assert bench_step.summary_table(records).splitlines()[0].startswith("| model | T |")
 
 

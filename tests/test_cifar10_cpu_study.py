@@ -5,24 +5,17 @@ narrow small_cnn, skd and twkd over two seeds) runs once for the tests below, af
 staged by hand: the teacher finished, one student stopped half-way with only its ``latest.pt``.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_ARGS = ["--profile", "cpu", "--smoke", "--methods", "skd", "twkd", "--seeds", "0", "1"]
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("cifar10_fullrange_cpu", ROOT / "benchmarks" / "cifar10_fullrange.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = load_benchmark()
+bench = load_script("benchmarks/cifar10_fullrange.py", "cifar10_fullrange_cpu")
 
 
 def test_cpu_recipes_differ_only_in_the_objective():

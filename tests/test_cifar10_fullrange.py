@@ -4,23 +4,16 @@
 images of CIFAR-10 (JPEG-q75 copy). One smoke run (~30 s on 2 cores) is shared by the tests below.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("cifar10_fullrange", ROOT / "benchmarks" / "cifar10_fullrange.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = load_benchmark()
+bench = load_script("benchmarks/cifar10_fullrange.py", "cifar10_fullrange")
 
 
 @pytest.fixture(scope="module")

@@ -160,11 +160,7 @@ def test_sequence_backend_is_the_default_off_cuda_and_keeps_one_tensor():
 def test_input_expanded_over_time_keeps_one_step_and_recomputes_u(cfg):
     """A static-image stem broadcasts one step over T (stride 0): the sequence backend keeps that step,
     not T steps of u, and recomputes u in backward — the same spikes and gradients as the reference."""
-    def saved_bytes(run):  # storage bytes: an expanded view holds one step's memory
-        sizes = []
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.untyped_storage().nbytes()) or t,
-                                                      lambda t: t):
-            return run(), sum(sizes)
+    from helpers import saved_for_backward
 
     cfg = LIFConfig(**cfg)
     step = (torch.randn(3, 8, 5, dtype=torch.float64) + 0.8).requires_grad_()
@@ -172,7 +168,8 @@ def test_input_expanded_over_time_keeps_one_step_and_recomputes_u(cfg):
     grads = []
     for backend in ("sequence", "torch"):
         step.grad = None
-        spikes, kept = saved_bytes(lambda: lif_multistep(step.expand(5, 3, 8, 5), cfg, backend=backend))
+        spikes, kept = saved_for_backward(lambda: lif_multistep(step.expand(5, 3, 8, 5), cfg, backend=backend),
+                                          storage=True)
         (spikes * weights).sum().backward()
         grads.append((spikes.detach(), step.grad.clone(), kept))
     (spikes, grad, kept), (ref_spikes, ref_grad, _) = grads

@@ -141,7 +141,7 @@ def _one_step_sigmoid_grad(grad_spikes, x_seq, scale, shift, residual, cfg):
     At T = 1 nothing resets and H = V_rest + m·y (m = leak with decay_input, else 1), so α·u =
     α·(m·(x·scale + shift + r) + V_rest − V_th) is one ``addcmul`` over x with the per-channel constants
     α·m·scale and α·(m·shift + V_rest − V_th) (+ α·m·r); then σ in place, ∂S·(1 − σ)·σ in one pass
-    (``sigmoid_backward``) and ·α. Equal to the general path up to rounding (the affine is associated
+    (``sigmoid_backward``) and ·α·m (∂u/∂y = m). Equal to the general path up to rounding (the affine is associated
     differently; the spikes, computed forward, do not depend on it)."""
     alpha = cfg.surrogate_param
     m = (1.0 - cfg.decay) if cfg.decay_input else 1.0
@@ -151,7 +151,7 @@ def _one_step_sigmoid_grad(grad_spikes, x_seq, scale, shift, residual, cfg):
                       (scale * (alpha * m)).view(shape))
     if residual is not None:
         z.add_(residual, alpha=alpha * m)
-    return sigmoid_backward_(z.sigmoid_(), grad_spikes.to(z.dtype)).mul_(alpha * m)  # ∂u/∂y = m
+    return sigmoid_backward_(z.sigmoid_(), grad_spikes.to(z.dtype)).mul_(alpha * m)
 
 
 def bn_lif_sequence(x_seq, weight, bias, mean, invstd, residual, use_batch_stats: bool, eps: float, cfg):

@@ -201,9 +201,10 @@ class _LIFSequence(torch.autograd.Function):
 
     Forward runs the dynamics without autograd and keeps only ``u = H − V_th`` per step (in the state
     dtype), or the input itself when it is expanded over T (u is then recomputed in backward); backward
-    runs the recurrence in reverse, carrying ∂L/∂V — the formulas of ``kernels/lif_triton.py``. Spikes are bit-identical to :func:`lif_reference` and gradients equal it
-    up to rounding (hard reset recovers H as u + V_th). The autograd loop keeps three tensors per step
-    for a hard reset (u, H, 1 − S) and records a dozen graph nodes; this keeps one and records one.
+    runs the recurrence in reverse, carrying ∂L/∂V — the formulas of ``kernels/lif_triton.py``. Spikes
+    are bit-identical to :func:`lif_reference` and gradients equal it up to rounding (hard reset recovers
+    H as u + V_th). The autograd loop keeps three tensors per step for a hard reset (u, H, 1 − S) and
+    records a dozen graph nodes; this keeps one and records one.
     """
 
     @staticmethod

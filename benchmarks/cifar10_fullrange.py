@@ -114,9 +114,14 @@ PROFILES = {
         student_overrides=(*GPU_OVERRIDES, *GPU_STUDENT_OVERRIDES)),
     "cpu": Profile(
         "cpu", "cifar10_cpu", "CIFAR-10 full range on two CPU cores", "configs/cifar10_cpu/teacher_small_cnn.yaml",
-        {m: f"configs/cifar10_cpu/{m}_small_cnn.yaml" for m in ("skd", "twkd", "twkd_mean", "twce", "tet")},
-        # The comparison the verdict needs comes first, so a study cut short still answers it.
-        plan=(("skd", 0), ("twkd", 0), ("skd", 1), ("twkd", 1), ("twkd_mean", 0), ("twce", 0), ("tet", 0)),
+        {m: f"configs/cifar10_cpu/{m}_small_cnn.yaml"
+         for m in ("skd", "twkd", "twkd_mean", "twce", "ce", "tet", "dkd", "tssd", "tser", "ckdsnn")},
+        # The comparisons the claims need come first (one seed of each, then the second seeds), so a study
+        # cut short still answers as many as it can; one-seed baselines last.
+        plan=(("skd", 0), ("twkd", 0), ("skd", 1), ("twkd", 1),
+              ("tser", 0), ("ckdsnn", 0), ("ce", 0), ("tssd", 0),
+              ("tser", 1), ("ckdsnn", 1), ("ce", 1), ("tssd", 1),
+              ("twkd_mean", 0), ("twce", 0), ("dkd", 0), ("tet", 0)),
         budgeted=False, default_runs="runs/cifar10_cpu"),
 }
 ALL_METHODS = sorted({m for p in PROFILES.values() for m in p.students})

@@ -188,6 +188,41 @@ def save_state(state: dict, path: Path) -> None:
     atomic_write_text(json.dumps(state, indent=1) + "\n", path)  # a killed command never leaves half a file
 
 
+def adopt_published(args, path: Path, state: dict, runs: Path) -> list[str]:
+    """Take the finished runs of a published result file (an earlier sitting's ``cifar10_cpu.json``) into
+    the state, so that a study resumed on a machine that lost its run folder trains only what is missing.
+    A run is taken only when its method's recipe still trains it for the epochs it was trained for; each
+    taken entry says where it came from, and the report marks it."""
+    if not path.is_file():
+        raise SpikeDistillError(f"--adopt {path}: no such file; pass a published result file such as results/cifar10_cpu.json")
+    try:
+        published = json.loads(path.read_text())
+        runs_published, machine = published["runs"], published["machine"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SpikeDistillError(f"--adopt {path}: not a published study result ({exc}); pass results/cifar10_cpu.json") from None
+    label = f"{path.name} at commit {published.get('commit')}"
+    profile, taken = PROFILES[args.profile], []
+    for run in runs_published:
+        method, seed, key = run["method"], run["seed"], f"{run['method']}-s{run['seed']}"
+        if key in state["students"] or method not in profile.students:
+            continue
+        cfg = student_config(args, method, seed, None, runs)
+        if run["epochs"] != cfg.optim.epochs:
+            say(f"{key}: published with {run['epochs']} epochs, the recipe now trains {cfg.optim.epochs}; not adopted")
+            continue
+        ks = sorted(run["top1"], key=int)
+        state["students"][key] = {
+            "config": json.loads(json.dumps(cfg.to_dict())), "device": machine, "epochs": run["epochs"],
+            "wall_seconds": None, "train_seconds": run["train_seconds"], "resumed": False, "load": "—",
+            "loss": {"name": cfg.loss.name, "options": cfg.loss.options}, "seed": seed, "method": method,
+            "timesteps": [int(k) for k in ks], "top1": [run["top1"][k] for k in ks],
+            "energy_mj": [run["energy_uj"][k] / 1e3 for k in ks], "adopted": label}
+        taken.append(key)
+    if taken:
+        say(f"adopted from {label}: {', '.join(taken)}")
+    return taken
+
+
 # --- budget: measure the loop's own step time, then epochs = budget / epoch time -----------------
 
 def seconds_per_step(cfg, scratch: Path, short: int = 3, long: int = 13) -> float:
@@ -376,6 +411,8 @@ def run_all(args) -> int:
         raise SpikeDistillError(f"{state_path} holds a {'smoke' if state['smoke'] else 'full'} run; use another --out")
     state["smoke"] = args.smoke
     state["profile"] = profile.name
+    if args.adopt:
+        adopt_published(args, Path(args.adopt), state, runs)
     command = "python benchmarks/cifar10_fullrange.py " + shlex.join(args.argv)
     if command not in state["commands"]:
         state["commands"].append(command)
@@ -587,6 +624,9 @@ def parse_args(argv=None):
                         help="stop (exit 75) before a stage that would end after this many minutes; re-run to continue")
     parser.add_argument("--teacher-set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for the teacher")
     parser.add_argument("--student-set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every student")
+    parser.add_argument("--adopt", default=None, metavar="JSON",
+                        help="take the finished runs of a published result file (results/cifar10_cpu.json) whose recipes "
+                             "are unchanged, instead of training them again")
     parser.add_argument("--commit", default=None, help="the commit to record (default: git rev-parse HEAD)")
     parser.add_argument("--plan-only", action="store_true", help="print the planned budget and exit")
     parser.add_argument("--smoke", action="store_true",

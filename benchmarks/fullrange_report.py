@@ -36,21 +36,47 @@ def summarize(state: dict) -> dict:
     return table
 
 
+# What each method claims over its baseline, at the k its paper deploys: (method, baseline, k).
+CLAIMS = (("twkd", "skd", 1),     # full-range KD holds its accuracy at small T
+          ("tssd", "ce", 4),      # self-distillation beats the plain student at its deployment T, no teacher
+          ("tser", "skd", 4),     # each beats standard KD
+          ("ckdsnn", "skd", 4))
+
+
+def claim(table: dict, method: str, baseline: str, k: int) -> dict:
+    """``method`` against ``baseline`` at ``k``, by the study's rule: "holds" when every per-seed gap exceeds
+    the larger seed-to-seed range of the two at k, "reversed" when every gap is below minus that range,
+    else "not shown". A method with one seed has no measured range: "not shown"; an unrun one "not run"."""
+    result = {"method": method, "baseline": baseline, "timesteps": k, "gaps": [], "seed_range": None}
+    if method not in table or baseline not in table:
+        return {**result, "verdict": "not run"}
+    ours, base, i = table[method], table[baseline], k - 1
+    seeds = sorted(set(ours["seeds"]) & set(base["seeds"]))
+    result["gaps"] = [round(ours["top1"][ours["seeds"].index(s)][i] - base["top1"][base["seeds"].index(s)][i], 2)
+                      for s in seeds]
+    if len(ours["seeds"]) < 2 or len(base["seeds"]) < 2 or not seeds:
+        return {**result, "verdict": "not shown"}
+    noise = round(max(ours["spread"][i], base["spread"][i]), 2)
+    verdict = ("holds" if min(result["gaps"]) > noise else
+               "reversed" if max(result["gaps"]) < -noise else "not shown")
+    return {**result, "seed_range": noise, "verdict": verdict}
+
+
+def claims(table: dict) -> list[dict]:
+    return [claim(table, *c) for c in CLAIMS]
+
+
 def gap_verdict(table: dict, method: str = "twkd") -> str:
-    """``method`` − skd at T=1, against seed noise: the largest seed-to-seed range of either at T=1.
-    The claim holds when every per-seed gap exceeds that range."""
+    """The full-range claim in words: ``method`` − skd at T=1 against seed noise (see ``claim``)."""
     if method not in table or "skd" not in table:
         return f"{method} vs skd at T=1: not measured (run both methods)."
-    ours, skd = table[method], table["skd"]
-    gap = ours["mean"][0] - skd["mean"][0]
-    seeds = sorted(set(ours["seeds"]) & set(skd["seeds"]))
-    if len(seeds) < 2:
+    c = claim(table, method, "skd", 1)
+    gap = table[method]["mean"][0] - table["skd"]["mean"][0]
+    if c["seed_range"] is None:
         return f"{method} − skd at T=1: {gap:+.2f} points (one seed: seed noise not measured, no verdict)."
-    noise = max(ours["spread"][0], skd["spread"][0])
-    per_seed = [ours["top1"][ours["seeds"].index(s)][0] - skd["top1"][skd["seeds"].index(s)][0] for s in seeds]
-    beats = min(per_seed) > noise
-    return (f"{method} − skd at T=1: {gap:+.2f} points (per seed: {', '.join(f'{g:+.2f}' for g in per_seed)}); "
-            f"seed noise (largest seed-to-seed range of either at T=1): {noise:.2f} → "
+    beats = c["verdict"] == "holds"
+    return (f"{method} − skd at T=1: {gap:+.2f} points (per seed: {', '.join(f'{g:+.2f}' for g in c['gaps'])}); "
+            f"seed noise (largest seed-to-seed range of either at T=1): {c['seed_range']:.2f} → "
             f"{f'{method} beats skd by more than seed noise: it holds its accuracy at small T' if beats else 'NOT beyond seed noise: the claim is not shown at this size'} "
             "(rule: every per-seed gap > that range).")
 
@@ -161,16 +187,28 @@ def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[
               "| --- | " + " | ".join("---:" for _ in ks) + " | ---: | ---: | ---: | --- |"]
     for key in sorted(students):
         e = students[key]
-        lines.append(f"| {key} | " + " | ".join(f"{v:.2f}" for v in e["top1"])
-                     + f" | {e['epochs']} | {e['train_seconds']:.0f} | {e['wall_seconds']:.0f}{' †' if e.get('resumed') else ''}"
-                     f" | {e.get('load', '—')} |")
+        wall = "—" if e.get("wall_seconds") is None else f"{e['wall_seconds']:.0f}{' †' if e.get('resumed') else ''}"
+        lines.append(f"| {key}{' ‡' if e.get('adopted') else ''} | " + " | ".join(f"{v:.2f}" for v in e["top1"])
+                     + f" | {e['epochs']} | {e['train_seconds']:.0f} | {wall} | {e.get('load', '—')} |")
     lines += ["", "Train seconds are the loop's own (metrics.csv, summed over resumes); wall adds data loading and "
               "the final test, for the sitting that finished the run († resumed: earlier sittings are in train "
-              "seconds only). Load is the 1-minute load average when the stage ended (the machine may be shared).",
-              "", "## The claim", "",
-              "Rule: twkd *holds its accuracy at small T* when, in every seed, its T = 1 top-1 exceeds skd's by more "
-              "than the larger seed-to-seed range of the two at T = 1.", "",
-              f"- {gap_verdict(table)}"]
+              "seconds only). Load is the 1-minute load average when the stage ended (the machine may be shared)."]
+    adopted = sorted({e["adopted"] for e in students.values() if e.get("adopted")})
+    if adopted:
+        lines.append("‡ Taken from an earlier sitting's published results (" + "; ".join(adopted) + ") with the same "
+                     "recipe: top-1, energy and train seconds as published there, trained from that sitting's teacher.")
+    lines += ["", "## The claims", "",
+              "Rule: a method beats its baseline at k when, in every seed, its top-1 at k exceeds the baseline's by "
+              "more than the larger seed-to-seed range of the two at k (\"holds\"); when every gap is below minus "
+              "that range, the baseline wins (\"reversed\"); else, or with one seed, \"not shown\".", "",
+              "| method | baseline | k | gap per seed (points) | seed range | verdict |",
+              "| --- | --- | ---: | --- | ---: | --- |"]
+    for c in claims(table):
+        gaps = ", ".join(f"{g:+.2f}" for g in c["gaps"]) or "—"
+        noise = "—" if c["seed_range"] is None else f"{c['seed_range']:.2f}"
+        lines.append(f"| {c['method']} | {c['baseline']} | {c['timesteps']} | {gaps} | {noise} | {c['verdict']} |")
+    lines += ["", "Rule: twkd *holds its accuracy at small T* when, in every seed, its T = 1 top-1 exceeds skd's by more "
+              "than the larger seed-to-seed range of the two at T = 1.", "", f"- {gap_verdict(table)}"]
     if "twkd_mean" in table:
         lines.append(f"- The paper's sd target (`twkd_mean`): {gap_verdict(table, 'twkd_mean')}")
     if profile.name == "gpu" and teacher and "twkd" in table:
@@ -209,7 +247,7 @@ def published_results(state: dict) -> dict:
             "max_timesteps": state["max_timesteps"],
             "teacher_top1": round(teacher["top1"][0], 2) if teacher else None,
             "machine": ", ".join(devices_used(state)) or state.get("device"),
-            "commit": state.get("commit"), "runs": runs}
+            "commit": state.get("commit"), "runs": runs, "claims": claims(summarize(state))}
 
 
 def plot(table: dict, order: list[str], teacher: dict | None, path: Path, title: str) -> Path:

@@ -16,6 +16,7 @@ SMOKE_ARGS = ["--profile", "cpu", "--smoke", "--methods", "skd", "twkd", "--seed
 
 
 bench = load_script("benchmarks/cifar10_fullrange.py", "cifar10_fullrange_cpu")
+report = load_script("benchmarks/fullrange_report.py", "fullrange_report_cpu")
 
 
 def test_cpu_recipes_differ_only_in_the_objective():
@@ -40,9 +41,13 @@ def test_cpu_plan_puts_the_two_seed_comparison_first():
     args = bench.parse_args(["--profile", "cpu"])
     plan = bench.student_plan(args)
     assert plan[:4] == [("skd", 0), ("twkd", 0), ("skd", 1), ("twkd", 1)]
-    assert sorted(m for m, _ in plan[4:]) == ["tet", "twce", "twkd_mean"]
-    with pytest.raises(bench.SpikeDistillError, match="not in the cpu profile"):
-        bench.student_plan(bench.parse_args(["--profile", "cpu", "--methods", "tssd"]))
+    # one seed of every claimed comparison before any second seed, then the one-seed baselines
+    assert plan[4:8] == [("tser", 0), ("ckdsnn", 0), ("ce", 0), ("tssd", 0)]
+    assert plan[8:12] == [("tser", 1), ("ckdsnn", 1), ("ce", 1), ("tssd", 1)]
+    assert sorted(m for m, _ in plan[12:]) == ["dkd", "tet", "twce", "twkd_mean"]
+    assert {m for m, _ in plan} == set(bench.PROFILES["cpu"].students)
+    with pytest.raises(bench.SpikeDistillError, match="not in the gpu profile"):
+        bench.student_plan(bench.parse_args(["--profile", "gpu", "--methods", "twce"]))
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +84,12 @@ def test_study_resumes_the_interrupted_student_and_skips_the_finished_teacher(in
 def test_study_writes_the_published_json_with_exactly_its_keys(interrupted_then_finished):
     out, _, _ = interrupted_then_finished
     result = json.loads((out / "cifar10_cpu.json").read_text())
-    assert set(result) == {"dataset", "max_timesteps", "teacher_top1", "machine", "commit", "runs"}
+    assert set(result) == {"dataset", "max_timesteps", "teacher_top1", "machine", "commit", "runs", "claims"}
+    assert [(c["method"], c["baseline"], c["timesteps"]) for c in result["claims"]] == [
+        ("twkd", "skd", 1), ("tssd", "ce", 4), ("tser", "skd", 4), ("ckdsnn", "skd", 4)]
+    twkd = result["claims"][0]
+    assert len(twkd["gaps"]) == 2 and twkd["verdict"] in ("holds", "reversed", "not shown")
+    assert all(c["verdict"] == "not run" for c in result["claims"][1:])  # only skd and twkd ran
     assert result["dataset"].startswith("CIFAR-10 (JPEG-q75 copy)") and "SMOKE" in result["dataset"]
     assert result["max_timesteps"] == 4 and 0.0 <= result["teacher_top1"] <= 100.0
     assert [(r["method"], r["seed"]) for r in result["runs"]] == [("skd", 0), ("skd", 1), ("twkd", 0), ("twkd", 1)]
@@ -124,3 +134,56 @@ def test_a_result_of_another_recipe_is_not_taken_as_done(interrupted_then_finish
     runs = out / "runs"
     assert bench.finished_with(entry, bench.student_config(args, "skd", 0, 1, runs), "skd-s0")
     assert not bench.finished_with(entry, bench.student_config(args, "skd", 0, 2, runs), "skd-s0")  # epochs edited
+
+
+def _row(seeds, top1_per_seed):
+    """A summarize() row from per-seed top-1 lists (k = 1..len)."""
+    cols = list(zip(*top1_per_seed))
+    return {"seeds": seeds, "top1": top1_per_seed, "mean": [sum(c) / len(c) for c in cols],
+            "spread": [max(c) - min(c) for c in cols]}
+
+
+@pytest.mark.parametrize("ours, verdict", [
+    ([[0, 0, 0, 62.0], [0, 0, 0, 62.4]], "holds"),       # gaps +2.0, +2.1 > range 0.5
+    ([[0, 0, 0, 58.0], [0, 0, 0, 58.3]], "reversed"),    # gaps −2.0, −2.2 < −0.5
+    ([[0, 0, 0, 60.3], [0, 0, 0, 60.6]], "not shown"),   # gaps +0.3, +0.1 within the range
+    ([[0, 0, 0, 61.0], [0, 0, 0, 59.0]], "not shown"),   # the method's own range (2.0) swallows its gaps
+])
+def test_claim_follows_the_rule_at_its_k(ours, verdict):
+    table = {"tser": _row([0, 1], ours), "skd": _row([0, 1], [[0, 0, 0, 60.0], [0, 0, 0, 60.5]])}
+    c = report.claim(table, "tser", "skd", 4)
+    assert c["verdict"] == verdict
+    assert c["gaps"] == [round(ours[0][3] - 60.0, 2), round(ours[1][3] - 60.5, 2)]
+    assert c["seed_range"] == round(max(0.5, abs(ours[1][3] - ours[0][3])), 2)
+
+
+def test_claim_with_one_seed_or_no_run_gives_no_verdict():
+    skd = _row([0, 1], [[50.0, 0, 0, 60.0], [51.0, 0, 0, 60.5]])
+    one = report.claim({"ckdsnn": _row([0], [[0, 0, 0, 70.0]]), "skd": skd}, "ckdsnn", "skd", 4)
+    assert one["verdict"] == "not shown" and one["gaps"] == [10.0] and one["seed_range"] is None
+    assert report.claim({"skd": skd}, "ckdsnn", "skd", 4)["verdict"] == "not run"
+
+
+def test_adopted_runs_count_as_done_and_are_marked(interrupted_then_finished, tmp_path):
+    out, _, _ = interrupted_then_finished
+    args = bench.parse_args(SMOKE_ARGS + ["--out", str(tmp_path), "--data-root", str(out / "smoke_data")])
+    state = bench.load_state(tmp_path / "state.json")
+    published = out / "cifar10_cpu.json"
+    args.smoke = False  # the smoke recipe trains 1 epoch: adoption compares against the recipe's own epochs
+    taken = bench.adopt_published(args, published, state, tmp_path)
+    assert taken == []  # 1-epoch smoke runs against an 8-epoch recipe: nothing adopted
+    args.smoke = True
+    runs = json.loads(published.read_text())["runs"]
+    for run in runs:
+        run["epochs"] = bench.student_config(args, run["method"], run["seed"], None, tmp_path).optim.epochs
+    edited = tmp_path / "published.json"
+    edited.write_text(json.dumps({**json.loads(published.read_text()), "runs": runs}))
+    assert bench.adopt_published(args, edited, state, tmp_path) == ["skd-s0", "skd-s1", "twkd-s0", "twkd-s1"]
+    entry = state["students"]["twkd-s1"]
+    assert entry["adopted"].startswith("published.json at commit") and entry["wall_seconds"] is None
+    assert entry["top1"] == [runs[3]["top1"][k] for k in ("1", "2", "3", "4")]
+    cfg = bench.student_config(args, "twkd", 1, None, tmp_path)
+    assert bench.finished_with(entry, cfg, "twkd-s1")  # the study will not train it again
+    assert bench.adopt_published(args, edited, state, tmp_path) == []  # already in the state
+    with pytest.raises(bench.SpikeDistillError, match="no such file"):
+        bench.adopt_published(args, tmp_path / "missing.json", state, tmp_path)

@@ -237,3 +237,63 @@ def test_export_works_with_the_lowest_nir_the_package_allows(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert f"nir {lowest} ok" in run.stdout
+
+
+class UnflattenStudent(torch.nn.Module):
+    """A plain-PyTorch student as SNN code often writes it: steps folded into the batch, then
+    ``unflatten(0, (timesteps, batch))`` with the batch size read from the input."""
+
+    spiking = True
+
+    def __init__(self, bake_batch: bool = False):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.lif = sd.LIF()
+        self.fc = torch.nn.Linear(8, 10)
+        self.bake_batch = bake_batch
+
+    def forward(self, x, timesteps=4, return_features=False):
+        batch = x.shape[0]
+        h = self.bn(self.conv(x.unsqueeze(0).repeat(timesteps, 1, 1, 1, 1).flatten(0, 1)))
+        h = h.unflatten(0, (timesteps, batch))
+        if self.bake_batch:  # a tensor of the traced batch size: the file cannot run at another
+            h = h + torch.zeros(int(batch), 8, 8, 8)
+        return self.fc(self.lif(h).mean((-2, -1)))
+
+
+def _onnx_run(path, x):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    (out,) = onnxruntime.InferenceSession(str(path)).run(None, {"input": x.numpy()})
+    return out
+
+
+def test_onnx_of_a_user_model_that_unflattens_runs_at_every_batch_size(tmp_path):
+    pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    net = trained_looking(UnflattenStudent())
+    export_onnx(net, tmp_path / "net.onnx", (1, 8, 8), timesteps=3)
+    for batch in (1, 5):
+        x = torch.randn(batch, 1, 8, 8) * 2
+        with torch.no_grad():
+            expected = net(x, timesteps=3)
+        out = _onnx_run(tmp_path / "net.onnx", x)
+        assert out.shape == (3, batch, 10)
+        np.testing.assert_allclose(out, expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_that_runs_only_at_the_traced_batch_size_is_refused_and_removed(tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(sd.SpikeDistillError, match="runs at batch size 2 only .*at batch 3.*unflatten") as error:
+        export_onnx(UnflattenStudent(bake_batch=True).eval(), tmp_path / "net.onnx", (1, 8, 8), timesteps=3)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "net.onnx").exists()
+
+
+def test_onnx_without_onnxruntime_warns_that_the_batch_check_was_skipped(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.warns(UserWarning, match="onnxruntime is not installed.*not run at a second batch size"):
+        export_onnx(UnflattenStudent(bake_batch=True).eval(), tmp_path / "net.onnx", (1, 8, 8), timesteps=3)
+    assert (tmp_path / "net.onnx").exists()

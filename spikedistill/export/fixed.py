@@ -11,6 +11,7 @@ each LIF for :class:`InferenceLIF`: the same forward dynamics in plain tensor op
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from pathlib import Path
@@ -100,7 +101,7 @@ def export_onnx(model: nn.Module, path, input_shape, timesteps: int, frames: boo
     wrapper = FixedTimesteps(model, timesteps, frames)
     example = example_input(model, input_shape, timesteps, frames, batch=EXAMPLE_BATCH)
     batch_axis = 1 if frames else 0
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _unflatten_as_reshape():
         warnings.simplefilter("ignore")
         torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=opset,
                           input_names=["input"], output_names=["logits"],
@@ -116,6 +117,26 @@ def export_onnx(model: nn.Module, path, input_shape, timesteps: int, frames: boo
         Path(path).unlink(missing_ok=True)
         raise
     return Path(path)
+
+
+@contextlib.contextmanager
+def _unflatten_as_reshape():
+    """While tracing for ONNX, ``Tensor.unflatten`` as the equal ``reshape``: torch's ONNX tracer records an
+    unflatten's output with fixed sizes, so a shape read from it later (``x.shape[:2]`` in the next
+    layer, as SpikingJelly's multi-step layers do) bakes the example's batch size into the file."""
+    original = torch.Tensor.unflatten
+
+    def unflatten(self, dim, sizes):
+        if isinstance(dim, str):  # named dimensions: torch's own
+            return original(self, dim, sizes)
+        dim = dim % self.dim()
+        return self.reshape(tuple(self.shape[:dim]) + tuple(sizes) + tuple(self.shape[dim + 1:]))
+
+    torch.Tensor.unflatten = unflatten
+    try:
+        yield
+    finally:
+        torch.Tensor.unflatten = original
 
 
 def check_onnx_batch(wrapper: nn.Module, path, inputs: torch.Tensor) -> None:

@@ -7,13 +7,13 @@ in a ``layer.SeqToANNContainer``, fed ``[T, B, C, H, W]`` and returning ``[T, B,
 
 import pytest
 import torch
+from helpers import trained_looking
 from torch import nn
 
 import spikedistill as sd
-from helpers import trained_looking
 
 pytest.importorskip("spikingjelly")
-from spikingjelly.activation_based import functional, layer, neuron, surrogate  # noqa: E402
+from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
 TIMESTEPS = 4
 

@@ -126,8 +126,8 @@ def test_reader_targets_write_time_in_the_readers_dt_and_fold_what_it_ignores():
     assert plain.nodes["act1"].tau[0, 0, 0] == 2.0 and plain.nodes["act1"].r[0, 0, 0] == 2.0
     assert snn.nodes["act1"].tau[0, 0, 0] == pytest.approx(2e-4) and snn.nodes["act1"].r[0, 0, 0] == 2.0
     assert norse.nodes["act1"].tau[0, 0, 0] == pytest.approx(2e-3) and norse.nodes["act1"].r[0, 0, 0] == 1.0
-    np.testing.assert_array_equal(norse.nodes["conv1"].weight, 2 * plain.nodes["conv1"].weight)
-    np.testing.assert_array_equal(norse.nodes["conv1"].bias, 2 * plain.nodes["conv1"].bias)
+    np.testing.assert_array_equal(norse.nodes["conv1_conv"].weight, 2 * plain.nodes["conv1_conv"].weight)
+    np.testing.assert_array_equal(norse.nodes["conv1_conv"].bias, 2 * plain.nodes["conv1_conv"].bias)
     # global average pool over 2×2: Norse maps SumPool2d only, so the 1/4 moves into the classifier
     assert type(plain.nodes["gap"]).__name__ == "AvgPool2d" and type(norse.nodes["gap"]).__name__ == "SumPool2d"
     np.testing.assert_allclose(norse.nodes["fc"].weight, plain.nodes["fc"].weight / 4)

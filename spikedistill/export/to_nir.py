@@ -36,8 +36,6 @@ to ONNX), model families without a builder here, and what a target's reader woul
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
@@ -45,8 +43,14 @@ from torch import nn
 from ..errors import SpikeDistillError
 from ..neurons import LIF, LIFConfig
 from .nir_graph import MAPPED_LAYERS, trace_graph
-from .nir_targets import NIRTarget, avgpool_to_sumpool, check_neuron, fold_r_into_inputs, get_target, neuron_node
-
+from .nir_targets import (
+    NIRTarget,
+    avgpool_to_sumpool,
+    check_neuron,
+    fold_r_into_inputs,
+    get_target,
+    neuron_node,
+)
 
 
 def lif_convention(target: NIRTarget) -> str:
@@ -67,7 +71,7 @@ def _nir():
 
 def fold_batchnorm(layer: nn.Module, bn: nn.Module | None) -> tuple[np.ndarray, np.ndarray]:
     """Weight and bias of ``layer`` (conv or linear) with the eval-mode ``bn`` after it folded in."""
-    as64 = lambda t: t.detach().cpu().double()  # noqa: E731  (fold in float64, store float32)
+    as64 = lambda t: t.detach().cpu().double()
     weight = as64(layer.weight)
     bias = as64(layer.bias) if layer.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
     if bn is not None:

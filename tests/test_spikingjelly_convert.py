@@ -171,3 +171,17 @@ def test_converted_net_exports_to_onnx_that_runs_at_any_batch_size(tmp_path):
         (out,) = session.run(None, {"input": images.numpy()})
         with torch.no_grad():
             torch.testing.assert_close(torch.from_numpy(out), student(images), rtol=1e-4, atol=1e-5)
+
+
+def test_converted_net_reports_spikes_and_sops_per_sample_at_any_batch_size():
+    """Energy sees our LIF in the converted net: SOPs and firing rates, the same per sample at batch 1 and 8."""
+    from user_models import spikingjelly_student
+
+    torch.manual_seed(0)
+    student = trained_looking(spikingjelly_student(), bias_mean=0.8)
+    images, labels = torch.randn(8, 1, 8, 8) * 2, torch.zeros(8, dtype=torch.long)
+    reports = [sd.fullrange_report(student, [(images[i:i + batch], labels[i:i + batch]) for i in range(0, 8, batch)], 4)
+               for batch in (1, 8)]
+    assert 0 < reports[0]["firing_rate"][-1] < 1 and reports[0]["sops"][0] > 0
+    for key in ("sops", "firing_rate", "top1"):
+        assert reports[0][key] == pytest.approx(reports[1][key], rel=1e-6), key

@@ -2,11 +2,13 @@
 
 What the graph holds
 --------------------
-* ``Input`` (C, H, W) → ``Conv2d`` / ``Affine`` with **BatchNorm folded in** (eval statistics):
-  ``W' = W·γ/√(σ²+ε)``, ``b' = (b − μ)·γ/√(σ²+ε) + β`` → ``LIF`` → ... → ``AvgPool2d`` (the global
-  average pool, kernel = feature map) → ``Flatten`` → ``Affine`` → ``Output`` (per-step logits, no
-  output neuron). Residual additions are NIR's implicit sum of a node's incoming edges. Shapes are
-  NIR's batch-free ones, so ``Flatten`` uses ``start_dim=0`` on (C, 1, 1).
+* The graph is read from one forward pass of the model (:mod:`spikedistill.export.nir_graph`), so any
+  model of these layers exports, ours or a user's: ``Input`` (C, H, W) → ``Conv2d`` / ``Affine`` with
+  **BatchNorm folded in** (eval statistics): ``W' = W·γ/√(σ²+ε)``, ``b' = (b − μ)·γ/√(σ²+ε) + β`` →
+  ``LIF`` → ... → ``AvgPool2d`` (average pools, and the global average pool ``x.mean((-2, -1))``) →
+  ``Flatten`` → ``Affine`` → ``Output`` (per-step logits, no output neuron). Nodes are named after the
+  model's layers (``conv1.conv`` → ``conv1_conv``). Residual additions are NIR's implicit sum of a
+  node's incoming edges. Shapes are NIR's batch-free ones, so ``Flatten`` uses ``start_dim=0``.
 * Static images use direct encoding: feed the same image at every step (our model computes the stem
   once and holds it; with a stateless stem both are the same). ``metadata["timesteps"]`` records T.
 
@@ -31,7 +33,8 @@ the weights, sum pools; :mod:`spikedistill.export.nir_targets`).
 
 Refused before anything is built (:func:`check_exportable`), naming the layer: soft reset (NIR neurons
 reset to a value), max-pool and any other layer without a NIR node, ANN twins (no neurons; export them
-to ONNX), model families without a builder here, and what a target's reader would run differently.
+to ONNX), and what a target's reader would run differently; while tracing, naming the operation: any
+tensor operation between layers that no NIR node computes (``torch.relu``, a mean over time, ...).
 """
 
 from __future__ import annotations

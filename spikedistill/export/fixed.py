@@ -162,8 +162,9 @@ def check_onnx_batch(wrapper: nn.Module, path, inputs: torch.Tensor) -> None:
             f"the ONNX file runs at batch size {EXAMPLE_BATCH} only (at batch {batch} onnxruntime fails: {cause}); "
             "the model fixes the batch size while traced (a size turned into a Python number, or a tensor built "
             "with a fixed shape): build shapes from the input, e.g. x.unflatten(0, (timesteps, -1)), torch.zeros_like") from None
+    # a wrong graph is off by the logits' own size; a spike that rounding flips moves them far less
     scale = 1.0 + float(abs(expected).max()) if expected.size else 1.0
-    if got.shape != expected.shape or float(abs(got - expected).max()) > 1e-3 * scale:
+    if got.shape != expected.shape or float(abs(got - expected).max()) > 1e-2 * scale:
         difference = (f"shape {tuple(got.shape)} instead of {tuple(expected.shape)}" if got.shape != expected.shape
                       else f"logits differ by up to {float(abs(got - expected).max()):.3g}")
         raise SpikeDistillError(

@@ -36,7 +36,7 @@ from .nir_targets import NIRTarget, check_neuron, neuron_node
 TRACE_TIMESTEPS, TRACE_BATCH = 2, 3
 
 _PASS_THROUGH = {"view", "reshape", "flatten", "unflatten", "contiguous", "expand", "expand_as", "unsqueeze",
-                 "repeat", "clone", "float", "to", "type_as", "detach", "_unsafe_view", "as_strided"}
+                 "repeat", "clone", "float", "to", "type_as", "detach", "_unsafe_view"}
 _ADD = {"add", "__add__", "__radd__", "add_", "__iadd__"}
 _SAME_VALUE_LAYERS = (nn.Identity, nn.Dropout)
 MAPPED_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, LIF, nn.AvgPool2d, nn.AdaptiveAvgPool2d,

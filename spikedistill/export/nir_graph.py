@@ -53,7 +53,7 @@ class _Value:
 
 @dataclass
 class _Node:
-    kind: str  # input, conv, affine, bn-folded into those, lif, avgpool, flatten, output
+    kind: str  # input, conv, affine (a BatchNorm after either is folded in: bn), lif, avgpool, flatten, output
     shape: tuple[int, ...]  # batch-free output shape
     module: nn.Module | None = None
     bn: nn.Module | None = None

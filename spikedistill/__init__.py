@@ -9,6 +9,7 @@ from .errors import SpikeDistillError, UnknownNameError
 from .evaluate import cumulative_mean, fullrange_accuracy, fullrange_accuracy_events, fullrange_report
 from .losses import LOSSES, create_loss
 from .models import MODELS, count_parameters, create_model
+from .models.spikingjelly import from_spikingjelly
 from .neurons import LIF, LIFConfig, lif_multistep
 
 __version__ = "0.1.0"
@@ -18,6 +19,7 @@ __all__ = [
     "UnknownNameError",
     "create_model",
     "count_parameters",
+    "from_spikingjelly",
     "MODELS",
     "LIF",
     "LIFConfig",

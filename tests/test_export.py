@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from helpers import trained_looking
+from user_models import ResidualStudent, UnflattenStudent, spikingjelly_student
 
 import spikedistill as sd
 from spikedistill.export.fixed import InferenceLIF, export_onnx, export_torchscript
@@ -8,7 +10,6 @@ from spikedistill.export.nir_runner import NIRSimulator
 from spikedistill.export.to_nir import fold_batchnorm, lif_node, to_nir, write_nir
 from spikedistill.models.layers import ConvBN
 from spikedistill.models.resnet import CifarResNet
-from helpers import trained_looking
 
 nir = pytest.importorskip("nir")
 
@@ -126,8 +127,8 @@ def test_reader_targets_write_time_in_the_readers_dt_and_fold_what_it_ignores():
     assert plain.nodes["act1"].tau[0, 0, 0] == 2.0 and plain.nodes["act1"].r[0, 0, 0] == 2.0
     assert snn.nodes["act1"].tau[0, 0, 0] == pytest.approx(2e-4) and snn.nodes["act1"].r[0, 0, 0] == 2.0
     assert norse.nodes["act1"].tau[0, 0, 0] == pytest.approx(2e-3) and norse.nodes["act1"].r[0, 0, 0] == 1.0
-    np.testing.assert_array_equal(norse.nodes["conv1"].weight, 2 * plain.nodes["conv1"].weight)
-    np.testing.assert_array_equal(norse.nodes["conv1"].bias, 2 * plain.nodes["conv1"].bias)
+    np.testing.assert_array_equal(norse.nodes["conv1_conv"].weight, 2 * plain.nodes["conv1_conv"].weight)
+    np.testing.assert_array_equal(norse.nodes["conv1_conv"].bias, 2 * plain.nodes["conv1_conv"].bias)
     # global average pool over 2×2: Norse maps SumPool2d only, so the 1/4 moves into the classifier
     assert type(plain.nodes["gap"]).__name__ == "AvgPool2d" and type(norse.nodes["gap"]).__name__ == "SumPool2d"
     np.testing.assert_allclose(norse.nodes["fc"].weight, plain.nodes["fc"].weight / 4)
@@ -172,8 +173,8 @@ def test_unknown_target_is_refused_with_the_known_ones():
 
 
 def test_export_cli_writes_the_file_for_the_chosen_reader(tmp_path, capsys):
-    from spikedistill.cli import main
     from spikedistill.checkpoint import model_spec, save_checkpoint
+    from spikedistill.cli import main
 
     net = trained_looking(sd.create_model("small_cnn", num_classes=10))
     save_checkpoint(tmp_path / "net.pt", model=net, spec=model_spec("small_cnn", True, 10, in_channels=1),
@@ -237,3 +238,129 @@ def test_export_works_with_the_lowest_nir_the_package_allows(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert f"nir {lowest} ok" in run.stdout
+
+
+def _onnx_run(path, x):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    (out,) = onnxruntime.InferenceSession(str(path)).run(None, {"input": x.numpy()})
+    return out
+
+
+def test_onnx_of_a_user_model_that_unflattens_runs_at_every_batch_size(tmp_path):
+    pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    net = trained_looking(UnflattenStudent())
+    export_onnx(net, tmp_path / "net.onnx", (1, 8, 8), timesteps=3)
+    for batch in (1, 5):
+        x = torch.randn(batch, 1, 8, 8) * 2
+        with torch.no_grad():
+            expected = net(x, timesteps=3)
+        out = _onnx_run(tmp_path / "net.onnx", x)
+        assert out.shape == (3, batch, 10)
+        np.testing.assert_allclose(out, expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_that_runs_only_at_the_traced_batch_size_is_refused_and_removed(tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(sd.SpikeDistillError, match="runs at batch size 2 only .*at batch 3.*unflatten") as error:
+        export_onnx(UnflattenStudent(bake_batch=True).eval(), tmp_path / "net.onnx", (1, 8, 8), timesteps=3)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "net.onnx").exists()
+
+
+def test_onnx_without_onnxruntime_warns_that_the_batch_check_was_skipped(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.warns(UserWarning, match="onnxruntime is not installed.*not run at a second batch size"):
+        export_onnx(UnflattenStudent(bake_batch=True).eval(), tmp_path / "net.onnx", (1, 8, 8), timesteps=3)
+    assert (tmp_path / "net.onnx").exists()
+
+
+def _user_students():
+    pytest.importorskip("spikingjelly")
+    return {"unflatten": (UnflattenStudent(), (1, 8, 8)), "residual": (ResidualStudent(), (3, 8, 8)),
+            "spikingjelly": (spikingjelly_student(), (1, 8, 8))}
+
+
+@pytest.mark.parametrize("target", ["nir", "norse"])
+@pytest.mark.parametrize("student", ["unflatten", "residual", "spikingjelly"])
+def test_nir_of_user_models_gives_their_spikes_and_logits(tmp_path, student, target):
+    """No per-family code: the graph is traced from the model's own forward (plain PyTorch with sd.LIF,
+    a residual sum, a converted SpikingJelly network)."""
+    torch.manual_seed(0)
+    net, shape = _user_students()[student]
+    net = trained_looking(net, bias_mean=0.8)
+    x = torch.randn(4, *shape) * 2
+    write_nir(net, tmp_path / "net.nir", shape, timesteps=4, target=target)
+    records = NIRSimulator(nir.read(str(tmp_path / "net.nir")))(x.unsqueeze(0).expand(4, *x.shape))
+    spikes, logits = _spikes_and_logits(net, x, 4)
+    assert spikes and set(spikes) <= set(records)
+    for name, s in spikes.items():
+        assert torch.equal(records[name], s), name
+        assert 0 < s.mean() < 1, name
+    torch.testing.assert_close(records["output"], logits, rtol=1e-4, atol=1e-5)
+
+
+def test_nir_graph_of_a_residual_user_model_sums_two_edges_and_folds_batchnorm():
+    torch.manual_seed(0)
+    net = trained_looking(ResidualStudent())
+    graph = to_nir(net, (3, 8, 8), 4)
+    assert sorted(src for src, dst in graph.edges if dst == "lif2") == ["conv2", "lif1"]
+    assert {type(node).__name__ for node in graph.nodes.values()} == {
+        "Input", "Conv2d", "LIF", "AvgPool2d", "Flatten", "Affine", "Output"}  # no BatchNorm node: folded
+    weight, bias = fold_batchnorm(net.conv1, net.bn1)
+    np.testing.assert_array_equal(graph.nodes["conv1"].weight, weight)
+    np.testing.assert_array_equal(graph.nodes["conv1"].bias, bias)
+
+
+class _Student(torch.nn.Module):
+    spiking = True
+
+    def __init__(self, forward):
+        super().__init__()
+        self.conv, self.bn, self.lif, self.fc = torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), sd.LIF(), torch.nn.Linear(4, 3)
+        self.body = forward
+
+    def forward(self, x, timesteps=4, return_features=False):
+        return self.body(self, x.unsqueeze(0).repeat(timesteps, 1, 1, 1, 1).flatten(0, 1), timesteps)
+
+
+def _relu(m, x, t):
+    return m.fc(torch.relu(m.conv(x)).mean((-2, -1))).unflatten(0, (t, -1))
+
+
+def _time_mean(m, x, t):
+    return m.fc(m.lif(m.bn(m.conv(x)).unflatten(0, (t, -1))).mean((0, -2, -1)))
+
+
+def _bn_of_a_sum(m, x, t):
+    h = m.conv(x)
+    return m.fc(m.lif(m.bn(h + h).unflatten(0, (t, -1))).mean((-2, -1)))
+
+
+@pytest.mark.parametrize("body, message", [
+    (_relu, "the model applies 'relu' to the output of conv, which no NIR node represents"),
+    (_time_mean, "averages over time .*return per-step logits"),
+    (_bn_of_a_sum, "layer 'bn' is a BatchNorm that does not directly follow a conv or linear layer"),
+])
+def test_nir_tracing_refuses_what_no_node_represents_in_one_line(tmp_path, body, message):
+    with pytest.raises(sd.SpikeDistillError, match=message) as error:
+        write_nir(_Student(body).eval(), tmp_path / "net.nir", (1, 8, 8))
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "net.nir").exists()
+
+
+def test_zoo_models_outside_nir_are_refused_at_the_layer_nir_lacks():
+    """preact_resnet34's stem max-pools real values and ckdsnn_resnet19's last block ends in a ReLU (as
+    their papers' code): no NIR node computes either, so the refusal names that layer."""
+    with pytest.raises(sd.SpikeDistillError, match="layer 'stem.1' is a max-pool"):
+        to_nir(sd.create_model("preact_resnet34", num_classes=10), (3, 32, 32))
+    with pytest.raises(sd.SpikeDistillError, match="layer 'stages.2.1.act2' is ReLU, which no NIR node represents"):
+        to_nir(sd.create_model("ckdsnn_resnet19", num_classes=10), (3, 32, 32))
+
+
+def test_vggsnn_adaptive_pool_exports_only_as_a_plain_average_pool():
+    net = sd.create_model("vggsnn", num_classes=4, in_channels=1)
+    with pytest.raises(sd.SpikeDistillError, match="layer 'pool' pools adaptively from 2×2 to 3×3.*multiple of 3×3"):
+        to_nir(net, (1, 32, 32))

@@ -19,14 +19,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import trained_looking
+from user_models import ResidualStudent, UnflattenStudent, spikingjelly_student
 
 import spikedistill as sd
 from spikedistill.export.to_nir import write_nir
 from spikedistill.models.resnet import CifarResNet
-from helpers import trained_looking
 
 if os.environ.get("CI"):  # CI must run these, not skip them
-    import nir  # noqa: F401
+    import nir
     import norse  # noqa: F401
     import sklearn  # noqa: F401
     import snntorch  # noqa: F401
@@ -155,3 +156,24 @@ def test_norse_from_nir_still_runs_residual_sums_out_of_order(tmp_path):
     graph = nir.read(str(tmp_path / "net.nir"))
     out, _ = norse.torch.from_nir(graph, dt=float(graph.metadata["dt"]))(torch.randn(3, 8, 8), None)
     assert tuple(out.shape) != (5,)  # a feature map of the last node walked, not the logits
+
+
+@pytest.mark.filterwarnings("ignore:nirtorch.load is being deprecated:DeprecationWarning")
+@pytest.mark.parametrize("target", ["snntorch", "norse"])
+@pytest.mark.parametrize("student", ["unflatten", "residual", "spikingjelly"])
+def test_reader_runs_user_models_to_our_logits(tmp_path, target, student, one_thread):
+    """Students we did not write (plain PyTorch with sd.LIF; a converted SpikingJelly CNN) export through
+    the traced graph and run in both readers as the zoo's do."""
+    torch.manual_seed(0)
+    if student == "spikingjelly":
+        pytest.importorskip("spikingjelly")
+    net, shape = {"unflatten": (UnflattenStudent, (1, 8, 8)), "residual": (ResidualStudent, (3, 8, 8)),
+                  "spikingjelly": (spikingjelly_student, (1, 8, 8))}[student]
+    net = trained_looking(net(), bias_mean=0.8)
+    images = torch.randn(16, *shape) * 2
+    with torch.no_grad():
+        ours = net(images, timesteps=TIMESTEPS)
+    assert ours.std(dim=1).mean() > 0.02  # logits that depend on the image
+    write_nir(net, tmp_path / "net.nir", shape, TIMESTEPS, target=target)
+    same_prediction, close = _agreement(ours, READERS[target](tmp_path / "net.nir", images))
+    assert same_prediction >= 0.99 and close >= 0.99, (same_prediction, close)

@@ -11,6 +11,7 @@ each LIF for :class:`InferenceLIF`: the same forward dynamics in plain tensor op
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from pathlib import Path
@@ -36,7 +37,7 @@ class InferenceLIF(nn.Module):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         leak = 1.0 - self.decay
         v_rest = self.v_reset
-        v = torch.zeros_like(x_seq[0], dtype=torch.float32) + v_rest
+        v = v_rest  # a number, not zeros_like(x[0]): a traced zeros_like fixes the batch size in the file
         spikes = []
         for t in range(x_seq.shape[0]):
             x = x_seq[t].float()
@@ -65,6 +66,7 @@ class FixedTimesteps(nn.Module):
         self.model = _swap_lif(copy.deepcopy(model).eval())
         self.timesteps = timesteps
         self.frames = frames
+        self.eval()  # the exporters restore the mode they found: eval, so BatchNorm keeps its running statistics
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.frames:
@@ -89,12 +91,17 @@ def export_torchscript(model: nn.Module, path, input_shape, timesteps: int, fram
     return Path(path)
 
 
+EXAMPLE_BATCH, CHECK_BATCH = 2, 3  # the batch size the graph is traced at, and the second one it is run at
+
+
 def export_onnx(model: nn.Module, path, input_shape, timesteps: int, frames: bool = False, opset: int = 17) -> Path:
-    """Export the fixed-T model to ONNX (batch size dynamic); check with ``onnx.checker``."""
+    """Export the fixed-T model to ONNX (batch size dynamic), check it with ``onnx.checker``, then run it
+    with onnxruntime at a second batch size against the model; a file that disagrees is removed and
+    refused with the cause (:func:`check_onnx_batch`)."""
     wrapper = FixedTimesteps(model, timesteps, frames)
-    example = example_input(model, input_shape, timesteps, frames)
+    example = example_input(model, input_shape, timesteps, frames, batch=EXAMPLE_BATCH)
     batch_axis = 1 if frames else 0
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _unflatten_as_reshape():
         warnings.simplefilter("ignore")
         torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=opset,
                           input_names=["input"], output_names=["logits"],
@@ -104,4 +111,63 @@ def export_onnx(model: nn.Module, path, input_shape, timesteps: int, frames: boo
     except ImportError:
         return Path(path)
     onnx.checker.check_model(onnx.load(str(path)))
+    try:
+        check_onnx_batch(wrapper, path, example_input(model, input_shape, timesteps, frames, batch=CHECK_BATCH))
+    except SpikeDistillError:
+        Path(path).unlink(missing_ok=True)
+        raise
     return Path(path)
+
+
+@contextlib.contextmanager
+def _unflatten_as_reshape():
+    """While tracing for ONNX, ``Tensor.unflatten`` as the equal ``reshape``: torch's ONNX tracer records an
+    unflatten's output with fixed sizes, so a shape read from it later (``x.shape[:2]`` in the next
+    layer, as SpikingJelly's multi-step layers do) bakes the example's batch size into the file."""
+    original = torch.Tensor.unflatten
+
+    def unflatten(self, dim, sizes):
+        if isinstance(dim, str):  # named dimensions: torch's own
+            return original(self, dim, sizes)
+        dim = dim % self.dim()
+        return self.reshape(tuple(self.shape[:dim]) + tuple(sizes) + tuple(self.shape[dim + 1:]))
+
+    torch.Tensor.unflatten = unflatten
+    try:
+        yield
+    finally:
+        torch.Tensor.unflatten = original
+
+
+def check_onnx_batch(wrapper: nn.Module, path, inputs: torch.Tensor) -> None:
+    """Run the ONNX file on ``inputs`` (another batch size than the traced example) with onnxruntime and
+    refuse, in one line, a file that fails or whose logits differ from ``wrapper``'s: a model that turns
+    a size into a Python number or builds a tensor of a fixed shape while traced runs only at the
+    example's batch size. Without onnxruntime: a warning, and no check."""
+    try:
+        import onnxruntime
+    except ImportError:
+        warnings.warn("onnxruntime is not installed, so the ONNX file was not run at a second batch size; "
+                      "pip install onnxruntime to check it", stacklevel=3)
+        return
+    batch = inputs.shape[1] if inputs.dim() == 5 and getattr(wrapper, "frames", False) else inputs.shape[0]
+    with torch.no_grad():
+        expected = wrapper(inputs).float().cpu().numpy()
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        (got,) = session.run(None, {"input": inputs.cpu().numpy()})
+    except Exception as exc:  # noqa: BLE001  (onnxruntime's Fail, InvalidArgument... derive from Exception only)
+        cause = str(exc).strip().splitlines()[-1][-300:] if str(exc).strip() else type(exc).__name__
+        raise SpikeDistillError(
+            f"the ONNX file runs at batch size {EXAMPLE_BATCH} only (at batch {batch} onnxruntime fails: {cause}); "
+            "the model fixes the batch size while traced (a size turned into a Python number, or a tensor built "
+            "with a fixed shape): build shapes from the input, e.g. x.unflatten(0, (timesteps, -1)), torch.zeros_like") from None
+    # a wrong graph is off by the logits' own size; a spike that rounding flips moves them far less
+    scale = 1.0 + float(abs(expected).max()) if expected.size else 1.0
+    if got.shape != expected.shape or float(abs(got - expected).max()) > 1e-2 * scale:
+        difference = (f"shape {tuple(got.shape)} instead of {tuple(expected.shape)}" if got.shape != expected.shape
+                      else f"logits differ by up to {float(abs(got - expected).max()):.3g}")
+        raise SpikeDistillError(
+            f"the ONNX file disagrees with the model at batch size {batch} ({difference}); the model fixes the batch "
+            "size while traced (a size turned into a Python number, or a tensor built with a fixed shape): build "
+            "shapes from the input, e.g. x.unflatten(0, (timesteps, -1)), torch.zeros_like")

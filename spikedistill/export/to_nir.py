@@ -2,11 +2,13 @@
 
 What the graph holds
 --------------------
-* ``Input`` (C, H, W) → ``Conv2d`` / ``Affine`` with **BatchNorm folded in** (eval statistics):
-  ``W' = W·γ/√(σ²+ε)``, ``b' = (b − μ)·γ/√(σ²+ε) + β`` → ``LIF`` → ... → ``AvgPool2d`` (the global
-  average pool, kernel = feature map) → ``Flatten`` → ``Affine`` → ``Output`` (per-step logits, no
-  output neuron). Residual additions are NIR's implicit sum of a node's incoming edges. Shapes are
-  NIR's batch-free ones, so ``Flatten`` uses ``start_dim=0`` on (C, 1, 1).
+* The graph is read from one forward pass of the model (:mod:`spikedistill.export.nir_graph`), so any
+  model of these layers exports, ours or a user's: ``Input`` (C, H, W) → ``Conv2d`` / ``Affine`` with
+  **BatchNorm folded in** (eval statistics): ``W' = W·γ/√(σ²+ε)``, ``b' = (b − μ)·γ/√(σ²+ε) + β`` →
+  ``LIF`` → ... → ``AvgPool2d`` (average pools, and the global average pool ``x.mean((-2, -1))``) →
+  ``Flatten`` → ``Affine`` → ``Output`` (per-step logits, no output neuron). Nodes are named after the
+  model's layers (``conv1.conv`` → ``conv1_conv``). Residual additions are NIR's implicit sum of a
+  node's incoming edges. Shapes are NIR's batch-free ones, so ``Flatten`` uses ``start_dim=0``.
 * Static images use direct encoding: feed the same image at every step (our model computes the stem
   once and holds it; with a stateless stem both are the same). ``metadata["timesteps"]`` records T.
 
@@ -31,22 +33,27 @@ the weights, sum pools; :mod:`spikedistill.export.nir_targets`).
 
 Refused before anything is built (:func:`check_exportable`), naming the layer: soft reset (NIR neurons
 reset to a value), max-pool and any other layer without a NIR node, ANN twins (no neurons; export them
-to ONNX), model families without a builder here, and what a target's reader would run differently.
+to ONNX), and what a target's reader would run differently; while tracing, naming the operation: any
+tensor operation between layers that no NIR node computes (``torch.relu``, a mean over time, ...).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import SpikeDistillError
-from ..models.layers import ConvBN
 from ..neurons import LIF, LIFConfig
-from .nir_targets import NIRTarget, avgpool_to_sumpool, check_neuron, fold_r_into_inputs, get_target, neuron_node
-
+from .nir_graph import MAPPED_LAYERS, trace_graph
+from .nir_targets import (
+    NIRTarget,
+    avgpool_to_sumpool,
+    check_neuron,
+    fold_r_into_inputs,
+    get_target,
+    neuron_node,
+)
 
 
 def lif_convention(target: NIRTarget) -> str:
@@ -67,7 +74,7 @@ def _nir():
 
 def fold_batchnorm(layer: nn.Module, bn: nn.Module | None) -> tuple[np.ndarray, np.ndarray]:
     """Weight and bias of ``layer`` (conv or linear) with the eval-mode ``bn`` after it folded in."""
-    as64 = lambda t: t.detach().cpu().double()  # noqa: E731  (fold in float64, store float32)
+    as64 = lambda t: t.detach().cpu().double()
     weight = as64(layer.weight)
     bias = as64(layer.bias) if layer.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
     if bn is not None:
@@ -84,150 +91,22 @@ def lif_node(cfg: LIFConfig, shape: tuple[int, ...], where: str = "LIF", target:
     return neuron_node(_nir(), cfg, shape, chosen)
 
 
-def _conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    return math.floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1)
-
-
-class _GraphBuilder:
-    """Collects NIR nodes and edges while tracking each node's batch-free output shape."""
-
-    def __init__(self, input_shape: tuple[int, int, int], target: NIRTarget):
-        nir = _nir()
-        self.nir = nir
-        self.target = target
-        self.nodes = {"input": nir.Input(input_type=np.array(input_shape))}
-        self.edges: list[tuple[str, str]] = []
-        self.shapes = {"input": tuple(input_shape)}
-
-    def _add(self, name: str, node, sources: list[str], shape: tuple[int, ...]) -> str:
-        name = name.replace(".", "_")
-        if name in self.nodes:
-            raise SpikeDistillError(f"NIR node '{name}' defined twice; this is a bug in the exporter")
-        self.nodes[name] = node
-        self.edges += [(source, name) for source in sources]
-        self.shapes[name] = shape
-        return name
-
-    def conv_bn(self, name: str, block: ConvBN, source: str) -> str:
-        conv = block.conv
-        if not isinstance(conv.padding, tuple) or conv.padding_mode != "zeros":
-            raise SpikeDistillError(f"layer '{name}' uses padding {conv.padding!r}/{conv.padding_mode}; NIR export supports numeric zero padding")
-        channels, height, width = self.shapes[source]
-        weight, bias = fold_batchnorm(conv, block.bn)
-        out = (conv.out_channels,
-               _conv_out(height, conv.kernel_size[0], conv.stride[0], conv.padding[0], conv.dilation[0]),
-               _conv_out(width, conv.kernel_size[1], conv.stride[1], conv.padding[1], conv.dilation[1]))
-        node = self.nir.Conv2d(input_shape=(height, width), weight=weight, stride=conv.stride, padding=conv.padding,
-                               dilation=conv.dilation, groups=conv.groups, bias=bias)
-        return self._add(name, node, [source], out)
-
-    def lif(self, name: str, module: nn.Module, sources: list[str]) -> str:
-        if not isinstance(module, LIF):
-            raise SpikeDistillError(f"layer '{name}' is {type(module).__name__}, not an LIF; NIR export needs a spiking model "
-                                    "(export ANN teachers with --format onnx)")
-        shape = self.shapes[sources[0]]
-        check_neuron(module.cfg, self.target, f"layer '{name}'")
-        return self._add(name, neuron_node(self.nir, module.cfg, shape, self.target), sources, shape)
-
-    def avgpool(self, name: str, kernel: tuple[int, int], source: str) -> str:
-        channels, height, width = self.shapes[source]
-        node = self.nir.AvgPool2d(kernel_size=np.array(kernel), stride=np.array(kernel), padding=np.array([0, 0]))
-        return self._add(name, node, [source], (channels, height // kernel[0], width // kernel[1]))
-
-    def global_avgpool(self, name: str, source: str) -> str:
-        _, height, width = self.shapes[source]
-        return self.avgpool(name, (height, width), source)
-
-    def flatten(self, name: str, source: str) -> str:
-        shape = self.shapes[source]
-        node = self.nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
-        return self._add(name, node, [source], (int(np.prod(shape)),))
-
-    def affine(self, name: str, linear: nn.Linear, source: str) -> str:
-        weight, bias = fold_batchnorm(linear, None)
-        return self._add(name, self.nir.Affine(weight=weight, bias=bias), [source], (linear.out_features,))
-
-    def output(self, source: str) -> None:
-        self._add("output", self.nir.Output(output_type=np.array(self.shapes[source])), [source], self.shapes[source])
-
-    def graph(self, metadata: dict):
-        if self.target.unit_r:
-            fold_r_into_inputs(self.nir, self.nodes, self.edges, self.shapes)
-        if self.target.sum_pool:
-            avgpool_to_sumpool(self.nir, self.nodes, self.edges)
-        return self.nir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata=metadata)
-
-
-def _small_cnn(model, g: _GraphBuilder) -> str:
-    h = g.lif("stem_act", model.stem_act, [g.conv_bn("stem", model.stem, "input")])
-    h = g.lif("act1", model.act1, [g.conv_bn("conv1", model.conv1, h)])
-    h = g.lif("act2", model.act2, [g.conv_bn("conv2", model.conv2, h)])
-    return g.affine("fc", model.fc, g.flatten("flatten", g.global_avgpool("gap", h)))
-
-
-def _cifar_resnet(model, g: _GraphBuilder) -> str:
-    h = g.lif("stem_act", model.stem_act, [g.conv_bn("stem", model.stem, "input")])
-    for i, stage in enumerate(model.stages):
-        for j, block in enumerate(stage):
-            prefix = f"stages.{i}.{j}"
-            out = g.lif(f"{prefix}.act1", block.act1, [g.conv_bn(f"{prefix}.branch1", block.branch1, h)])
-            out = g.conv_bn(f"{prefix}.branch2", block.branch2, out)
-            identity = h if block.shortcut is None else g.conv_bn(f"{prefix}.shortcut", block.shortcut, h)
-            h = g.lif(f"{prefix}.act2", block.act2, [out, identity])  # NIR sums incoming edges
-    h = g.flatten("flatten", g.global_avgpool("gap", h))
-    if model.fc1 is not None:
-        h = g.lif("fc1_act", model.fc1_act, [g.affine("fc1", model.fc1, h)])
-    return g.affine("fc", model.fc, h)
-
-
-def _vggsnn(model, g: _GraphBuilder) -> str:
-    h = "input"
-    for i, stage in enumerate(model.stages):
-        for j, layer in enumerate(stage):
-            name = f"stages.{i}.{j}"
-            if isinstance(layer, ConvBN):
-                h = g.conv_bn(name, layer, h)
-            elif isinstance(layer, nn.AvgPool2d):
-                h = g.avgpool(name, (layer.kernel_size, layer.kernel_size) if isinstance(layer.kernel_size, int) else layer.kernel_size, h)
-            else:
-                h = g.lif(name, layer, [h])
-    _, height, width = g.shapes[h]
-    if (height, width) != (3, 3):
-        if height % 3 or width % 3:
-            raise SpikeDistillError(f"vggsnn's adaptive pool to 3×3 from {height}×{width} is not a plain average pool; "
-                                    "export with an input size whose last feature map is a multiple of 3 (e.g. 2,48,48)")
-        h = g.avgpool("pool", (height // 3, width // 3), h)
-    return g.affine("fc", model.fc, g.flatten("flatten", h))
-
-
-def _builders():
-    from ..models import CifarResNet, SmallConvNet, VGGSNN
-
-    return {SmallConvNet: _small_cnn, CifarResNet: _cifar_resnet, VGGSNN: _vggsnn}
-
-
-# Layers with a NIR node (or folded into one: BatchNorm into the conv, dropout is the identity at eval).
-_MAPPED_LAYERS = (nn.Conv2d, nn.BatchNorm2d, nn.Linear, LIF, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity,
-                  nn.Dropout, nn.Flatten)
-
-
 def check_exportable(model: nn.Module, target: str = "nir") -> None:
     """Pre-flight: one clear error naming the first layer that no NIR node represents, or that the
     ``target``'s reader would run differently — before any graph is built or file written."""
     chosen = get_target(target)
-    if not getattr(model, "spiking", False):
-        raise SpikeDistillError("NIR export needs a spiking model (this one is an ANN twin); export it with --format onnx or torchscript")
+    if getattr(model, "spiking", None) is False or not any(isinstance(m, LIF) for m in model.modules()):
+        raise SpikeDistillError("NIR export needs a spiking model (this one is an ANN twin, or has no LIF layer); "
+                                "export it with --format onnx or torchscript")
     for name, module in model.named_modules():
         if isinstance(module, nn.MaxPool2d):
             raise SpikeDistillError(f"layer '{name}' is a max-pool (MaxPool2d), which no NIR node represents; "
                                     "export with --format onnx or torchscript")
         if isinstance(module, LIF):
             check_neuron(module.cfg, chosen, f"layer '{name}'")
-        elif not any(True for _ in module.children()) and not isinstance(module, _MAPPED_LAYERS):
+        elif not any(True for _ in module.children()) and not isinstance(module, MAPPED_LAYERS):
             raise SpikeDistillError(f"layer '{name}' is {type(module).__name__}, which no NIR node represents; "
                                     "export with --format onnx or torchscript")
-    if not any(isinstance(model, cls) for cls in _builders()):
-        raise SpikeDistillError(f"no NIR exporter for {type(model).__name__}; supported: small_cnn, resnet18/19/34, vggsnn")
 
 
 def to_nir(model: nn.Module, input_shape: tuple[int, int, int], timesteps: int | None = None, target: str = "nir"):
@@ -236,19 +115,24 @@ def to_nir(model: nn.Module, input_shape: tuple[int, int, int], timesteps: int |
     see :mod:`spikedistill.export.nir_targets`)."""
     check_exportable(model, target)
     chosen = get_target(target)
-    builder = next(b for cls, b in _builders().items() if isinstance(model, cls))
     input_shape = tuple(int(s) for s in input_shape)
-    if len(input_shape) != 3 or input_shape[0] != model.in_channels:
-        raise SpikeDistillError(f"input shape must be C,H,W with C = {model.in_channels} for this model (got {input_shape})")
-    g = _GraphBuilder(input_shape, chosen)
-    g.output(builder(model, g))
+    in_channels = getattr(model, "in_channels", None)
+    if len(input_shape) != 3 or (in_channels is not None and input_shape[0] != in_channels):
+        wanted = f" with C = {in_channels}" if in_channels is not None else ""
+        raise SpikeDistillError(f"input shape must be C,H,W{wanted} for this model (got {input_shape})")
+    nir = _nir()
+    nodes, edges, shapes = trace_graph(model, input_shape, chosen, fold_batchnorm, nir)
+    if chosen.unit_r:
+        fold_r_into_inputs(nir, nodes, edges, shapes)
+    if chosen.sum_pool:
+        avgpool_to_sumpool(nir, nodes, edges)
     metadata = {"producer": "spikedistill", "nir_target": chosen.name, "dt": chosen.dt,
                 "lif_convention": lif_convention(chosen), "reader": chosen.load,
                 "encoding": "direct: feed the input at every step; logits are per step, average them over steps",
                 "batchnorm": "folded into the preceding conv/linear (eval statistics)"}
     if timesteps:
         metadata["timesteps"] = int(timesteps)
-    return g.graph(metadata)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 
 def write_nir(model: nn.Module, path, input_shape: tuple[int, int, int], timesteps: int | None = None,

@@ -206,7 +206,8 @@ def adopt_published(args, path: Path, state: dict, runs: Path) -> list[str]:
         method, seed, key = run["method"], run["seed"], f"{run['method']}-s{run['seed']}"
         if key in state["students"] or method not in profile.students:
             continue
-        cfg = student_config(args, method, seed, None, runs)
+        make = lambda epochs, m=method, s=seed: student_config(args, m, s, epochs, runs)
+        cfg = make(fixed_epochs(args, method, make))  # built exactly as the students stage builds it
         if run["epochs"] != cfg.optim.epochs:
             say(f"{key}: published with {run['epochs']} epochs, the recipe now trains {cfg.optim.epochs}; not adopted")
             continue
@@ -264,9 +265,7 @@ def plan_epochs(args, name: str, make_config, budget_minutes: float, state: dict
                 f"{'min' if plan['budget_minutes'] else 'epochs'}, not what this command asks; pass the same budget, "
                 "or another --out for a new comparison")
         return plan
-    fixed = args.epochs or (args.smoke and SMOKE["epochs"]["teacher" if name == "teacher" else "student"])
-    if not fixed and not PROFILES[args.profile].budgeted:
-        fixed = make_config(None).optim.epochs  # the recipe's own
+    fixed = fixed_epochs(args, name, make_config)
     if fixed:
         plan = {"epochs": fixed, "seconds_per_epoch": None, "budget_minutes": None}
     else:
@@ -286,6 +285,15 @@ def plan_epochs(args, name: str, make_config, budget_minutes: float, state: dict
     say(f"plan {name}: {plan['epochs']} epochs"
         + (f" × {plan['seconds_per_epoch']:.1f} s (budget {budget_minutes:g} min)" if plan["seconds_per_epoch"] else ""))
     return plan
+
+
+def fixed_epochs(args, name: str, make_config) -> int | None:
+    """A stage's epochs when they are fixed (--epochs, smoke, or a fixed-recipe profile's own); None when a
+    time budget decides them."""
+    fixed = args.epochs or (args.smoke and SMOKE["epochs"]["teacher" if name == "teacher" else "student"])
+    if not fixed and not PROFILES[args.profile].budgeted:
+        fixed = make_config(None).optim.epochs  # the recipe's own
+    return fixed or None
 
 
 def print_budget(args, students: list[tuple[str, int]]) -> None:

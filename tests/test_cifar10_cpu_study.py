@@ -169,20 +169,19 @@ def test_adopted_runs_count_as_done_and_are_marked(interrupted_then_finished, tm
     args = bench.parse_args(SMOKE_ARGS + ["--out", str(tmp_path), "--data-root", str(out / "smoke_data")])
     state = bench.load_state(tmp_path / "state.json")
     published = out / "cifar10_cpu.json"
-    args.smoke = False  # the smoke recipe trains 1 epoch: adoption compares against the recipe's own epochs
-    taken = bench.adopt_published(args, published, state, tmp_path)
-    assert taken == []  # 1-epoch smoke runs against an 8-epoch recipe: nothing adopted
+    args.smoke = False  # the smoke runs trained 1 epoch: against the recipes' own 8, nothing is adopted
+    assert bench.adopt_published(args, published, state, tmp_path) == []
     args.smoke = True
     runs = json.loads(published.read_text())["runs"]
-    for run in runs:
-        run["epochs"] = bench.student_config(args, run["method"], run["seed"], None, tmp_path).optim.epochs
+    runs[0]["epochs"] = 5  # a run of another schedule than the smoke plan's one epoch: not adopted
     edited = tmp_path / "published.json"
     edited.write_text(json.dumps({**json.loads(published.read_text()), "runs": runs}))
-    assert bench.adopt_published(args, edited, state, tmp_path) == ["skd-s0", "skd-s1", "twkd-s0", "twkd-s1"]
+    assert bench.adopt_published(args, edited, state, tmp_path) == ["skd-s1", "twkd-s0", "twkd-s1"]
     entry = state["students"]["twkd-s1"]
     assert entry["adopted"].startswith("published.json at commit") and entry["wall_seconds"] is None
     assert entry["top1"] == [runs[3]["top1"][k] for k in ("1", "2", "3", "4")]
-    cfg = bench.student_config(args, "twkd", 1, None, tmp_path)
+    # the config the students stage builds for it (planned epochs, eval_every) counts it as done
+    cfg = bench.student_config(args, "twkd", 1, bench.SMOKE["epochs"]["student"], tmp_path)
     assert bench.finished_with(entry, cfg, "twkd-s1")  # the study will not train it again
     assert bench.adopt_published(args, edited, state, tmp_path) == []  # already in the state
     with pytest.raises(bench.SpikeDistillError, match="no such file"):

@@ -419,8 +419,6 @@ def run_all(args) -> int:
         raise SpikeDistillError(f"{state_path} holds a {'smoke' if state['smoke'] else 'full'} run; use another --out")
     state["smoke"] = args.smoke
     state["profile"] = profile.name
-    if args.adopt:
-        adopt_published(args, Path(args.adopt), state, runs)
     command = "python benchmarks/cifar10_fullrange.py " + shlex.join(args.argv)
     if command not in state["commands"]:
         state["commands"].append(command)
@@ -454,6 +452,8 @@ def run_all(args) -> int:
             f"{len(left)} student(s) left ({', '.join(left) or 'none'}). Run the same command again to continue.")
         return INCOMPLETE
 
+    if args.adopt:  # once device and data root are final: both are part of the recipe a run is matched with
+        adopt_published(args, Path(args.adopt), state, runs)
     teacher_ckpt = runs / "teacher" / "best.pt"
     student_needs_teacher = any(needs_teacher(student_config(args, m, s, None, runs)) for m, s in students
                                 if f"{m}-s{s}" not in state["students"])

@@ -186,3 +186,19 @@ def test_adopted_runs_count_as_done_and_are_marked(interrupted_then_finished, tm
     assert bench.adopt_published(args, edited, state, tmp_path) == []  # already in the state
     with pytest.raises(bench.SpikeDistillError, match="no such file"):
         bench.adopt_published(args, tmp_path / "missing.json", state, tmp_path)
+
+
+def test_a_study_given_adopt_trains_only_what_the_file_lacks(interrupted_then_finished, tmp_path):
+    from conftest import DATA_ROOT
+
+    out, _, _ = interrupted_then_finished
+    log = tmp_path / "adopt.log"
+    argv = SMOKE_ARGS + ["--out", str(tmp_path), "--data-root", str(DATA_ROOT), "--log", str(log),
+                         "--adopt", str(out / "cifar10_cpu.json")]
+    assert bench.main(argv) == 0
+    text = log.read_text()
+    assert "adopted from cifar10_cpu.json" in text and "DONE" in text
+    assert all(f"{key}: done, skipped" in text for key in ("skd-s0", "skd-s1", "twkd-s0", "twkd-s1"))
+    assert not any(f"== {key}" in text for key in ("skd-s0", "skd-s1", "twkd-s0", "twkd-s1"))  # none trained
+    md = (tmp_path / "cifar10_cpu.md").read_text()
+    assert "| twkd-s1 ‡ |" in md and "Taken from an earlier sitting's published results" in md

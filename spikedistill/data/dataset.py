@@ -123,6 +123,22 @@ class ArrayDataset:
         return self._device_cache[key]
 
 
+def with_normalisation(dataset, mean: Optional[Sequence[float]], std: Optional[Sequence[float]]):
+    """``dataset`` normalised with ``mean``/``std`` (0..1 units, one per channel) instead of its own: a
+    shallow copy sharing the images; unchanged when both are ``None`` (a recipe's ``data.mean``/``data.std``)."""
+    if mean is None and std is None:
+        return dataset
+    channels = len(dataset.mean)
+    if mean is None or std is None or len(mean) != channels or len(std) != channels:
+        raise SpikeDistillError(f"data.mean/data.std need one value per channel of '{dataset.name}' ({channels}), got "
+                                f"{list(mean or [])} and {list(std or [])}; fix them or drop both to use the dataset's")
+    import copy
+
+    renormalised = copy.copy(dataset)
+    renormalised.mean, renormalised.std = tuple(map(float, mean)), tuple(map(float, std))
+    return renormalised
+
+
 def as_indices(selection: Union[Sequence[int], torch.Tensor, np.ndarray]) -> torch.Tensor:
     """int64 indices from a list, array or tensor of indices, or from a boolean mask."""
     array = np.asarray(selection.cpu() if isinstance(selection, torch.Tensor) else selection)

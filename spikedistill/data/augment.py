@@ -64,17 +64,19 @@ def cutout(images: torch.Tensor, length: int) -> torch.Tensor:
 
 
 def resized_crop_boxes(batch: int, height: int, width: int, scale: Tuple[float, float] = (0.08, 1.0),
-                       ratio: Tuple[float, float] = (3 / 4, 4 / 3), tries: int = 10, device=None) -> torch.Tensor:
+                       ratio: Tuple[float, float] = (3 / 4, 4 / 3), tries: int = 10, device=None,
+                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """``[B, 4]`` boxes ``(top, left, h, w)`` drawn as torchvision's ``RandomResizedCrop.get_params``, batched.
 
     Per image: up to ``tries`` draws of an area fraction uniform in ``scale`` and an aspect ratio
     log-uniform in ``ratio``; w = round(√(area·r)), h = round(√(area/r)); the first draw that fits is
     placed uniformly. When none fits, the centre crop of the whole image with its ratio clamped to
-    ``ratio``. All draws come from torch's global generator on ``device``.
+    ``ratio``. All draws come from ``generator`` (default: torch's global generator on ``device``).
     """
     area = height * width
-    target = area * torch.empty(batch, tries, device=device).uniform_(scale[0], scale[1])
-    aspect = torch.exp(torch.empty(batch, tries, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1])))
+    target = area * torch.empty(batch, tries, device=device).uniform_(scale[0], scale[1], generator=generator)
+    log_ratio = torch.empty(batch, tries, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    aspect = torch.exp(log_ratio)
     w = torch.round(torch.sqrt(target * aspect))
     h = torch.round(torch.sqrt(target / aspect))
     fits = (w > 0) & (h > 0) & (w <= width) & (h <= height)
@@ -90,8 +92,8 @@ def resized_crop_boxes(batch: int, height: int, width: int, scale: Tuple[float, 
         fallback_w, fallback_h = width, height
     w = torch.where(found, w, float(fallback_w))
     h = torch.where(found, h, float(fallback_h))
-    top = torch.floor(torch.rand(batch, device=device) * (height - h + 1))
-    left = torch.floor(torch.rand(batch, device=device) * (width - w + 1))
+    top = torch.floor(torch.rand(batch, device=device, generator=generator) * (height - h + 1))
+    left = torch.floor(torch.rand(batch, device=device, generator=generator) * (width - w + 1))
     top = torch.where(found, top, torch.floor((height - h) / 2))
     left = torch.where(found, left, torch.floor((width - w) / 2))
     return torch.stack([top, left, h, w], 1)
@@ -118,10 +120,10 @@ def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, size: int) -> tor
 
 def random_resized_crop(images: torch.Tensor, size: int, scale: Tuple[float, float] = (0.08, 1.0),
                         ratio: Tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
-    """torchvision's ``RandomResizedCrop(size)`` for a float batch ``[B, C, H, W]``, one box per image
-    (the ImageNet training crop of the FR code, §1.7). Differences: it crops the stored
-    (already decoded, same-size) images rather than each original file, and resizes bilinearly without
-    PIL's antialiasing."""
+    """torchvision's ``RandomResizedCrop(size)`` box sampling for a float batch ``[B, C, H, W]`` of
+    same-size images, one box per image, resized bilinearly without PIL's antialiasing: the fast ImageNet
+    mode that crops stored squares on the device. The crop from each decoded original, as torchvision
+    does it, is the ``imagefolder`` option ``train_random_resized_crop``."""
     boxes = resized_crop_boxes(images.shape[0], images.shape[-2], images.shape[-1], scale, ratio, device=images.device)
     return crop_and_resize(images, boxes, size)
 

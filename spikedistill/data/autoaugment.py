@@ -198,13 +198,18 @@ def contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 
 def smooth(x: torch.Tensor) -> torch.Tensor:
-    """PIL's ``ImageFilter.SMOOTH`` (3×3 kernel ``[1 1 1; 1 5 1; 1 1 1] / 13``, rounded, border pixels kept)."""
-    kernel = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]], dtype=torch.float32, device=x.device) / 13
-    channels = x.shape[1]
-    weight = kernel.view(1, 1, 3, 3).expand(channels, 1, 3, 3)
-    inner = torch.nn.functional.conv2d(x.to(torch.float32), weight, groups=channels)
+    """PIL's ``ImageFilter.SMOOTH`` (3×3 kernel ``[1 1 1; 1 5 1; 1 1 1] / 13``, rounded, border pixels kept).
+
+    In integers: ``n / 13`` is never within float error of a half, so rounding the exact quotient gives
+    PIL's single-precision result, on any device and under any convolution precision setting."""
+    levels = x.to(torch.int64)
+    height, width = x.shape[-2:]
+    total = 4 * levels[..., 1:-1, 1:-1]  # 5 × centre, the centre counted once more in the 3×3 sum below
+    for dy in range(3):
+        for dx in range(3):
+            total = total + levels[..., dy:dy + height - 2, dx:dx + width - 2]
     out = x.clone()
-    out[..., 1:-1, 1:-1] = torch.floor(inner + 0.5).clamp(0, 255).to(x.dtype)
+    out[..., 1:-1, 1:-1] = torch.div(2 * total + 13, 26, rounding_mode="floor").to(x.dtype)
     return out
 
 

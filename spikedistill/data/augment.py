@@ -33,7 +33,7 @@ def _kornia_augmentation():
     except ImportError:
         raise SpikeDistillError("training augmentation (crop, flip, erasing) needs kornia: "
                                 "pip install 'spikedistill[augment]', or turn it off with data.augment.crop_padding=0 "
-                                "data.augment.flip=false data.augment.autoaugment=false data.augment.erasing=0") from None
+                                "data.augment.flip=false data.augment.erasing=0") from None
     return K
 
 

@@ -242,3 +242,17 @@ def test_autoaugment_setting_names_the_policy():
 def test_grey_image_rejected_in_one_line():
     with pytest.raises(SpikeDistillError, match="needs RGB images"):
         AutoAugment("fr_cifar10")(torch.zeros(2, 1, 8, 8))
+
+
+def test_autoaugment_needs_torch_only(monkeypatch, images):
+    import sys
+
+    for name in [m for m in sys.modules if m == "kornia" or m.startswith("kornia.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "kornia", None)  # import kornia... now raises ImportError
+    monkeypatch.setitem(sys.modules, "kornia.augmentation", None)
+    augment = GpuAugment(crop_padding=0, flip=False, autoaugment="torchvision_cifar10", mean=(0.0,) * 3, std=(1.0,) * 3)
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    torch.manual_seed(0)
+    out = augment(batch)
+    assert out.shape == (12, 3, 32, 32) and not torch.equal(out, batch.float() / 255)

@@ -173,6 +173,47 @@ def test_imagefolder_resize_and_mixed_sizes(tmp_path):
     assert load_dataset("imagefolder", tmp_path, "test", **options).images.shape == (1, 3, 12, 12)
 
 
+def test_imagenet_training_crop_is_drawn_from_each_original_every_epoch(tmp_path):
+    """train_random_resized_crop: torchvision's RandomResizedCrop on the decoded original (PIL crop, then PIL
+    bilinear resize), a fresh box per (seed, epoch, sample); the test split keeps resize → centre crop."""
+    from PIL import Image
+
+    from spikedistill.data.augment import resized_crop_boxes
+
+    rng = np.random.default_rng(0)
+    originals = {}
+    for index in range(6):
+        folder = tmp_path / "train" / f"c{index % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 256, (30, 48, 3), dtype=np.uint8)  # 48 wide, 30 high: more than a centre square
+        Image.fromarray(pixels).save(folder / f"{index}.png")
+        originals[f"c{index % 2}/{index}.png"] = pixels
+    (tmp_path / "val" / "c0").mkdir(parents=True)
+    Image.fromarray(originals["c0/0.png"]).save(tmp_path / "val" / "c0" / "v.png")
+    options = dict(stream=True, size=12, resize=16, train_random_resized_crop=12, num_workers=0)
+    train = load_dataset("imagefolder", tmp_path, "train", **options)
+    assert load_dataset("imagefolder", tmp_path, "test", **options)[0][0].shape == (3, 12, 12)
+
+    boxes = []
+    for seed in range(40):
+        image, _ = train[(0, seed)]
+        box = resized_crop_boxes(1, 30, 48, generator=torch.Generator().manual_seed(seed))[0].int().tolist()
+        top, left, h, w = box
+        expected = Image.fromarray(originals["c0/0.png"]).crop((left, top, left + w, top + h)).resize((12, 12), Image.BILINEAR)
+        assert torch.equal(image, torch.from_numpy(np.array(expected)).permute(2, 0, 1))
+        boxes.append(box)
+    # boxes reach the strips beyond the 30×30 centre square (columns 0–8 and 39–47)
+    assert any(left < 9 or left + w > 39 for _, left, _, w in boxes)
+
+    def epoch(number):
+        return torch.cat([x for x, _ in batches(train, 3, shuffle=True, seed=5, epoch=number, num_workers=0)])
+
+    first, again, other = epoch(0), epoch(0), epoch(1)
+    assert first.shape == (6, 3, 12, 12) and torch.equal(first, again) and not torch.equal(first, other)
+    with pytest.raises(SpikeDistillError, match="needs stream=true"):
+        load_dataset("imagefolder", tmp_path, "train", size=12, train_random_resized_crop=12, num_workers=0)
+
+
 def test_unknown_dataset_and_option_suggest_the_nearest_name():
     with pytest.raises(UnknownNameError, match="did you mean 'cifar10'"):
         load_dataset("cifar01")

@@ -101,7 +101,7 @@ def test_autoaugment_changes_images_with_a_policy_per_image(cifar):
     out = augment(cifar.images)
     changed = ((out - cifar.images.float() / 255).abs().amax((1, 2, 3)) > 1e-3).float().mean()
     assert changed > 0.5
-    # one image repeated: kornia alone would give every copy the same sub-policy
+    # one image repeated: every copy draws its own sub-policy
     same = augment(cifar.images[:1].expand(64, -1, -1, -1).contiguous())
     distinct = {tuple(image.flatten()[::97].mul(1000).round().tolist()) for image in same}
     assert len(distinct) > 8

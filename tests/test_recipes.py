@@ -77,8 +77,8 @@ def overrides(recipe: Path, tiny: dict) -> list[str]:
         size = 16 if cfg.model.name == "vggsnn" else 8  # VGG-SNN pools four times
         out += [f"data.root={tiny[name]}", f"data.options.size={size}", f"data.options.cache_dir={tiny['cache']}"]
     elif name == "imagefolder":
-        out += [f"data.root={tiny[name]}", "data.options.size=16", "data.options.resize=20", "data.options.train_size=24",
-                "data.options.num_workers=0", "data.augment.resized_crop=16"]
+        out += [f"data.root={tiny[name]}", "data.options.size=16", "data.options.resize=20", "data.options.train_random_resized_crop=16",
+                "data.options.num_workers=0"]
     return out
 
 

@@ -1,8 +1,9 @@
 """Batched augmentation on whatever device the batch is on (airbench style), built from kornia ops.
 
-Training pipeline, in the order of §1.7: random crop with zero padding (or, for ImageNet,
-a random resized crop) → horizontal flip → AutoAugment (CIFAR-10 policy) → Cutout → normalise →
-(optional) random erasing. Each step is switchable per recipe. ``eval()`` mode only normalises.
+Training pipeline, in the order the FR and CKDSNN codes use: random crop with zero padding (or, for
+ImageNet, a random resized crop) → horizontal flip → AutoAugment (a published CIFAR-10 policy,
+:mod:`.autoaugment`) → Cutout → normalise → (optional) random erasing. Each step is switchable per
+recipe. ``eval()`` mode only normalises.
 
 Randomness comes from torch's global generator (kornia has no per-op generator);
 :func:`~spikedistill.data.loader.batches` seeds it per batch inside ``torch.random.fork_rng``, so an
@@ -12,13 +13,17 @@ epoch's augmentation is a function of ``(seed, epoch, rank)`` and the caller's R
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SpikeDistillError
+from .autoaugment import AutoAugment, get_policy
+
+# What ``autoaugment: true`` means: the FR code's CIFAR-10 policy.
+DEFAULT_AUTOAUGMENT = "fr_cifar10"
 
 
 def _kornia_augmentation():
@@ -26,9 +31,9 @@ def _kornia_augmentation():
     try:
         import kornia.augmentation as K
     except ImportError:
-        raise SpikeDistillError("training augmentation (crop, flip, AutoAugment, erasing) needs kornia: "
+        raise SpikeDistillError("training augmentation (crop, flip, erasing) needs kornia: "
                                 "pip install 'spikedistill[augment]', or turn it off with data.augment.crop_padding=0 "
-                                "data.augment.flip=false data.augment.autoaugment=false data.augment.erasing=0") from None
+                                "data.augment.flip=false data.augment.erasing=0") from None
     return K
 
 
@@ -59,17 +64,19 @@ def cutout(images: torch.Tensor, length: int) -> torch.Tensor:
 
 
 def resized_crop_boxes(batch: int, height: int, width: int, scale: Tuple[float, float] = (0.08, 1.0),
-                       ratio: Tuple[float, float] = (3 / 4, 4 / 3), tries: int = 10, device=None) -> torch.Tensor:
+                       ratio: Tuple[float, float] = (3 / 4, 4 / 3), tries: int = 10, device=None,
+                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """``[B, 4]`` boxes ``(top, left, h, w)`` drawn as torchvision's ``RandomResizedCrop.get_params``, batched.
 
     Per image: up to ``tries`` draws of an area fraction uniform in ``scale`` and an aspect ratio
     log-uniform in ``ratio``; w = round(√(area·r)), h = round(√(area/r)); the first draw that fits is
     placed uniformly. When none fits, the centre crop of the whole image with its ratio clamped to
-    ``ratio``. All draws come from torch's global generator on ``device``.
+    ``ratio``. All draws come from ``generator`` (default: torch's global generator on ``device``).
     """
     area = height * width
-    target = area * torch.empty(batch, tries, device=device).uniform_(scale[0], scale[1])
-    aspect = torch.exp(torch.empty(batch, tries, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1])))
+    target = area * torch.empty(batch, tries, device=device).uniform_(scale[0], scale[1], generator=generator)
+    log_ratio = torch.empty(batch, tries, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    aspect = torch.exp(log_ratio)
     w = torch.round(torch.sqrt(target * aspect))
     h = torch.round(torch.sqrt(target / aspect))
     fits = (w > 0) & (h > 0) & (w <= width) & (h <= height)
@@ -85,8 +92,8 @@ def resized_crop_boxes(batch: int, height: int, width: int, scale: Tuple[float, 
         fallback_w, fallback_h = width, height
     w = torch.where(found, w, float(fallback_w))
     h = torch.where(found, h, float(fallback_h))
-    top = torch.floor(torch.rand(batch, device=device) * (height - h + 1))
-    left = torch.floor(torch.rand(batch, device=device) * (width - w + 1))
+    top = torch.floor(torch.rand(batch, device=device, generator=generator) * (height - h + 1))
+    left = torch.floor(torch.rand(batch, device=device, generator=generator) * (width - w + 1))
     top = torch.where(found, top, torch.floor((height - h) / 2))
     left = torch.where(found, left, torch.floor((width - w) / 2))
     return torch.stack([top, left, h, w], 1)
@@ -113,35 +120,22 @@ def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, size: int) -> tor
 
 def random_resized_crop(images: torch.Tensor, size: int, scale: Tuple[float, float] = (0.08, 1.0),
                         ratio: Tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
-    """torchvision's ``RandomResizedCrop(size)`` for a float batch ``[B, C, H, W]``, one box per image
-    (the ImageNet training crop of the FR code, §1.7). Differences: it crops the stored
-    (already decoded, same-size) images rather than each original file, and resizes bilinearly without
-    PIL's antialiasing."""
+    """torchvision's ``RandomResizedCrop(size)`` box sampling for a float batch ``[B, C, H, W]`` of
+    same-size images, one box per image, resized bilinearly without PIL's antialiasing: the fast ImageNet
+    mode that crops stored squares on the device. The crop from each decoded original, as torchvision
+    does it, is the ``imagefolder`` option ``train_random_resized_crop``."""
     boxes = resized_crop_boxes(images.shape[0], images.shape[-2], images.shape[-1], scale, ratio, device=images.device)
     return crop_and_resize(images, boxes, size)
 
 
-class PerImageAutoAugment(nn.Module):
-    """AutoAugment with one sub-policy drawn **per image**, as torchvision does.
-
-    kornia's ``AutoAugment`` draws one sub-policy per call for the whole batch; applying each of its
-    sub-policies to the images that drew it restores per-image diversity at 25 small calls a batch.
-    """
-
-    def __init__(self, policy: str = "cifar10") -> None:
-        super().__init__()
-        AutoAugment = _kornia_augmentation().auto.AutoAugment
-
-        self.subpolicies = nn.ModuleList(AutoAugment(policy).children())
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        choice = torch.randint(0, len(self.subpolicies), (images.shape[0],), device=images.device)
-        out = images.clone()
-        for index, subpolicy in enumerate(self.subpolicies):
-            chosen = (choice == index).nonzero().squeeze(1)
-            if chosen.numel():
-                out[chosen] = subpolicy(images[chosen])
-        return out
+def resolve_autoaugment(setting: Union[bool, str, None]) -> Optional[str]:
+    """The policy name a recipe's ``autoaugment`` value asks for (``None``: off); ``True`` is
+    :data:`DEFAULT_AUTOAUGMENT`."""
+    if setting is None or setting is False:
+        return None
+    if setting is True:
+        return DEFAULT_AUTOAUGMENT
+    return get_policy(str(setting)).name
 
 
 class GpuAugment(nn.Module):
@@ -155,8 +149,9 @@ class GpuAugment(nn.Module):
         resized_crop: output side of a random resized crop (torchvision's scale 0.08–1, ratio 3/4–4/3;
             0: off), the ImageNet training crop; replaces ``crop_padding``.
         flip: random horizontal flip with p = 0.5.
-        autoaugment: AutoAugment, CIFAR-10 policy (kornia's, one sub-policy per image). kornia fills
-            rotated/sheared/translated areas with 0, where the FR code's ``CIFAR10Policy`` fills 128.
+        autoaugment: a published AutoAugment policy, one sub-policy per image: ``"fr_cifar10"`` (the FR
+            code's ``CIFAR10Policy``) or ``"torchvision_cifar10"`` (torchvision's, as the CKDSNN code uses
+            it); ``True`` means ``"fr_cifar10"``, ``False`` turns it off (:mod:`.autoaugment`).
         cutout: side of the Cutout square (0: off), applied before normalisation.
         erasing: probability of kornia ``RandomErasing(scale=(0.02, 0.2))`` after normalisation, the
             CKDSNN recipe's Cutout substitute (§4.4; 0: off).
@@ -166,7 +161,7 @@ class GpuAugment(nn.Module):
         self,
         crop_padding: int = 4,
         flip: bool = True,
-        autoaugment: bool = False,
+        autoaugment: Union[bool, str] = False,
         cutout: int = 0,
         mean: Optional[Sequence[float]] = None,
         std: Optional[Sequence[float]] = None,
@@ -183,12 +178,13 @@ class GpuAugment(nn.Module):
             )
         if (mean is None) != (std is None):
             raise SpikeDistillError("augmentation: give both mean and std, or neither")
-        self.crop_padding, self.flip, self.autoaugment = crop_padding, flip, autoaugment
+        policy = resolve_autoaugment(autoaugment)
+        self.crop_padding, self.flip, self.autoaugment = crop_padding, flip, policy or False
         self.cutout_length, self.erasing, self.resized_crop = cutout, erasing, resized_crop
         self.mean = tuple(mean) if mean is not None else None
         self.std = tuple(std) if std is not None else None
         self._geometry: Optional[nn.Module] = None  # built lazily: crop size depends on the input
-        self._policy = PerImageAutoAugment("cifar10") if autoaugment else None
+        self._policy = AutoAugment(policy) if policy else None
         self._eraser: Optional[nn.Module] = None
         if erasing:
             K = _kornia_augmentation()
@@ -228,8 +224,6 @@ class GpuAugment(nn.Module):
             raise SpikeDistillError("augmentation has no mean/std: pass them to GpuAugment(...) or to the call")
         if not self.training:
             return normalize(images, mean, std)
-        if self._policy is not None and images.shape[1] != 3:
-            raise SpikeDistillError(f"AutoAugment needs RGB images, got {images.shape[1]} channel(s); set autoaugment off")
         x = images.float().div(255.0) if images.dtype == torch.uint8 else images.float()
         if self.resized_crop:
             x = random_resized_crop(x, self.resized_crop)

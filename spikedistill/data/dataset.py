@@ -123,6 +123,22 @@ class ArrayDataset:
         return self._device_cache[key]
 
 
+def with_normalisation(dataset, mean: Optional[Sequence[float]], std: Optional[Sequence[float]]):
+    """``dataset`` normalised with ``mean``/``std`` (0..1 units, one per channel) instead of its own: a
+    shallow copy sharing the images; unchanged when both are ``None`` (a recipe's ``data.mean``/``data.std``)."""
+    if mean is None and std is None:
+        return dataset
+    channels = len(dataset.mean)
+    if mean is None or std is None or len(mean) != channels or len(std) != channels:
+        raise SpikeDistillError(f"data.mean/data.std need one value per channel of '{dataset.name}' ({channels}), got "
+                                f"{list(mean or [])} and {list(std or [])}; fix them or drop both to use the dataset's")
+    import copy
+
+    renormalised = copy.copy(dataset)
+    renormalised.mean, renormalised.std = tuple(map(float, mean)), tuple(map(float, std))
+    return renormalised
+
+
 def as_indices(selection: Union[Sequence[int], torch.Tensor, np.ndarray]) -> torch.Tensor:
     """int64 indices from a list, array or tensor of indices, or from a boolean mask."""
     array = np.asarray(selection.cpu() if isinstance(selection, torch.Tensor) else selection)
@@ -168,8 +184,17 @@ class StreamingDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.labels.shape[0]
 
-    def __getitem__(self, index: int) -> Tuple[torch.Tensor, int]:
-        return self.read(int(index)), int(self.labels[index])
+    def __getitem__(self, key: Union[int, Tuple[int, int]]) -> Tuple[torch.Tensor, int]:
+        """``dataset[i]``, or ``dataset[(i, draw_seed)]`` for a reader that draws random numbers (a crop
+        taken while decoding): the draws then depend on ``draw_seed`` only, in whatever worker reads it."""
+        index, draw_seed = key if isinstance(key, tuple) else (key, 0)
+        image = self.read(int(index), int(draw_seed)) if self.draws else self.read(int(index))
+        return image, int(self.labels[index])
+
+    @property
+    def draws(self) -> bool:
+        """Whether reading an item draws random numbers (see ``__getitem__``)."""
+        return bool(getattr(self.read, "draws", False))
 
     def __repr__(self) -> str:
         return f"StreamingDataset(name={self.name!r}, {len(self)} images, {self.num_classes} classes)"
@@ -194,11 +219,12 @@ class StreamingDataset(torch.utils.data.Dataset):
 class _IndexedReader:
     """Picklable ``i -> read(indices[i])`` (DataLoader workers need to pickle the reader)."""
 
-    def __init__(self, read: Callable[[int], torch.Tensor], indices: torch.Tensor) -> None:
+    def __init__(self, read: Callable[..., torch.Tensor], indices: torch.Tensor) -> None:
         self.read, self.indices = read, indices
+        self.draws = bool(getattr(read, "draws", False))
 
-    def __call__(self, index: int) -> torch.Tensor:
-        return self.read(int(self.indices[index]))
+    def __call__(self, index: int, *draw_seed: int) -> torch.Tensor:
+        return self.read(int(self.indices[index]), *draw_seed)
 
 
 def load_dataset(

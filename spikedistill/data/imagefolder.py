@@ -5,6 +5,12 @@ live on the GPU — right for CIFAR-sized data such as the JPEG CIFAR-10 images.
 :class:`StreamingDataset` whose items are decoded in worker processes on every epoch, for data too large
 for memory; :func:`~spikedistill.data.loader.batches` moves each uint8 batch to the device and augments
 it there.
+
+ImageNet's training crop, two ways: ``train_random_resized_crop=224`` draws torchvision's
+``RandomResizedCrop(224)`` from each decoded original image while decoding (PIL crop, then PIL bilinear
+resize, as torchvision does on PIL images; a fresh box every epoch); or, the fast mode, ``train_size=256``
+stores the 256×256 centre square and ``data.augment.resized_crop=224`` crops that square on the device
+(the strips beyond it are never seen, and the resize has no antialiasing).
 """
 
 from __future__ import annotations
@@ -27,22 +33,34 @@ class PillowReader:
     """``i -> uint8 [C, H, W]`` for image file ``paths[i]``; picklable for DataLoader workers.
 
     With ``size``, the shorter side is resized to ``resize`` (default: ``size``) and the centre
-    ``size`` crop kept (ImageNet's test transform is ``resize=256, size=224``).
+    ``size`` crop kept (ImageNet's test transform is ``resize=256, size=224``). With
+    ``random_resized_crop=N`` instead, a ``RandomResizedCrop(N)`` box of the original is drawn from the
+    generator seeded with ``draw_seed`` (``reader(i, draw_seed)``; the reader ``draws``), cropped and
+    resized to N×N with PIL's bilinear filter.
     """
 
-    def __init__(self, paths: Sequence[Path], channels: int = 3, size: Size = None, resize: Optional[int] = None):
+    def __init__(self, paths: Sequence[Path], channels: int = 3, size: Size = None, resize: Optional[int] = None,
+                 random_resized_crop: Optional[int] = None):
         self.paths = [str(p) for p in paths]
         self.mode = {1: "L", 3: "RGB"}[channels]
         self.size = (size, size) if isinstance(size, int) else (tuple(size) if size is not None else None)
         self.resize = resize if resize is not None else (max(self.size) if self.size else None)
+        self.random_resized_crop = random_resized_crop
 
-    def __call__(self, index: int) -> torch.Tensor:
+    @property
+    def draws(self) -> bool:
+        """Whether every read draws random numbers (and takes a ``draw_seed``)."""
+        return self.random_resized_crop is not None
+
+    def __call__(self, index: int, draw_seed: int = 0) -> torch.Tensor:
         from PIL import Image
 
         try:
             with Image.open(self.paths[index]) as image:
                 image = image.convert(self.mode)
-                if self.size is not None:
+                if self.random_resized_crop is not None:
+                    image = _random_resized_crop(image, self.random_resized_crop, draw_seed)
+                elif self.size is not None:
                     image = _resize_center_crop(image, self.resize, self.size)
                 array = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
                 width, height = image.size
@@ -63,6 +81,19 @@ def _resize_center_crop(image, shorter: int, size: Tuple[int, int]):
     out_h, out_w = size
     left, top = (width - out_w) // 2, (height - out_h) // 2
     return image.crop((left, top, left + out_w, top + out_h))
+
+
+def _random_resized_crop(image, size: int, draw_seed: int):
+    """torchvision's ``RandomResizedCrop(size)`` on a PIL image: the box of ``resized_crop_boxes`` (scale
+    0.08–1, ratio 3/4–4/3), then ``crop`` and a bilinear ``resize`` to ``size × size``."""
+    from PIL import Image
+
+    from .augment import resized_crop_boxes
+
+    width, height = image.size
+    generator = torch.Generator().manual_seed(draw_seed)
+    top, left, box_h, box_w = (int(v) for v in resized_crop_boxes(1, height, width, generator=generator)[0].tolist())
+    return image.crop((left, top, left + box_w, top + box_h)).resize((size, size), Image.BILINEAR)
 
 
 def scan_class_folders(folder: Path) -> Tuple[List[Path], List[int], List[str]]:
@@ -112,12 +143,15 @@ def load_imagefolder(
     name: str = "imagefolder",
     train_size: Size = None,
     train_resize: Optional[int] = None,
+    train_random_resized_crop: Optional[int] = None,
 ) -> Union[ArrayDataset, StreamingDataset]:
     """Class folders under ``root/<split>`` (``root/val`` also serves ``split="test"``).
 
     Without ``size``, all images must have the same size. ``train_size``/``train_resize`` replace
     ``size``/``resize`` for ``split="train"``: ImageNet decodes test images at resize 256 → centre 224
-    and training images larger (e.g. ``train_size=256``), for the random resized crop on the device.
+    and training images larger (e.g. ``train_size=256``), for the random resized crop on the device (the
+    fast mode). ``train_random_resized_crop=N`` (with ``stream=True``) instead crops every training image
+    from its decoded original on each read, as torchvision's ``RandomResizedCrop(N)``.
     ``mean``/``std`` default to ImageNet's, the same for every split; pass your data's own (e.g.
     CIFAR-10's) where they differ.
     """
@@ -129,9 +163,15 @@ def load_imagefolder(
         raise SpikeDistillError(f"imagefolder: {channels} channels but mean/std of length {len(mean)}/{len(std)}")
     folder = _split_folder(Path(root) if root is not None else default_data_root(), split, split_folder)
     paths, labels, classes = scan_class_folders(folder)
+    if train_random_resized_crop is not None:
+        if not stream or train_size is not None or train_random_resized_crop < 1:
+            raise SpikeDistillError("imagefolder: train_random_resized_crop=N (N >= 1) crops each original while decoding "
+                                    "every epoch; it needs stream=true and replaces train_size (drop train_size, or drop "
+                                    "train_random_resized_crop for the fast mode)")
+    random_crop = train_random_resized_crop if split == "train" else None
     if split == "train" and train_size is not None:
         size, resize = train_size, train_resize
-    reader = PillowReader(paths, channels, size, resize)
+    reader = PillowReader(paths, channels, size, resize, random_crop)
     label_tensor = torch.tensor(labels, dtype=torch.int64)
     if stream:
         return StreamingDataset(reader, label_tensor, len(classes), mean, std, name, classes, num_workers)

@@ -97,7 +97,11 @@ def batches(
     start = min(max(start, 0), count)
     indices = indices[start * batch_size : count * batch_size]
     if isinstance(dataset, StreamingDataset):
-        source = _streamed(dataset, indices, batch_size, device, num_workers)
+        if dataset.draws:  # a crop drawn while decoding: seeded per (seed, epoch, sample), in any worker
+            keys = [(index, _seed(seed, epoch, index)) for index in indices.tolist()]
+        else:
+            keys = indices.tolist()
+        source = _streamed(dataset, keys, batch_size, device, num_workers)
     else:
         images, labels = dataset.on_device(device)
         indices = indices.to(device)
@@ -133,7 +137,7 @@ def _finish(
 
 def _streamed(
     dataset: StreamingDataset,
-    indices: torch.Tensor,
+    indices: list,
     batch_size: int,
     device: torch.device,
     num_workers: Optional[int],
@@ -142,7 +146,7 @@ def _streamed(
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=indices.tolist(),
+        sampler=indices,
         num_workers=workers,
         pin_memory=device.type == "cuda",
         drop_last=False,

@@ -102,6 +102,7 @@ def build_loader(args: argparse.Namespace, ckpt, device: torch.device):
     """Test batches for the checkpoint (``--data``/``--data-root`` or the training recipe's ``data``), the
     dataset's name and how many samples it holds: the whole split unless ``--limit``."""
     from ..data import batches, load_dataset
+    from ..data.dataset import with_normalisation
 
     data = ckpt.config.get("data")
     data = data if isinstance(data, dict) else {}
@@ -110,6 +111,8 @@ def build_loader(args: argparse.Namespace, ckpt, device: torch.device):
         raise SpikeDistillError("the checkpoint does not name its dataset; pass --data NAME (and --data-root DIR)")
     root = args.data_root or data.get("root")
     dataset = load_dataset(name, root, split=args.split)
+    if name == data.get("name"):  # the recipe's data: its normalisation too (data.mean/data.std)
+        dataset = with_normalisation(dataset, data.get("mean"), data.get("std"))
     limit = args.limit  # the full split unless asked: the recipe's data.test_subset was for quick training tests
     if limit:
         dataset = dataset.subset(min(int(limit), len(dataset)))

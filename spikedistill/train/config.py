@@ -53,7 +53,7 @@ class LossConfig:
 class AugmentConfig:
     crop_padding: int = 4
     flip: bool = True
-    autoaugment: bool = False
+    autoaugment: Union[bool, str] = False  # fr_cifar10 | torchvision_cifar10; true = fr_cifar10, false = off
     cutout: int = 0
     roll: int = 0         # event frames only: roll by up to ±roll pixels (§1.8)
     rotate: float = 0.0   # event frames only: rotate by up to ±rotate degrees
@@ -70,6 +70,8 @@ class DataConfig:
     test_subset: Optional[int] = None  # first N test images
     options: dict = field(default_factory=dict)  # loader keyword arguments (e.g. event binning: timesteps, size)
     any_t_policy: str = "prefix"  # event data at k < T_max: the first k frames ("prefix") or re-binned ("rebin")
+    mean: Optional[list] = None  # per-channel normalisation (0..1 units) instead of the dataset's; give std too
+    std: Optional[list] = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -161,7 +163,12 @@ def _check_value(key: str, value: Any, tp) -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else _check_value(key, value, args[0])
+        if value is None:
+            return None
+        for arg in args[:-1]:  # e.g. Union[bool, str]: the first type the value is
+            if isinstance(value, arg):
+                return _check_value(key, value, arg)
+        return _check_value(key, value, args[-1])
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key + ".")
     if tp is float and isinstance(value, str):
@@ -225,6 +232,7 @@ def validate(cfg: Config) -> Config:
         raise SpikeDistillError("data.augment.resized_crop replaces the padded crop; set data.augment.crop_padding=0")
     if cfg.data.augment.erasing > 1:
         raise SpikeDistillError(f"config key 'data.augment.erasing' is a probability in [0, 1], got {cfg.data.augment.erasing!r}")
+    _validate_normalisation(cfg.data)
     betas = cfg.optim.betas
     if len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
         raise SpikeDistillError(f"config key 'optim.betas' must be two numbers in [0, 1), got {betas!r}; "
@@ -243,6 +251,26 @@ def validate(cfg: Config) -> Config:
     if cfg.teacher.checkpoint is None and cfg.teacher.recipe is not None:
         raise SpikeDistillError("teacher.recipe needs teacher.checkpoint (where the trained teacher is written); set teacher.checkpoint=PATH/best.pt")
     return cfg
+
+
+def _validate_normalisation(data: DataConfig) -> None:
+    from ..data.autoaugment import POLICIES
+
+    policy = data.augment.autoaugment
+    if isinstance(policy, str) and policy not in POLICIES:
+        raise SpikeDistillError(f"config key 'data.augment.autoaugment' must be true, false or a policy name, got {policy!r};"
+                                f"{did_you_mean(policy, list(POLICIES))} known: {', '.join(POLICIES)}")
+    if (data.mean is None) != (data.std is None):
+        raise SpikeDistillError("data.mean and data.std go together; set both (e.g. data.std=[0.2023, 0.1994, 0.2010]) "
+                                "or neither")
+    if data.mean is None:
+        return
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.mean + data.std)
+    if not numbers or len(data.mean) != len(data.std) or not data.mean:
+        raise SpikeDistillError(f"data.mean and data.std must be lists of one number per channel, got {data.mean!r} and "
+                                f"{data.std!r}; e.g. data.mean=[0.4914, 0.4822, 0.4465]")
+    if not all(math.isfinite(v) for v in data.mean) or not all(math.isfinite(v) and v > 0 for v in data.std):
+        raise SpikeDistillError(f"data.std must be positive and data.mean finite, got {data.mean!r} and {data.std!r}")
 
 
 def _validate_teacher(teacher: TeacherConfig) -> None:

@@ -75,6 +75,7 @@ def teacher_checkpoint(cfg: Config):
 
 def build_run(cfg: Config, ctx) -> Run:
     from ..data import load_dataset, num_batches
+    from ..data.dataset import with_normalisation
 
     device, cuda = ctx.device, ctx.device.type == "cuda"
     with torch.random.fork_rng(devices=[]):  # the check draws no number the run's own model would draw
@@ -82,6 +83,7 @@ def build_run(cfg: Config, ctx) -> Run:
     data = cfg.data
     train_set = load_dataset(data.name, data.root, split="train", download=data.download, **data.options)
     test_set = load_dataset(data.name, data.root, split="test", download=False, **data.options)
+    train_set, test_set = (with_normalisation(d, data.mean, data.std) for d in (train_set, test_set))
     events = getattr(train_set, "images", None) is not None and train_set.images.dim() == 5  # frames [N, T, C, H, W]
     if data.subset:
         train_set = train_set.subset(min(data.subset, len(train_set)))

@@ -14,7 +14,7 @@ Layouts on disk (``root``; defaults ``$SPIKEDISTILL_DATA/nmnist_small``, ``.../c
 * ``cifar10dvs``: the figshare release extracted: ``<class>/cifar10_<class>_<i>.aedat`` for the 10 classes.
   No official split: ``split_mode="random"`` (default; 9:1 by ``torch.randperm`` with a
   ``torch.Generator`` seeded 42, as ``random_split`` in the FR code, §1.8) or
-  ``"per_class"`` (recordings 0–99 of each class test, 100–999 train; the TET/TEBN convention).
+  ``"per_class"`` (recordings 0–99 of each class test, 100–999 train; TET tests on 900–999 instead).
 * ``dvsgesture``: ``userXX_<lighting>.aedat`` + ``userXX_<lighting>_labels.csv`` (the IBM release's
   ``DvsGesture/`` folder) with ``trials_to_train.txt`` / ``trials_to_test.txt``; without those lists,
   users 1–23 train and 24–29 test (the official split).

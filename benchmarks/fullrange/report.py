@@ -1,6 +1,8 @@
 """The report of a full-range study (benchmarks/cifar10_fullrange.py): per-method tables of top-1 and
 energy at every k, the verdict on the claim, the comparison picture and the published JSON — all read
-from the study's state (its ``teacher`` and ``students`` entries), nothing recomputed."""
+from the study's state (its ``teacher`` and ``students`` entries), nothing recomputed. The commands it
+lists follow the state's path rule (``$DATA`` for the data folder, other paths relative), whenever the
+state recorded them."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from spikedistill.checkpoint import atomic_write_text
+
+from .state import DATA, portable_command
 
 
 def _mean(values: list[float]) -> float:
@@ -158,8 +162,9 @@ def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[
               f"- Commit: `{state.get('commit')}`",
               f"- Seeds: {sorted({e['seed'] for e in students.values()})} (students); teacher seed {teacher['seed'] if teacher else '—'}",
               f"- Written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-              "- Command(s), in the order they ran (the study's sittings, then any report-only run):"]
-    lines += [f"  - `{c}`" for c in state["commands"]]
+              f"- Command(s), in the order they ran (the study's sittings, then any report-only run; `{DATA}`: "
+              "the data folder):"]
+    lines += [f"  - `{c}`" for c in dict.fromkeys(portable_command(c) for c in state["commands"])]
     missing = [f"{m}-s{s}" for m, s in profile.plan if f"{m}-s{s}" not in students]
     if missing:
         lines.append(f"- Not run: {', '.join(missing)} — not reached when the study was stopped (the same command continues it)")
@@ -234,7 +239,7 @@ def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[
 
 
 def published_results(state: dict) -> dict:
-    """The study's result file (issue 18 keys): top-1 and energy per k for every finished run."""
+    """The study's result file: top-1 and energy per k for every finished run, and the claims."""
     teacher = state.get("teacher")
     runs = []
     for key in sorted(state["students"], key=lambda k: (state["students"][k]["method"], state["students"][k]["seed"])):

@@ -93,7 +93,7 @@ def test_nmnist_reader_decodes_raw_files_to_the_npz_events(nmnist, raw, split, s
 
 
 def test_nmnist_reader_agrees_with_tonic(nmnist):
-    tonic = pytest.importorskip("tonic", reason="tonic (extra 'events') not installed")
+    tonic = pytest.importorskip("tonic", reason="tonic not installed (an optional cross-check: pip install tonic)")
     path = nmnist / "raw_examples" / "test_sample_60001.bin"
     theirs = tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
     ours = read_nmnist(path)
@@ -155,7 +155,7 @@ def test_tonic_splits_drop_the_count_remainder_and_the_time_overhang():
 @pytest.mark.parametrize("split_by, tonic_option, ours_by_default", [("tonic_count", "n_event_bins", "count"),
                                                                      ("tonic_time", "n_time_bins", "time")])
 def test_tonic_splits_equal_tonic_to_frame_on_real_nmnist(nmnist, split_by, tonic_option, ours_by_default):
-    tonic = pytest.importorskip("tonic", reason="tonic (extra 'events') not installed")
+    tonic = pytest.importorskip("tonic", reason="tonic not installed (an optional cross-check: pip install tonic)")
     count, timesteps = 150, 10
     with np.load(nmnist / "train.npz") as npz:
         offsets = npz["offsets"][:count + 1]

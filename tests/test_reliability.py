@@ -34,7 +34,8 @@ from spikedistill.checkpoint import atomic_save, load_checkpoint
 from spikedistill.train.config import load_config
 from spikedistill.train.loop import train
 
-pytestmark = pytest.mark.timeout(240)  # a run that ignores its signal fails instead of hanging CI
+pytestmark = [pytest.mark.timeout(240),  # a run that ignores its signal fails instead of hanging CI
+              pytest.mark.usefixtures("one_thread")]  # tiny runs: threads cost more than they give
 
 EPOCHS, STEPS_PER_EPOCH = 2, 16  # 512 images / batch 32
 RECIPE = f"""\
@@ -49,7 +50,9 @@ log: {{progress: false, tensorboard: false}}
 """
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs: threads cost more than they give
+def test_every_test_here_runs_on_one_thread_under_the_timeout(request):
+    assert request.node.get_closest_marker("timeout").args == (240,)
+    assert "one_thread" in request.fixturenames
 
 
 @pytest.fixture(scope="module")

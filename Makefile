@@ -30,4 +30,5 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/spikedistill demo --out demo_out
 
 test: $(VENV)/.installed
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q --durations=15

@@ -27,6 +27,7 @@ from .profiles import PROFILES, ROOT, SMOKE, needs_teacher, student_config, stud
 from .report import write_report
 from .state import adopt_published, finished_with, load_state, portable_command, portable_config, save_state
 
+
 def evaluate(checkpoint: Path, cfg: Config, device: torch.device) -> dict:
     """Top-1, energy (mJ per sample), SOPs and firing rate at every k in one pass (the eval JSON of
     docs/deployment.md), of the model a checkpoint holds, on its recipe's test images."""

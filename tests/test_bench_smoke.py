@@ -10,6 +10,7 @@ import os
 
 import pytest
 import torch
+
 from helpers import load_script
 
 pytest.importorskip("triton")

@@ -9,10 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import load_script
 
 from benchmarks.fullrange import profiles, report, state
 from spikedistill.errors import SpikeDistillError
+
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_ARGS = ["--profile", "cpu", "--smoke", "--methods", "skd", "twkd", "--seeds", "0", "1"]
@@ -54,9 +55,9 @@ def test_cpu_plan_puts_the_two_seed_comparison_first():
 
 @pytest.fixture(scope="module")
 def interrupted_then_finished(tmp_path_factory):
-    from conftest import DATA_ROOT
-
     from spikedistill.train.loop import train
+
+    from conftest import DATA_ROOT
 
     if not (DATA_ROOT / "cifar10" / "train_jpeg.npz").is_file():
         pytest.skip(f"CIFAR-10 (JPEG-q75 copy) not found under {DATA_ROOT} (set SPIKEDISTILL_DATA)")

@@ -11,10 +11,11 @@ import shlex
 from pathlib import Path
 
 import pytest
-from helpers import load_script
 
 from benchmarks.fullrange import budget, profiles, report, state
 from spikedistill.errors import SpikeDistillError
+
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,6 +5,7 @@ the CPU under Triton's interpreter)."""
 
 import pytest
 import torch
+
 from helpers import load_script
 
 gpu_check = load_script("benchmarks/gpu_check.py", "gpu_check_cuda")

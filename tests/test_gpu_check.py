@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+
 from helpers import load_script
 
 pytest.importorskip("triton")

@@ -7,6 +7,7 @@ from spikedistill.export.fixed import InferenceLIF, export_onnx, export_torchscr
 from spikedistill.export.to_nir import fold_batchnorm, lif_node, to_nir, write_nir
 from spikedistill.models.layers import ConvBN
 from spikedistill.models.resnet import CifarResNet
+
 from helpers import trained_looking
 from nir_runner import NIRSimulator
 
@@ -172,8 +173,8 @@ def test_unknown_target_is_refused_with_the_known_ones():
 
 
 def test_export_cli_writes_the_file_for_the_chosen_reader(tmp_path, capsys):
-    from spikedistill.cli import main
     from spikedistill.checkpoint import model_spec, save_checkpoint
+    from spikedistill.cli import main
 
     net = trained_looking(sd.create_model("small_cnn", num_classes=10))
     save_checkpoint(tmp_path / "net.pt", model=net, spec=model_spec("small_cnn", True, 10, in_channels=1),

@@ -23,6 +23,7 @@ import torch
 import spikedistill as sd
 from spikedistill.export.to_nir import write_nir
 from spikedistill.models.resnet import CifarResNet
+
 from helpers import trained_looking
 
 if os.environ.get("CI"):  # CI must run these, not skip them

@@ -27,10 +27,10 @@ import pytest
 import torch
 
 import spikedistill.train.run as run  # where the run's parts are built
-from spikedistill.cli import main
-from spikedistill.errors import SpikeDistillError
 from spikedistill import checkpoint
 from spikedistill.checkpoint import atomic_save, load_checkpoint
+from spikedistill.cli import main
+from spikedistill.errors import SpikeDistillError
 from spikedistill.train.config import load_config
 from spikedistill.train.loop import train
 
@@ -301,8 +301,8 @@ def test_a_diverging_learning_rate_ends_the_cli_run_with_one_error_line(recipe, 
 
 def test_resume_without_the_runs_config_names_the_fix(tmp_path, capsys):
     """A run directory whose config.yaml was deleted: one line saying to pass the recipe again."""
-    from spikedistill.cli import main
     from spikedistill.checkpoint import atomic_save
+    from spikedistill.cli import main
 
     run = tmp_path / "run"
     atomic_save({"anything": 1}, run / "latest.pt")

@@ -46,8 +46,9 @@ CPU one on ``step_rss_gb`` (a process's peak is mostly torch itself).
 ``--device cpu --smoke`` is a tiny run (the 3-layer ``small_cnn`` on 4 images of 8×8, T = 2,
 torch.compile with the ``aot_eager`` backend, no child processes): a check that every case runs, not
 a measurement. ``bench_records(plan)`` yields the records; ``run_bench(args)`` prints them as JSON
-lines on stdout and the table on stderr; ``--out FILE`` also appends the JSON lines to FILE. Global state (thread count, dynamo caches) is restored or
-reset on the way out; nothing here sets environment variables.
+lines on stdout and the table on stderr; ``--out FILE`` also appends the JSON lines to FILE. Global
+state (thread count, dynamo caches) is restored or reset on the way out; nothing here sets environment
+variables.
 """
 
 from __future__ import annotations
@@ -236,7 +237,8 @@ def _bench_group(plan: BenchPlan, model_name: str, timesteps: int, mode: str):
             peak_ratio_to_floor=_ratio(peaks.get(case), peaks.get("ann_floor")),
             peak_rss_gb=_round(rss.get(case, {}).get("peak_rss_gb"), 4),
             step_rss_gb=_round(rss.get(case, {}).get("step_rss_gb"), 4),
-            rss_ratio_to_floor=_ratio(rss.get(case, {}).get("step_rss_gb"), rss.get("ann_floor", {}).get("step_rss_gb")),
+            rss_ratio_to_floor=_ratio(rss.get(case, {}).get("step_rss_gb"),
+                                      rss.get("ann_floor", {}).get("step_rss_gb")),
             note=STEM_NOTE if case != "ann_floor" and timesteps > 1 else None,
         )
         yield record
@@ -527,9 +529,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchmarks/bench_step.py",
                                      description="Time the SNN training step against the ANN floor, round-robin.")
     parser.add_argument("--device", default=None, help="cuda (default when available) or cpu")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes: a check that every case runs, not a measurement")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes: a check that every case runs, not a measurement")
     parser.add_argument("--models", nargs="+", help="models to time (default: resnet19 on CUDA, small_cnn on a CPU)")
-    parser.add_argument("--timesteps", nargs="+", type=positive_int, help="T values (default: 4 6 on CUDA, 1 2 4 8 on a CPU)")
+    parser.add_argument("--timesteps", nargs="+", type=positive_int,
+                        help="T values (default: 4 6 on CUDA, 1 2 4 8 on a CPU)")
     parser.add_argument("--batch", type=positive_int, help="batch size B (default: 128 on CUDA, 8 on a CPU)")
     parser.add_argument("--cases", nargs="+", metavar="CASE", help=" ".join(CASES + EXTRA_CASES))
     parser.add_argument("--modes", nargs="+", metavar="MODE", help="eager and/or compile")
@@ -538,7 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, help="untimed steps per case first (default: 3)")
     parser.add_argument("--threads", type=positive_int, help="torch threads for the run (restored afterwards)")
     parser.add_argument("--compile-backend", dest="compile_backend", help="torch.compile backend (default: inductor)")
-    parser.add_argument("--no-memory", dest="no_memory", action="store_true", help="CPU: skip the peak-RSS child processes")
+    parser.add_argument("--no-memory", dest="no_memory", action="store_true",
+                        help="CPU: skip the peak-RSS child processes")
     parser.add_argument("--out", help="also append the JSON lines to this file")
     parser.add_argument("--table", metavar="FILE", help="print the markdown table of a saved JSON-lines file and exit")
     return parser

@@ -24,9 +24,11 @@ checkpoint is retrained, a half-trained student resumes from its ``latest.pt``, 
 several commands or an interruption (Ctrl-C or SIGTERM stops after the current step, resumable): run the
 same command again until it prints ``DONE``.
 
-    python benchmarks/cifar10_fullrange.py --device cuda --teacher-minutes 2 --budget-minutes 1.3 --seeds 0 1 --out results/
-    python benchmarks/cifar10_fullrange.py --profile cpu --out results/ --runs runs/cifar10_cpu --log runs/cifar10_cpu.log
-    python benchmarks/cifar10_fullrange.py --smoke --out /tmp/smoke                  # CPU, a few hundred images, < 1 min
+    python benchmarks/cifar10_fullrange.py --device cuda --teacher-minutes 2 --budget-minutes 1.3 \
+        --seeds 0 1 --out results/
+    python benchmarks/cifar10_fullrange.py --profile cpu --out results/ --runs runs/cifar10_cpu \
+        --log runs/cifar10_cpu.log
+    python benchmarks/cifar10_fullrange.py --smoke --out /tmp/smoke        # CPU, a few hundred images, < 1 min
     python benchmarks/cifar10_fullrange.py --profile cpu --smoke --out /tmp/smoke-cpu
 
 Data: CIFAR-10 (JPEG-q75 copy) from --data-root, else $SPIKEDISTILL_DATA. Report numbers
@@ -55,14 +57,18 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="gpu", choices=sorted(PROFILES),
-                        help="gpu: ResNet-19, every objective, time budgets (default); cpu: the small SNN of configs/cifar10_cpu")
+                        help="gpu: ResNet-19, every objective, time budgets (default); "
+                             "cpu: the small SNN of configs/cifar10_cpu")
     parser.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto (default)")
     parser.add_argument("--budget-minutes", type=float, default=None,
                         help="gpu: training minutes per student, the same for every objective (default 6; smoke: tiny)")
-    parser.add_argument("--teacher-minutes", type=float, default=None, help="gpu: training minutes of the teacher (default 2.5)")
-    parser.add_argument("--epochs", type=positive_int, default=None, help="fixed epochs for every stage instead of a time budget or the recipe's")
+    parser.add_argument("--teacher-minutes", type=float, default=None,
+                        help="gpu: training minutes of the teacher (default 2.5)")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help="fixed epochs for every stage instead of a time budget or the recipe's")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="student seeds (default: 0; cpu: the profile's plan, two seeds for the claimed comparisons)")
+                        help="student seeds (default: 0; cpu: the profile's plan, two seeds for the claimed "
+                             "comparisons)")
     parser.add_argument("--teacher-seed", type=int, default=0)
     parser.add_argument("--methods", nargs="+", default=None, choices=ALL_METHODS,
                         help=f"objectives (default: every one of the profile; gpu: {' '.join(METHODS)})")
@@ -71,19 +77,25 @@ def parse_args(argv=None):
     parser.add_argument("--runs", default=None,
                         help="checkpoint cache (default runs/cifar10_fullrange or runs/cifar10_cpu; smoke: OUT/runs)")
     parser.add_argument("--log", default=None, help="also append every progress line to this file")
-    parser.add_argument("--data-root", default=None, help="folder holding cifar10/train_jpeg.npz (default $SPIKEDISTILL_DATA)")
-    parser.add_argument("--train-images", type=positive_int, default=None, help="first N training images (default: the recipe's)")
-    parser.add_argument("--test-images", type=positive_int, default=None, help="first N test images (default all 10,000)")
+    parser.add_argument("--data-root", default=None,
+                        help="folder holding cifar10/train_jpeg.npz (default $SPIKEDISTILL_DATA)")
+    parser.add_argument("--train-images", type=positive_int, default=None,
+                        help="first N training images (default: the recipe's)")
+    parser.add_argument("--test-images", type=positive_int, default=None,
+                        help="first N test images (default all 10,000)")
     parser.add_argument("--compile", action="store_true", help="torch.compile each model (pays compile time per stage)")
-    parser.add_argument("--teacher-set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for the teacher")
-    parser.add_argument("--student-set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every student")
+    parser.add_argument("--teacher-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for the teacher")
+    parser.add_argument("--student-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every student")
     parser.add_argument("--adopt", default=None, metavar="JSON",
-                        help="take the finished runs of a published result file (results/cifar10_cpu.json) whose recipes "
-                             "are unchanged, instead of training them again")
+                        help="take the finished runs of a published result file (results/cifar10_cpu.json) "
+                             "whose recipes are unchanged, instead of training them again")
     parser.add_argument("--commit", default=None, help="the commit to record (default: git rev-parse HEAD)")
     parser.add_argument("--plan-only", action="store_true", help="print the planned budget and exit")
     parser.add_argument("--smoke", action="store_true",
-                        help=f"CI mode: CPU, {SMOKE['train_images']} train / {SMOKE['test_images']} test images, {SMOKE['model']}")
+                        help=f"CI mode: CPU, {SMOKE['train_images']} train / {SMOKE['test_images']} test images, "
+                             f"{SMOKE['model']}")
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.smoke:

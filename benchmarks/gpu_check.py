@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import platform
@@ -110,33 +111,39 @@ class ParityCase(NamedTuple):
 def parity_cases(smoke: bool) -> list[ParityCase]:
     """The parity matrix: the fused LIF against the torch reference loop for every dtype, memory layout,
     surrogate and reset option, and the BatchNorm-folded kernel against its torch-ops twin (residual or
-    not, training or eval). The inputs come from one seeded stream in this order; each case keeps the
-    stream's state at its start, so any one of them runs alone on the same numbers."""
+    not, training or eval). The inputs come from one seeded stream in this order; each case starts from
+    the stream's state at its place (worked out once, at the first check), so any one of them runs alone
+    on the same numbers."""
     from spikedistill.neurons import LIFConfig, lif_reference
     from spikedistill.neurons.lif import batch_norm_lif, lif_multistep
 
     shape = (3, 2, 5, 4, 4) if smoke else (6, 16, 32, 16, 16)
     configs = [dict(), dict(v_reset=None), dict(detach_reset=True), dict(decay_input=True, decay=0.6),
                dict(v_reset=-0.2, decay=0.7)]
-    cases = []
-    stream = torch.Generator().manual_seed(0)
+    cases, draws = [], []  # draws: per case, how many inputs of ``shape`` it takes from the stream
 
-    def take(draws: int) -> torch.Tensor:
-        """The stream's state now, then move it past ``draws`` inputs of ``shape``."""
-        state = stream.get_state()
-        for _ in range(draws):
-            torch.randn(shape, generator=stream)
-        return state
+    @functools.cache
+    def states() -> list[torch.Tensor]:
+        stream, result = torch.Generator().manual_seed(0), []
+        for count in draws:
+            result.append(stream.get_state())
+            for _ in range(count):
+                torch.randn(shape, generator=stream)
+        return result
 
-    def seeded(state: torch.Tensor) -> torch.Generator:
+    def take(count: int) -> int:
+        draws.append(count)
+        return len(draws) - 1
+
+    def seeded(index: int) -> torch.Generator:
         generator = torch.Generator()
-        generator.set_state(state)
+        generator.set_state(states()[index])
         return generator
 
     def lif_case(dtype, layout, surrogate, options):
         def check(device):
             cfg = LIFConfig(surrogate=surrogate, **options)
-            generator = seeded(state)
+            generator = seeded(index)
             x = (torch.randn(shape, generator=generator) * 1.2 + 0.5).to(device, dtype)
             if layout == "channels_last":
                 x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, shape[:2])
@@ -145,14 +152,14 @@ def parity_cases(smoke: bool) -> list[ParityCase]:
             return _compare(name, lambda t: lif_multistep(t, cfg, "triton"), lambda t: lif_reference(t.float(), cfg),
                             x, dtype)
 
-        state = take(1)
+        index = take(1)
         name = f"lif {dtype_name(dtype)} {layout} {surrogate} {options}"
         return ParityCase(name, check)
 
     def bn_lif_case(dtype, residual, training):
         def check(device):
             cfg = LIFConfig()
-            generator = seeded(state)
+            generator = seeded(index)
             x = torch.randn(shape, generator=generator).to(device, dtype)
             r = torch.randn(shape, generator=generator).to(device, dtype) if residual else None
             bns = [torch.nn.BatchNorm2d(shape[2]).to(device).train(training) for _ in range(2)]
@@ -162,7 +169,7 @@ def parity_cases(smoke: bool) -> list[ParityCase]:
             return _compare(name, lambda t: batch_norm_lif(t, bns[0], cfg, "triton", r),
                             lambda t: batch_norm_lif(t, bns[1], cfg, "sequence", r), x, dtype)
 
-        state = take(2 if residual else 1)
+        index = take(2 if residual else 1)
         name = f"bn_lif {dtype_name(dtype)} residual={residual} training={training}"
         return ParityCase(name, check)
 
@@ -327,7 +334,8 @@ def markdown(report: dict) -> str:
         else:
             for name, run in t["runs"].items():
                 lines.append(f"- {name}: exit {run['returncode']}, {run['wall_seconds']} s, "
-                             f"{len(run['epochs'])} epochs" + (f"; stderr: {run['stderr'][-300:]}" if "stderr" in run else ""))
+                             f"{len(run['epochs'])} epochs"
+                             + (f"; stderr: {run['stderr'][-300:]}" if "stderr" in run else ""))
             lines += ["", "| k | s to 30 % | s to 50 % | s to 70 % | s to 80 % | final top-1 |",
                       "| --- | --- | --- | --- | --- | --- |"]
             for k, row in t["time_to_accuracy"].items():
@@ -342,7 +350,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks/gpu_check.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", metavar="OUT_DIR", help="where gpu_check.json and gpu_check.md go")
     parser.add_argument("--data-root", help="folder of the CIFAR-10 JPEG copy (default: $SPIKEDISTILL_DATA)")
-    parser.add_argument("--smoke", action="store_true", help="toy sizes on a CPU: a check of the command, not a measurement")
+    parser.add_argument("--smoke", action="store_true",
+                        help="toy sizes on a CPU: a check of the command, not a measurement")
     args = parser.parse_args(argv)
     try:
         return run_gpu_check(args.out, smoke=args.smoke, data_root=args.data_root)

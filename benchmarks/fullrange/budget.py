@@ -83,8 +83,9 @@ def plan_epochs(args, name: str, make_config, budget_minutes: float, state: dict
                 "budget_minutes": budget_minutes}
     state["plan"][name] = plan
     save_state(state, state_path)
+    per_epoch = plan["seconds_per_epoch"]
     say(f"plan {name}: {plan['epochs']} epochs"
-        + (f" × {plan['seconds_per_epoch']:.1f} s (budget {budget_minutes:g} min)" if plan["seconds_per_epoch"] else ""))
+        + (f" × {per_epoch:.1f} s (budget {budget_minutes:g} min)" if per_epoch else ""))
     return plan
 
 

@@ -97,8 +97,8 @@ def recipe_overrides(args, seed: int, epochs: int | None) -> list[str]:
 
 def teacher_config(args, epochs: int | None, runs: Path) -> Config:
     profile = PROFILES[args.profile]
-    return load_config(ROOT / profile.teacher,
-                       [*profile.teacher_overrides, *recipe_overrides(args, args.teacher_seed, epochs), *args.teacher_set])
+    overrides = [*profile.teacher_overrides, *recipe_overrides(args, args.teacher_seed, epochs), *args.teacher_set]
+    return load_config(ROOT / profile.teacher, overrides)
 
 
 def student_config(args, method: str, seed: int, epochs: int | None, runs: Path) -> Config:

@@ -130,7 +130,8 @@ def run_all(args) -> int:
 
         plan = plan_epochs(args, "teacher", make_teacher, args.teacher_minutes, state, state_path, runs)
         cfg = make_teacher(plan["epochs"])
-        if not finished_with(state["teacher"], cfg, "teacher") or (student_needs_teacher and not teacher_ckpt.is_file()):
+        lost = student_needs_teacher and not teacher_ckpt.is_file()
+        if lost or not finished_with(state["teacher"], cfg, "teacher"):
             result = run_stage("teacher", cfg, runs / "teacher", device)
             if state["teacher"] is not None:
                 result["retrained"] = state["teacher"].get("retrained", 0) + 1
@@ -195,7 +196,8 @@ def device_name(device: torch.device) -> str:
 
 def git_commit() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + (" (+ uncommitted changes)" if dirty else "")

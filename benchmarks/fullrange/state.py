@@ -101,12 +101,14 @@ def adopt_published(args, path: Path, state: dict, runs: Path) -> list[str]:
     A run is taken only when its method's recipe still trains it for the epochs it was trained for; each
     taken entry says where it came from, and the report marks it."""
     if not path.is_file():
-        raise SpikeDistillError(f"--adopt {path}: no such file; pass a published result file such as results/cifar10_cpu.json")
+        raise SpikeDistillError(f"--adopt {path}: no such file; pass a published result file such as "
+                                "results/cifar10_cpu.json")
     try:
         published = json.loads(path.read_text())
         runs_published, machine = published["runs"], published["machine"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise SpikeDistillError(f"--adopt {path}: not a published study result ({exc}); pass results/cifar10_cpu.json") from None
+        raise SpikeDistillError(f"--adopt {path}: not a published study result ({exc}); "
+                                "pass results/cifar10_cpu.json") from None
     label = f"{path.name} at commit {published.get('commit')}"
     profile, taken = PROFILES[args.profile], []
     for run in runs_published:

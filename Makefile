@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 # The `interop` extra of pyproject.toml (NIR readers for tests/test_nir_interop.py, SpikingJelly for the
 # conversion and benchmark comparisons), installed without their requirements: norse's and SpikingJelly's
 # torchvision would replace the CPU torch. Keep the two lists the same.
-INTEROP_SPEC ?= snntorch==1.0.0 norse==1.1.0 spikingjelly==2.0.0 loguru==0.7.3
+INTEROP_SPEC ?= snntorch==1.0.0 norse==1.1.0 nirtorch==2.6 spikingjelly==2.0.0 loguru==0.7.3
 # The lowest nir that pyproject's export extra allows: its wheel (pure Python, 30 kB) is kept beside the
 # venv so that tests/test_export.py exports with it, without downloading anything during the tests.
 OLDEST_NIR ?= 1.0.3
@@ -30,4 +30,5 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/spikedistill demo --out demo_out
 
 test: $(VENV)/.installed
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q --durations=15

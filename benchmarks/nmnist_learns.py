@@ -40,10 +40,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--loss", default="twce", help="a spikedistill loss name without a teacher (ce, twce, tet)")
     parser.add_argument("--split-by", default="count", choices=("count", "time"))
     parser.add_argument("--size", type=int, default=16,
-                        help="resize frames to SIZE×SIZE (0: native 34×34). small_cnn sees a 9-pixel receptive field "
-                             "before global pooling, too little for a digit at 34×34 (33%% after 5 epochs, widths 16-32-64)")
+                        help="resize frames to SIZE×SIZE (0: native 34×34). small_cnn sees a 9-pixel receptive "
+                             "field before global pooling, too little for a digit at 34×34 (33%% after 5 epochs, "
+                             "widths 16-32-64)")
     parser.add_argument("--augment", action="store_true", help="DVS augmentation (flip, roll/rotate/cutout)")
-    parser.add_argument("--root", default=None, help="folder with train.npz/test.npz (default: $SPIKEDISTILL_DATA/nmnist_small, else data/nmnist_small)")
+    parser.add_argument("--root", default=None, help="folder with train.npz/test.npz "
+                        "(default: $SPIKEDISTILL_DATA/nmnist_small, else data/nmnist_small)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--widths", type=int, nargs=3, default=[32, 64, 128], help="small_cnn channel widths")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
@@ -93,7 +95,8 @@ def main(argv=None) -> dict:
     print(f"total {time.perf_counter() - started:.0f}s")
     result = {"dataset": "nmnist_small", "model": f"small_cnn{tuple(args.widths)}", "timesteps": args.timesteps,
               "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "loss": args.loss,
-              "split_by": args.split_by, "size": args.size, "augment": args.augment, "train": len(train), "test": len(test),
+              "split_by": args.split_by, "size": args.size, "augment": args.augment, "train": len(train),
+              "test": len(test),
               "top1": {"prefix": prefix, "rebin": rebin}}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

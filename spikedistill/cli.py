@@ -1,7 +1,8 @@
 """The ``spikedistill`` command line: demo, train, eval, export, bench.
 
 Each subcommand lives in the module of its room (``train/cli.py``, ``train/demo.py``, ``evaluate/cli.py``,
-``export/cli.py``, ``bench.py``) as ``run_<command>(args) -> exit code`` and is wired here.
+``export/cli.py``) as ``run_<command>(args) -> exit code`` and is wired here; ``bench`` runs the benchmark
+script of the source checkout (``benchmarks/bench_step.py``), which is not part of the installed library.
 Bad input ends with one ``error: ...`` line and exit code 2, never a traceback.
 """
 
@@ -32,10 +33,16 @@ def _dispatch(feature: str, module: str, function: str) -> Callable[[argparse.Na
 
 
 def _bench(args: argparse.Namespace) -> int:
-    """``bench``, or with ``--gpu-check OUT_DIR`` the one-command GPU check (its own room, gpu_check.py)."""
-    if getattr(args, "gpu_check", None):
-        return _dispatch("bench --gpu-check", "gpu_check", "run_gpu_check_command")(args)
-    return _dispatch("bench", "bench", "run_bench")(args)
+    """``bench ARGS``: ``python benchmarks/bench_step.py ARGS`` of the source checkout, which defines the options."""
+    import subprocess
+    from pathlib import Path
+
+    for folder in (Path(__file__).resolve().parents[1], Path.cwd()):
+        script = folder / "benchmarks" / "bench_step.py"
+        if script.is_file():
+            return subprocess.call([sys.executable, str(script), *args.arguments])
+    raise SpikeDistillError("'spikedistill bench' runs benchmarks/bench_step.py of the source checkout, and none is "
+                            "here; run it from the spikedistill source folder (a clone of the repository)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,22 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the NIR reader the file is written for (default: nir, the spec-plain file at dt=1)")
     export.set_defaults(run=_dispatch("export", "export.cli", "run_export"))
 
-    bench = sub.add_parser("bench", help="time the training step against the ANN floor (round-robin, ratios per round)")
-    bench.add_argument("--device", default=None, help="cuda (default when available) or cpu")
-    bench.add_argument("--smoke", action="store_true", help="tiny CPU run (CI): a check, not a measurement")
-    bench.add_argument("--models", nargs="+", help="models to time (default: resnet19 on CUDA, small_cnn on a CPU)")
-    bench.add_argument("--timesteps", nargs="+", type=positive_int, help="T values (default: 4 6 on CUDA, 1 2 4 8 on a CPU)")
-    bench.add_argument("--batch", type=positive_int, help="batch size B (default: 128 on CUDA, 8 on a CPU)")
-    bench.add_argument("--cases", nargs="+", metavar="CASE",
-                       help="ann_floor snn_default snn_torch snn_sequence snn_triton snn_triton_unfolded spikingjelly snntorch")
-    bench.add_argument("--modes", nargs="+", metavar="MODE", help="eager and/or compile")
-    bench.add_argument("--iters", type=positive_int, help="timed rounds, one step of every case each (default: 20 CUDA, 15 CPU)")
-    bench.add_argument("--warmup", type=int, help="untimed steps per case first (default: 3)")
-    bench.add_argument("--threads", type=positive_int, help="torch threads for the run (restored afterwards)")
-    bench.add_argument("--compile-backend", dest="compile_backend", help="torch.compile backend (default: inductor)")
-    bench.add_argument("--no-memory", dest="no_memory", action="store_true", help="CPU: skip the peak-RSS child processes")
-    bench.add_argument("--gpu-check", dest="gpu_check", metavar="OUT_DIR",
-                       help="the one-command GPU check (parity tests, step timings, a short twkd run) into OUT_DIR")
+    # The benchmark's options are its script's (benchmarks/bench_step.py --help): passed on untouched.
+    bench = sub.add_parser("bench", add_help=False, prefix_chars="+",
+                           help="time the training step against the ANN floor (source checkout; bench --help for its options)")
+    bench.add_argument("arguments", nargs=argparse.REMAINDER)
     bench.set_defaults(run=_bench)
     return parser
 

@@ -1,6 +1,7 @@
 """Helpers shared by several test modules (pytest puts this folder on sys.path)."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import torch
@@ -13,6 +14,7 @@ def load_script(relative_path: str, name: str):
     named ``name`` (a separate instance per name)."""
     spec = importlib.util.spec_from_file_location(name, REPO / relative_path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import would: dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

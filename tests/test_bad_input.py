@@ -19,10 +19,10 @@ import pytest
 import torch
 
 import spikedistill as sd
+from spikedistill.checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
 from spikedistill.cli import main
 from spikedistill.data import load_dataset
 from spikedistill.errors import SpikeDistillError
-from spikedistill.checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
 from spikedistill.train.config import load_config
 
 WIDTHS = (8, 16, 16)  # a narrow small_cnn: every row below runs in milliseconds

@@ -1,5 +1,6 @@
-"""``spikedistill bench --device cpu --smoke``: every case runs round-robin and prints one parseable
-JSON line with its ratio to the floor; the run leaves no global state behind."""
+"""``benchmarks/bench_step.py --device cpu --smoke`` (also ``spikedistill bench``): every case runs
+round-robin and prints one parseable JSON line with its ratio to the floor; the run leaves no global state
+behind."""
 
 import argparse
 import contextlib
@@ -10,9 +11,13 @@ import os
 import pytest
 import torch
 
+from helpers import load_script
+
 pytest.importorskip("triton")
 
-from spikedistill.bench import CASES, BenchPlan, bench_records, run_bench, summary_table  # noqa: E402
+bench = load_script("benchmarks/bench_step.py", "bench_step")
+CASES, BenchPlan, bench_records, run_bench, summary_table = (
+    bench.CASES, bench.BenchPlan, bench.bench_records, bench.run_bench, bench.summary_table)
 
 MEASURED = [(case, mode) for case in ("ann_floor", "snn_default", "snn_torch", "snn_sequence", "snn_triton")
             for mode in ("eager", "compile")]
@@ -64,12 +69,28 @@ def test_smoke_table_states_the_stem_and_every_case(smoke_run):
     assert summary_table(records) in table
 
 
-def test_the_bench_step_script_prints_the_same_table(smoke_run):
+def test_the_bench_step_script_prints_the_same_table(smoke_run, tmp_path, capsys):
     records, _ = smoke_run
-    from helpers import load_script
+    saved = tmp_path / "records.jsonl"
+    saved.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert bench.main(["--table", str(saved)]) == 0
+    printed = capsys.readouterr().out
+    assert printed == summary_table(records) + "\n"
+    assert printed.splitlines()[0].startswith("| model | T |")
+    assert bench.main(["--table", str(tmp_path / "missing.jsonl")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "missing.jsonl" in err[0]
 
-    bench_step = load_script("benchmarks/bench_step.py", "bench_step")
-    assert bench_step.summary_table(records).splitlines()[0].startswith("| model | T |")
+
+def test_spikedistill_bench_runs_the_script_with_its_arguments(smoke_run, tmp_path, capfd):
+    """The command line keeps no options of its own: ``spikedistill bench ARGS`` is the script's ``ARGS``."""
+    from spikedistill.cli import main
+
+    records, _ = smoke_run
+    saved = tmp_path / "records.jsonl"
+    saved.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["bench", "--table", str(saved)]) == 0
+    assert capfd.readouterr().out == summary_table(records) + "\n"
 
 
 def test_bench_restores_threads_and_sets_no_environment():
@@ -96,7 +117,7 @@ def test_a_memory_child_reports_its_own_peak_not_the_parents():
     """The child's peak must not include what the benchmark process holds: with 1.5 GB resident here, a
     child that builds a tiny case peaks at a few hundred MB (getrusage's ru_maxrss would read ≥ 1.5 GB,
     the map the child was forked from)."""
-    from spikedistill.bench import _child_peak_rss_gb
+    _child_peak_rss_gb = bench._child_peak_rss_gb
 
     ballast = torch.ones(1_500_000_000 // 4)  # touched: resident in this process
     plan = BenchPlan("cpu", models=("small_cnn",), timesteps=(1,), batch=2, cases=("ann_floor",),

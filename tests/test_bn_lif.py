@@ -10,10 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import saved_for_backward
 from spikedistill.neurons import LIF, LIFConfig, lif_reference
-from spikedistill.neurons.lif import batch_norm_lif
 from spikedistill.neurons.kernels import ops
+from spikedistill.neurons.lif import batch_norm_lif
+
+from helpers import saved_for_backward
 
 OPTIONS = [
     dict(),

@@ -1,4 +1,4 @@
-"""The two-CPU-core CIFAR-10 study (``benchmarks/cifar10_fullrange.py --profile cpu``, issue 18).
+"""The two-CPU-core CIFAR-10 study (``benchmarks/cifar10_fullrange.py --profile cpu``).
 
 Its recipes are checked as data; its smoke mode (128 + 128 real images of CIFAR-10 (JPEG-q75 copy), a
 narrow small_cnn, skd and twkd over two seeds) runs once for the tests below, after an interruption
@@ -9,6 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
+
+from benchmarks.fullrange import profiles, report, state
+from spikedistill.errors import SpikeDistillError
+
 from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,13 +20,12 @@ SMOKE_ARGS = ["--profile", "cpu", "--smoke", "--methods", "skd", "twkd", "--seed
 
 
 bench = load_script("benchmarks/cifar10_fullrange.py", "cifar10_fullrange_cpu")
-report = load_script("benchmarks/fullrange_report.py", "fullrange_report_cpu")
 
 
 def test_cpu_recipes_differ_only_in_the_objective():
     from spikedistill.train.config import load_config
 
-    profile = bench.PROFILES["cpu"]
+    profile = profiles.PROFILES["cpu"]
     students = {m: load_config(ROOT / path).to_dict() for m, path in profile.students.items()}
     assert students["twkd"]["loss"] == {"name": "twkd", "options": {"alpha": 0.2, "beta": 0.5, "tau": 3.0,
                                                                      "sd_target": "correct_mean"}}
@@ -39,22 +42,22 @@ def test_cpu_recipes_differ_only_in_the_objective():
 
 def test_cpu_plan_puts_the_two_seed_comparison_first():
     args = bench.parse_args(["--profile", "cpu"])
-    plan = bench.student_plan(args)
+    plan = profiles.student_plan(args)
     assert plan[:4] == [("skd", 0), ("twkd", 0), ("skd", 1), ("twkd", 1)]
     # one seed of every claimed comparison before any second seed, then the one-seed baselines
     assert plan[4:8] == [("tser", 0), ("ckdsnn", 0), ("ce", 0), ("tssd", 0)]
     assert plan[8:12] == [("tser", 1), ("ckdsnn", 1), ("ce", 1), ("tssd", 1)]
     assert sorted(m for m, _ in plan[12:]) == ["dkd", "tet", "twce", "twkd_mean"]
-    assert {m for m, _ in plan} == set(bench.PROFILES["cpu"].students)
-    with pytest.raises(bench.SpikeDistillError, match="not in the gpu profile"):
-        bench.student_plan(bench.parse_args(["--profile", "gpu", "--methods", "twce"]))
+    assert {m for m, _ in plan} == set(profiles.PROFILES["cpu"].students)
+    with pytest.raises(SpikeDistillError, match="not in the gpu profile"):
+        profiles.student_plan(bench.parse_args(["--profile", "gpu", "--methods", "twce"]))
 
 
 @pytest.fixture(scope="module")
 def interrupted_then_finished(tmp_path_factory):
-    from conftest import DATA_ROOT
-
     from spikedistill.train.loop import train
+
+    from conftest import DATA_ROOT
 
     if not (DATA_ROOT / "cifar10" / "train_jpeg.npz").is_file():
         pytest.skip(f"CIFAR-10 (JPEG-q75 copy) not found under {DATA_ROOT} (set SPIKEDISTILL_DATA)")
@@ -64,7 +67,7 @@ def interrupted_then_finished(tmp_path_factory):
     # A student cut off after 2 of its 4 steps: what Ctrl-C or a killed job leaves behind.
     args = bench.parse_args(SMOKE_ARGS + ["--out", str(out), "--data-root", str(out / "smoke_data")])
     runs = out / "runs"
-    half = train(bench.student_config(args, "twkd", 1, bench.SMOKE["epochs"]["student"], runs), runs / "twkd-s1",
+    half = train(profiles.student_config(args, "twkd", 1, profiles.SMOKE["epochs"]["student"], runs), runs / "twkd-s1",
                  stop_after_steps=2, verbose=False)
     assert half["stopped"] and json.loads((runs / "state.json").read_text())["students"] == {}
     log = out / "study.log"
@@ -98,9 +101,9 @@ def test_study_writes_the_published_json_with_exactly_its_keys(interrupted_then_
         assert list(run["top1"]) == ["1", "2", "3", "4"] and list(run["energy_uj"]) == ["1", "2", "3", "4"]
         assert all(0.0 <= v <= 100.0 for v in run["top1"].values())
         assert run["energy_uj"]["1"] > 0 and run["epochs"] == 1 and run["train_seconds"] > 0
-    state = json.loads((out / "runs" / "state.json").read_text())
+    saved = json.loads((out / "runs" / "state.json").read_text())
     for run in result["runs"]:  # the published numbers are the state's, rounded
-        entry = state["students"][f"{run['method']}-s{run['seed']}"]
+        entry = saved["students"][f"{run['method']}-s{run['seed']}"]
         assert run["top1"]["1"] == pytest.approx(entry["top1"][0], abs=0.006)
         assert run["energy_uj"]["4"] == pytest.approx(entry["energy_mj"][3] * 1e3, abs=6e-4)
 
@@ -120,10 +123,10 @@ def test_verdict_for_two_seeds_follows_the_rule():
                 "spread": [max(top1_at_1) - min(top1_at_1)]}
 
     # gaps +5.0 and +4.9 against a seed range of 0.6: holds
-    holds = bench.gap_verdict({"twkd": row([0, 1], [60.0, 60.5]), "skd": row([0, 1], [55.0, 55.6])})
+    holds = report.gap_verdict({"twkd": row([0, 1], [60.0, 60.5]), "skd": row([0, 1], [55.0, 55.6])})
     assert "holds its accuracy at small T" in holds and "+5.00, +4.90" in holds
     # gaps +0.5 and +0.5 against a range of 0.6: not shown
-    assert "NOT beyond seed noise" in bench.gap_verdict({"twkd": row([0, 1], [55.5, 56.1]),
+    assert "NOT beyond seed noise" in report.gap_verdict({"twkd": row([0, 1], [55.5, 56.1]),
                                                           "skd": row([0, 1], [55.0, 55.6])})
 
 
@@ -132,8 +135,8 @@ def test_a_result_of_another_recipe_is_not_taken_as_done(interrupted_then_finish
     args = bench.parse_args(SMOKE_ARGS + ["--out", str(out), "--data-root", str(out / "smoke_data")])
     entry = json.loads((out / "runs" / "state.json").read_text())["students"]["skd-s0"]
     runs = out / "runs"
-    assert bench.finished_with(entry, bench.student_config(args, "skd", 0, 1, runs), "skd-s0")
-    assert not bench.finished_with(entry, bench.student_config(args, "skd", 0, 2, runs), "skd-s0")  # epochs edited
+    assert state.finished_with(entry, profiles.student_config(args, "skd", 0, 1, runs), "skd-s0")
+    assert not state.finished_with(entry, profiles.student_config(args, "skd", 0, 2, runs), "skd-s0")  # epochs edited
 
 
 def _row(seeds, top1_per_seed):
@@ -167,25 +170,25 @@ def test_claim_with_one_seed_or_no_run_gives_no_verdict():
 def test_adopted_runs_count_as_done_and_are_marked(interrupted_then_finished, tmp_path):
     out, _, _ = interrupted_then_finished
     args = bench.parse_args(SMOKE_ARGS + ["--out", str(tmp_path), "--data-root", str(out / "smoke_data")])
-    state = bench.load_state(tmp_path / "state.json")
+    study = state.load_state(tmp_path / "state.json")
     published = out / "cifar10_cpu.json"
     args.smoke = False  # the smoke runs trained 1 epoch: against the recipes' own 8, nothing is adopted
-    assert bench.adopt_published(args, published, state, tmp_path) == []
+    assert state.adopt_published(args, published, study, tmp_path) == []
     args.smoke = True
     runs = json.loads(published.read_text())["runs"]
     runs[0]["epochs"] = 5  # a run of another schedule than the smoke plan's one epoch: not adopted
     edited = tmp_path / "published.json"
     edited.write_text(json.dumps({**json.loads(published.read_text()), "runs": runs}))
-    assert bench.adopt_published(args, edited, state, tmp_path) == ["skd-s1", "twkd-s0", "twkd-s1"]
-    entry = state["students"]["twkd-s1"]
+    assert state.adopt_published(args, edited, study, tmp_path) == ["skd-s1", "twkd-s0", "twkd-s1"]
+    entry = study["students"]["twkd-s1"]
     assert entry["adopted"].startswith("published.json at commit") and entry["wall_seconds"] is None
     assert entry["top1"] == [runs[3]["top1"][k] for k in ("1", "2", "3", "4")]
     # the config the students stage builds for it (planned epochs, eval_every) counts it as done
-    cfg = bench.student_config(args, "twkd", 1, bench.SMOKE["epochs"]["student"], tmp_path)
-    assert bench.finished_with(entry, cfg, "twkd-s1")  # the study will not train it again
-    assert bench.adopt_published(args, edited, state, tmp_path) == []  # already in the state
-    with pytest.raises(bench.SpikeDistillError, match="no such file"):
-        bench.adopt_published(args, tmp_path / "missing.json", state, tmp_path)
+    cfg = profiles.student_config(args, "twkd", 1, profiles.SMOKE["epochs"]["student"], tmp_path)
+    assert state.finished_with(entry, cfg, "twkd-s1")  # the study will not train it again
+    assert state.adopt_published(args, edited, study, tmp_path) == []  # already in the state
+    with pytest.raises(SpikeDistillError, match="no such file"):
+        state.adopt_published(args, tmp_path / "missing.json", study, tmp_path)
 
 
 def test_a_study_given_adopt_trains_only_what_the_file_lacks(interrupted_then_finished, tmp_path):

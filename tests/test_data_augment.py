@@ -205,6 +205,7 @@ def test_missing_kornia_is_one_line_naming_the_extra_and_the_way_out(monkeypatch
 
 def test_crop_and_resize_equals_slicing_then_bilinear_interpolation():
     import torch.nn.functional as F
+
     from spikedistill.data.augment import crop_and_resize
 
     g = torch.Generator().manual_seed(0)

@@ -6,6 +6,7 @@ from torch import nn
 import spikedistill as sd
 from spikedistill.evaluate.energy import E_AC_PJ, E_MAC_PJ, conv_synaptic_ops, linear_synaptic_ops
 from spikedistill.evaluate.report import fullrange_report
+
 from helpers import trained_looking
 
 

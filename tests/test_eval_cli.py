@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import spikedistill as sd
+from spikedistill.checkpoint import model_spec, save_checkpoint
 from spikedistill.cli import main
 from spikedistill.evaluate.cli import parse_timesteps
-from spikedistill.checkpoint import model_spec, save_checkpoint
 
 pytest.importorskip("sklearn")  # the 'digits' dataset ships with scikit-learn
 

@@ -16,13 +16,26 @@ import torch
 import spikedistill as sd
 from spikedistill.data import load_dataset
 from spikedistill.data.events import (
-    EventAugment, EventRecordings, bin_events, cifar10dvs_files, cifar10dvs_split, events_to_frames, frames_at,
-    make_event_dataset, make_events, parse_aedat_header, read_aedat3_polarity,
-    read_cifar10dvs, read_dvs_gesture, read_gesture_labels, read_nmnist, roll_frames, rotate_frames,
+    EventAugment,
+    EventRecordings,
+    bin_events,
+    cifar10dvs_files,
+    cifar10dvs_split,
+    events_to_frames,
+    frames_at,
+    make_event_dataset,
+    make_events,
+    parse_aedat_header,
+    read_aedat3_polarity,
+    read_cifar10dvs,
+    read_dvs_gesture,
+    read_gesture_labels,
+    read_nmnist,
+    roll_frames,
+    rotate_frames,
 )
 from spikedistill.errors import SpikeDistillError
 from spikedistill.evaluate import fullrange_accuracy_events
-
 
 # --- writers of the real on-disk formats (test fixtures) ---------------------------------------------
 
@@ -93,7 +106,7 @@ def test_nmnist_reader_decodes_raw_files_to_the_npz_events(nmnist, raw, split, s
 
 
 def test_nmnist_reader_agrees_with_tonic(nmnist):
-    tonic = pytest.importorskip("tonic", reason="tonic (extra 'events') not installed")
+    tonic = pytest.importorskip("tonic", reason="tonic not installed (an optional cross-check: pip install tonic)")
     path = nmnist / "raw_examples" / "test_sample_60001.bin"
     theirs = tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
     ours = read_nmnist(path)
@@ -155,7 +168,7 @@ def test_tonic_splits_drop_the_count_remainder_and_the_time_overhang():
 @pytest.mark.parametrize("split_by, tonic_option, ours_by_default", [("tonic_count", "n_event_bins", "count"),
                                                                      ("tonic_time", "n_time_bins", "time")])
 def test_tonic_splits_equal_tonic_to_frame_on_real_nmnist(nmnist, split_by, tonic_option, ours_by_default):
-    tonic = pytest.importorskip("tonic", reason="tonic (extra 'events') not installed")
+    tonic = pytest.importorskip("tonic", reason="tonic not installed (an optional cross-check: pip install tonic)")
     count, timesteps = 150, 10
     with np.load(nmnist / "train.npz") as npz:
         offsets = npz["offsets"][:count + 1]
@@ -432,8 +445,9 @@ RECIPES = ("twkd_resnet19", "twkd_vggsnn", "teacher_resnet19")
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_cifar10dvs_recipes_follow_methods_1_3_and_1_8(recipe):
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     path = Path(__file__).resolve().parents[1] / "configs" / "cifar10dvs" / f"{recipe}.yaml"
     data = yaml.safe_load(path.read_text())
@@ -452,8 +466,9 @@ def test_cifar10dvs_recipes_follow_methods_1_3_and_1_8(recipe):
         assert (data["timesteps"], data["optim"]["batch_size"], data["optim"]["lr"]) == (10, 32, 0.1)
         assert data["data"]["any_t_policy"] == "prefix"
     # The loaders accept exactly these options.
-    from spikedistill.data.events import load_cifar10dvs
     import inspect
+
+    from spikedistill.data.events import load_cifar10dvs
     assert set(data["data"]["options"]) <= set(inspect.signature(load_cifar10dvs).parameters)
 
 

@@ -1,15 +1,16 @@
 import numpy as np
 import pytest
 import torch
-from helpers import trained_looking
 from user_models import ResidualStudent, UnflattenStudent, spikingjelly_student
 
 import spikedistill as sd
 from spikedistill.export.fixed import InferenceLIF, export_onnx, export_torchscript
-from spikedistill.export.nir_runner import NIRSimulator
 from spikedistill.export.to_nir import fold_batchnorm, lif_node, to_nir, write_nir
 from spikedistill.models.layers import ConvBN
 from spikedistill.models.resnet import CifarResNet
+
+from helpers import trained_looking
+from nir_runner import NIRSimulator
 
 nir = pytest.importorskip("nir")
 
@@ -199,11 +200,11 @@ def test_file_omits_a_zero_v_reset_that_nir_before_1_0_6_cannot_read(tmp_path):
 
 _OLDEST_NIR_RUN = """
 import sys, torch, nir
-from spikedistill.export.nir_runner import run_nir
 from spikedistill.export.to_nir import write_nir
 from spikedistill.models.resnet import CifarResNet
 sys.path.insert(0, sys.argv[2])
 from helpers import trained_looking
+from nir_runner import run_nir
 assert nir.__file__.startswith(sys.argv[1]), nir.__file__
 torch.manual_seed(0)
 net, x = trained_looking(CifarResNet((8, 16), (1, 2), 12, True, 5, 3)), torch.randn(3, 3, 8, 8)  # every node kind

@@ -94,13 +94,3 @@ def test_help_texts_point_into_the_repository_only():
     for doc in re.findall(r"docs/[\w./-]+\.md", text):
         assert (REPO / doc).is_file(), doc
 
-
-def test_make_test_names_the_slow_test_files():
-    test_rule = (REPO / "Makefile").read_text().split("\ntest:")[1]
-    assert "--durations=" in test_rule
-
-
-def test_ci_finds_the_test_data_without_one_machines_absolute_path():
-    script = (REPO / ".ci" / "run").read_text()
-    assert "/work/" not in script
-    assert "SPIKEDISTILL_DATA" in script and "../shared/data" in script

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import spikedistill as sd
+
 from helpers import trained_looking
 
 

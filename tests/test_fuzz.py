@@ -16,10 +16,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import spikedistill as sd
-from spikedistill.data.events import (EVENT_DTYPE, read_aedat2_raw, read_aedat3_polarity, read_cifar10dvs,
-                                      read_dvs_gesture, read_gesture_labels, read_nmnist)
-from spikedistill.errors import SpikeDistillError
 from spikedistill.checkpoint import load_checkpoint, model_spec, save_checkpoint
+from spikedistill.data.events import (
+    EVENT_DTYPE,
+    read_aedat2_raw,
+    read_aedat3_polarity,
+    read_cifar10dvs,
+    read_dvs_gesture,
+    read_gesture_labels,
+    read_nmnist,
+)
+from spikedistill.errors import SpikeDistillError
 from spikedistill.train.config import Config, config_from_dict, load_config, parse_override
 
 pytestmark = pytest.mark.timeout(60)  # a parser that loops forever fails here instead of hanging CI

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import trained_looking
 from user_models import ResidualStudent, UnflattenStudent, spikingjelly_student
 
 import spikedistill as sd
 from spikedistill.export.to_nir import write_nir
 from spikedistill.models.resnet import CifarResNet
+
+from helpers import trained_looking
 
 if os.environ.get("CI"):  # CI must run these, not skip them
     import nir

@@ -27,14 +27,15 @@ import pytest
 import torch
 
 import spikedistill.train.run as run  # where the run's parts are built
-from spikedistill.cli import main
-from spikedistill.errors import SpikeDistillError
 from spikedistill import checkpoint
 from spikedistill.checkpoint import atomic_save, load_checkpoint
+from spikedistill.cli import main
+from spikedistill.errors import SpikeDistillError
 from spikedistill.train.config import load_config
 from spikedistill.train.loop import train
 
-pytestmark = pytest.mark.timeout(240)  # a run that ignores its signal fails instead of hanging CI
+pytestmark = [pytest.mark.timeout(240),  # a run that ignores its signal fails instead of hanging CI
+              pytest.mark.usefixtures("one_thread")]  # tiny runs: threads cost more than they give
 
 EPOCHS, STEPS_PER_EPOCH = 2, 16  # 512 images / batch 32
 RECIPE = f"""\
@@ -49,7 +50,9 @@ log: {{progress: false, tensorboard: false}}
 """
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs: threads cost more than they give
+def test_every_test_here_runs_on_one_thread_under_the_timeout(request):
+    assert request.node.get_closest_marker("timeout").args == (240,)
+    assert "one_thread" in request.fixturenames
 
 
 @pytest.fixture(scope="module")
@@ -298,8 +301,8 @@ def test_a_diverging_learning_rate_ends_the_cli_run_with_one_error_line(recipe, 
 
 def test_resume_without_the_runs_config_names_the_fix(tmp_path, capsys):
     """A run directory whose config.yaml was deleted: one line saying to pass the recipe again."""
-    from spikedistill.cli import main
     from spikedistill.checkpoint import atomic_save
+    from spikedistill.cli import main
 
     run = tmp_path / "run"
     atomic_save({"anything": 1}, run / "latest.pt")

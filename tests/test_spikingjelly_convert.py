@@ -7,10 +7,11 @@ in a ``layer.SeqToANNContainer``, fed ``[T, B, C, H, W]`` and returning ``[T, B,
 
 import pytest
 import torch
-from helpers import trained_looking
 from torch import nn
 
 import spikedistill as sd
+
+from helpers import trained_looking
 
 pytest.importorskip("spikingjelly")
 from spikingjelly.activation_based import functional, layer, neuron, surrogate

@@ -8,6 +8,7 @@ from torch import nn
 
 from spikedistill.errors import SpikeDistillError
 from spikedistill.models.timm_teacher import TimmTeacher, create_timm_teacher, load_state_dict_file
+
 from timm_standin import TinyTimmResNet
 
 

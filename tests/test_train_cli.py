@@ -6,10 +6,9 @@ import json
 import pytest
 import torch
 
-from spikedistill.cli import main
 from spikedistill.checkpoint import load_checkpoint
+from spikedistill.cli import main
 from spikedistill.train.optim import param_groups
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs: threads cost more than they give
 

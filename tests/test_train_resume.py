@@ -9,7 +9,6 @@ from spikedistill.checkpoint import load_checkpoint
 from spikedistill.train.config import config_from_dict
 from spikedistill.train.loop import train
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs: threads cost more than they give
 
 

@@ -4,9 +4,7 @@ Heavy optional dependencies (``nir``, ``onnx``) are imported only when an export
 """
 
 from .fixed import FixedTimesteps, InferenceLIF, export_onnx, export_torchscript
-from .nir_runner import NIRSimulator, run_nir
 from .nir_targets import TARGETS as NIR_TARGETS
 from .to_nir import check_exportable, fold_batchnorm, lif_node, to_nir, write_nir
 
-__all__ = ["FixedTimesteps", "InferenceLIF", "export_onnx", "export_torchscript", "NIRSimulator", "run_nir",
-           "NIR_TARGETS", "check_exportable", "fold_batchnorm", "lif_node", "to_nir", "write_nir"]
+__all__ = ["FixedTimesteps", "InferenceLIF", "export_onnx", "export_torchscript", "NIR_TARGETS", "check_exportable", "fold_batchnorm", "lif_node", "to_nir", "write_nir"]

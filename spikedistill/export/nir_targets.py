@@ -13,7 +13,7 @@ docs/deployment.md):
   sum pools with 1/(k_h·k_w) folded into the weights that read them, hard reset to 0.
 
 Every rewrite leaves the graph's meaning unchanged under forward Euler at ``metadata["dt"]``, so
-:class:`~spikedistill.export.nir_runner.NIRSimulator` runs every target's file to the same logits.
+the tests' NIR simulator (``tests/nir_runner.py``) runs every target's file to the same logits.
 """
 
 from __future__ import annotations

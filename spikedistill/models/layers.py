@@ -130,7 +130,7 @@ class TimeModel(nn.Module):
     def forward(self, x: torch.Tensor, timesteps: int | None = None, return_features: bool = False):
         x, timesteps = encode_input(x, timesteps, self.default_timesteps)
         if x.shape[-3] != self.in_channels:
-            from ..errors import SpikeDistillError, check_positive_int
+            from ..errors import SpikeDistillError
 
             raise SpikeDistillError(
                 f"model expects {self.in_channels} input channels, got {x.shape[-3]}; "

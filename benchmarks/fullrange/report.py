@@ -1,6 +1,8 @@
 """The report of a full-range study (benchmarks/cifar10_fullrange.py): per-method tables of top-1 and
 energy at every k, the verdict on the claim, the comparison picture and the published JSON — all read
-from the study's state (its ``teacher`` and ``students`` entries), nothing recomputed."""
+from the study's state (its ``teacher`` and ``students`` entries), nothing recomputed. The commands it
+lists follow the state's path rule (``$DATA`` for the data folder, other paths relative), whenever the
+state recorded them."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from spikedistill.checkpoint import atomic_write_text
+
+from .state import DATA, portable_command
 
 
 def _mean(values: list[float]) -> float:
@@ -74,10 +78,10 @@ def gap_verdict(table: dict, method: str = "twkd") -> str:
     gap = table[method]["mean"][0] - table["skd"]["mean"][0]
     if c["seed_range"] is None:
         return f"{method} − skd at T=1: {gap:+.2f} points (one seed: seed noise not measured, no verdict)."
-    beats = c["verdict"] == "holds"
+    verdict = (f"{method} beats skd by more than seed noise: it holds its accuracy at small T"
+               if c["verdict"] == "holds" else "NOT beyond seed noise: the claim is not shown at this size")
     return (f"{method} − skd at T=1: {gap:+.2f} points (per seed: {', '.join(f'{g:+.2f}' for g in c['gaps'])}); "
-            f"seed noise (largest seed-to-seed range of either at T=1): {c['seed_range']:.2f} → "
-            f"{f'{method} beats skd by more than seed noise: it holds its accuracy at small T' if beats else 'NOT beyond seed noise: the claim is not shown at this size'} "
+            f"seed noise (largest seed-to-seed range of either at T=1): {c['seed_range']:.2f} → {verdict} "
             "(rule: every per-seed gap > that range).")
 
 
@@ -116,7 +120,8 @@ def recipe_lines(state: dict, order: list[str]) -> list[str]:
         cfg = first["config"]
         lines.append(f"- Students: {describe(cfg)}; trained at T = {cfg['timesteps']}"
                      + (" (TSSD at T + 2)" if "tssd" in order else "")
-                     + f", scored at k = 1..{state['max_timesteps']}. The same LIF for every objective. " + budget_sentence(state))
+                     + f", scored at k = 1..{state['max_timesteps']}. The same LIF for every objective. "
+                     + budget_sentence(state))
         losses = {}
         for entry in students.values():
             losses.setdefault(entry["method"], entry["loss"])
@@ -151,18 +156,23 @@ def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[
     data_cfg = first["config"]["data"] if first else {"subset": None, "test_subset": None}
     lines = [f"# {profile.title}", ""]
     if smoke:
-        lines += [f"> **SMOKE RUN — these numbers test the pipeline only and say nothing about the methods.** {smoke_note}", ""]
+        lines += ["> **SMOKE RUN — these numbers test the pipeline only and say nothing about the methods.** "
+                  + smoke_note, ""]
+    train_images, test_images = data_cfg["subset"] or 50000, data_cfg["test_subset"] or 10000
     lines += [f"- Data: {state['dataset']} (subset, see above)" if smoke else
-              f"- Data: {state['dataset']}, {data_cfg['subset'] or 50000:,} train / {data_cfg['test_subset'] or 10000:,} test images",
+              f"- Data: {state['dataset']}, {train_images:,} train / {test_images:,} test images",
               f"- Machine: {', '.join(devices_used(state)) or state.get('device')}; torch {state.get('torch')}",
               f"- Commit: `{state.get('commit')}`",
-              f"- Seeds: {sorted({e['seed'] for e in students.values()})} (students); teacher seed {teacher['seed'] if teacher else '—'}",
+              f"- Seeds: {sorted({e['seed'] for e in students.values()})} (students); "
+              f"teacher seed {teacher['seed'] if teacher else '—'}",
               f"- Written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-              "- Command(s), in the order they ran (the study's sittings, then any report-only run):"]
-    lines += [f"  - `{c}`" for c in state["commands"]]
+              f"- Command(s), in the order they ran (the study's sittings, then any report-only run; `{DATA}`: "
+              "the data folder):"]
+    lines += [f"  - `{c}`" for c in dict.fromkeys(portable_command(c) for c in state["commands"])]
     missing = [f"{m}-s{s}" for m, s in profile.plan if f"{m}-s{s}" not in students]
     if missing:
-        lines.append(f"- Not run: {', '.join(missing)} — not reached when the study was stopped (the same command continues it)")
+        lines.append(f"- Not run: {', '.join(missing)} — not reached when the study was stopped "
+                     "(the same command continues it)")
     lines += ["", "## Recipe", ""] + recipe_lines(state, order) + [""]
     lines += ["## Top-1 (%) at each inference timestep k (mean over seeds; in brackets: the seed range)", "",
               "| method | " + " | ".join(f"k={k}" for k in ks) + " | seeds | epochs | train (s) per student |",
@@ -177,7 +187,8 @@ def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[
                      + "/".join(f"{w:.0f}" for w in row["train"]) + " |")
     lines += ["", "The ANN teacher runs one step; its accuracy is repeated in every column.", "",
               "## Energy per sample (µJ) at each k (E = 4.6 pJ·MAC + 0.9 pJ·AC, stem MACs once; mean over seeds)", "",
-              "| method | " + " | ".join(f"k={k}" for k in ks) + " |", "| --- | " + " | ".join("---:" for _ in ks) + " |"]
+              "| method | " + " | ".join(f"k={k}" for k in ks) + " |",
+              "| --- | " + " | ".join("---:" for _ in ks) + " |"]
     if teacher:
         lines.append("| ANN teacher | " + " | ".join(f"{teacher['energy_mj'][0] * 1e3:.1f}" for _ in ks) + " |")
     for m in order:
@@ -207,8 +218,8 @@ def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[
         gaps = ", ".join(f"{g:+.2f}" for g in c["gaps"]) or "—"
         noise = "—" if c["seed_range"] is None else f"{c['seed_range']:.2f}"
         lines.append(f"| {c['method']} | {c['baseline']} | {c['timesteps']} | {gaps} | {noise} | {c['verdict']} |")
-    lines += ["", "Rule: twkd *holds its accuracy at small T* when, in every seed, its T = 1 top-1 exceeds skd's by more "
-              "than the larger seed-to-seed range of the two at T = 1.", "", f"- {gap_verdict(table)}"]
+    lines += ["", "Rule: twkd *holds its accuracy at small T* when, in every seed, its T = 1 top-1 exceeds skd's by "
+              "more than the larger seed-to-seed range of the two at T = 1.", "", f"- {gap_verdict(table)}"]
     if "twkd_mean" in table:
         lines.append(f"- The paper's sd target (`twkd_mean`): {gap_verdict(table, 'twkd_mean')}")
     if profile.name == "gpu" and teacher and "twkd" in table:
@@ -219,7 +230,8 @@ def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[
                      f"{twkd['mean'][-1]:.2f}% (goal ≥ 93), at T=1 {twkd['mean'][0]:.2f}% (goal ≥ 91)"
                      + (" — smoke run, not a test of the goal." if smoke else "."))
     if teacher and teacher.get("retrained"):
-        lines.append(f"- The teacher was retrained {teacher['retrained']} time(s) on a fresh machine (same recipe and seed).")
+        lines.append(f"- The teacher was retrained {teacher['retrained']} time(s) on a fresh machine "
+                     "(same recipe and seed).")
     lines += ["", f"![full-range curves]({profile.stem}.png)", ""]
     md = out / f"{profile.stem}.md"
     atomic_write_text("\n".join(lines), md)
@@ -234,7 +246,7 @@ def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[
 
 
 def published_results(state: dict) -> dict:
-    """The study's result file (issue 18 keys): top-1 and energy per k for every finished run."""
+    """The study's result file: top-1 and energy per k for every finished run, and the claims."""
     teacher = state.get("teacher")
     runs = []
     for key in sorted(state["students"], key=lambda k: (state["students"][k]["method"], state["students"][k]["seed"])):

@@ -1,14 +1,15 @@
-"""``spikedistill bench --gpu-check OUT_DIR`` (also ``benchmarks/gpu_check.sh OUT_DIR``): everything a
-GPU session of issue 17 needs, in one command, on one H100/H200 with a stock CUDA PyTorch (torch ≥ 2.4
-with Triton; no kornia, no SpikingJelly, no network needed). Planned to finish in about 8 minutes:
+"""The one-command GPU check (``benchmarks/gpu_check.sh OUT_DIR [DATA_DIR]``, which runs
+``python benchmarks/gpu_check.py OUT_DIR``): on one H100/H200 with a stock CUDA PyTorch (torch ≥ 2.4 with
+Triton; no kornia, no SpikingJelly, no network needed), in about 8 minutes:
 
 1. **Kernel parity on real CUDA** (``parity``): the fused Triton LIF against the torch reference loop on
    CUDA tensors — every reset and option, the four surrogates, fp32/bf16, contiguous, channels_last and
    expanded inputs — and the BatchNorm-folded kernel against the same algorithm in torch ops. Spikes
-   must be bit-identical, gradients equal to 1e-4 relative (1e-2 for bf16).
-2. **The ResNet-19 training step** (``steps``): ``spikedistill.bench`` at T = 4 and 6, B = 128, bf16,
-   channels_last, eager and compiled: the ANN floor, the autograd loop (``snn_torch``), the fused kernel
-   (``snn_triton``), and SpikingJelly when it is importable (install its wheel first to include it).
+   must be bit-identical, gradients equal to 1e-4 relative (1e-2 for bf16). The same cases are the
+   tests of ``tests/test_cuda_parity.py`` (``pytest -m cuda`` on a GPU machine).
+2. **The ResNet-19 training step** (``steps``): ``benchmarks/bench_step.py`` at T = 4 and 6, B = 128,
+   bf16, channels_last, eager and compiled: the ANN floor, the autograd loop (``snn_torch``), the fused
+   kernel (``snn_triton``), and SpikingJelly when it is importable (install its wheel first to include it).
 3. **Time to accuracy** (``training``): a short twkd CIFAR-10 run through ``spikedistill train`` — an
    ANN ResNet-18 teacher for a few epochs, then the ResNet-19 twkd student at T = 4 — with the test
    top-1 at every k = 1..T and the wall time after each epoch, on the CIFAR-10 JPEG copy
@@ -16,14 +17,16 @@ with Triton; no kornia, no SpikingJelly, no network needed). Planned to finish i
    augmented without kornia (Cutout only).
 
 Results go to ``OUT_DIR/gpu_check.json`` and ``OUT_DIR/gpu_check.md`` as each part finishes, so an
-interrupted run still leaves what it measured. ``smoke=True`` runs the same code at toy sizes on a CPU
+interrupted run still leaves what it measured. ``--smoke`` runs the same code at toy sizes on a CPU
 (the Triton kernels under their interpreter when ``TRITON_INTERPRET=1`` is in the environment; the
 training on 256 images with ``small_cnn``) in well under a minute: the CI test of this command.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
+import functools
 import json
 import os
 import platform
@@ -31,29 +34,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable, NamedTuple
 
-import torch
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's spikedistill and benchmarks
+
+import torch  # noqa: E402
+
+from spikedistill.checkpoint import atomic_write_text  # noqa: E402
+from spikedistill.errors import SpikeDistillError  # noqa: E402
 
 PARTS = ("parity", "steps", "training")
-
-
-def run_gpu_check_command(args) -> int:
-    """Entry point of ``spikedistill bench --gpu-check OUT_DIR [--smoke]``."""
-    return run_gpu_check(args.gpu_check, smoke=getattr(args, "smoke", False))
 
 
 def run_gpu_check(out_dir: str | os.PathLike, smoke: bool = False, data_root: str | None = None,
                   parts: tuple[str, ...] = PARTS) -> int:
     """Run the check, writing ``gpu_check.json`` and ``gpu_check.md`` into ``out_dir``; 0 when every
     parity check passed."""
-    from .errors import SpikeDistillError
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     device = "cpu" if smoke else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         raise SpikeDistillError("the GPU check needs a CUDA GPU; on a CPU run it with --smoke (a check of the "
                                 "command, not a measurement)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     report = dict(environment=_environment(device, smoke), parts={})
     started = time.perf_counter()
     for part in parts:
@@ -97,49 +100,101 @@ def _environment(device: str, smoke: bool) -> dict:
 
 
 # ---- 1. parity -----------------------------------------------------------------------------------
-def kernel_parity(device: str, smoke: bool) -> dict:
-    """The fused kernels against the torch reference on ``device`` tensors (see the module docstring)."""
-    from .neurons import LIFConfig, lif_reference
-    from .neurons.lif import batch_norm_lif, lif_multistep, triton_available
+class ParityCase(NamedTuple):
+    """One fused kernel against its reference: ``check(device)`` builds the seeded input on ``device``
+    and returns :func:`_compare`'s result."""
 
-    if not triton_available():
-        return dict(skipped="Triton cannot run here (no CUDA GPU, and TRITON_INTERPRET=1 is not set)",
-                    all_passed=True)
+    name: str
+    check: Callable[[str], dict]
+
+
+def parity_cases(smoke: bool) -> list[ParityCase]:
+    """The parity matrix: the fused LIF against the torch reference loop for every dtype, memory layout,
+    surrogate and reset option, and the BatchNorm-folded kernel against its torch-ops twin (residual or
+    not, training or eval). The inputs come from one seeded stream in this order; each case starts from
+    the stream's state at its place (worked out once, at the first check), so any one of them runs alone
+    on the same numbers."""
+    from spikedistill.neurons import LIFConfig, lif_reference
+    from spikedistill.neurons.lif import batch_norm_lif, lif_multistep
+
     shape = (3, 2, 5, 4, 4) if smoke else (6, 16, 32, 16, 16)
     configs = [dict(), dict(v_reset=None), dict(detach_reset=True), dict(decay_input=True, decay=0.6),
                dict(v_reset=-0.2, decay=0.7)]
-    surrogates = ("sigmoid", "atan", "triangle", "rectangular")
-    checks = []
-    generator = torch.Generator().manual_seed(0)
+    cases, draws = [], []  # draws: per case, how many inputs of ``shape`` it takes from the stream
+
+    @functools.cache
+    def states() -> list[torch.Tensor]:
+        stream, result = torch.Generator().manual_seed(0), []
+        for count in draws:
+            result.append(stream.get_state())
+            for _ in range(count):
+                torch.randn(shape, generator=stream)
+        return result
+
+    def take(count: int) -> int:
+        draws.append(count)
+        return len(draws) - 1
+
+    def seeded(index: int) -> torch.Generator:
+        generator = torch.Generator()
+        generator.set_state(states()[index])
+        return generator
+
+    def lif_case(dtype, layout, surrogate, options):
+        def check(device):
+            cfg = LIFConfig(surrogate=surrogate, **options)
+            generator = seeded(index)
+            x = (torch.randn(shape, generator=generator) * 1.2 + 0.5).to(device, dtype)
+            if layout == "channels_last":
+                x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, shape[:2])
+            elif layout == "expanded":
+                x = x[:1].expand(shape)
+            return _compare(name, lambda t: lif_multistep(t, cfg, "triton"), lambda t: lif_reference(t.float(), cfg),
+                            x, dtype)
+
+        index = take(1)
+        name = f"lif {dtype_name(dtype)} {layout} {surrogate} {options}"
+        return ParityCase(name, check)
+
+    def bn_lif_case(dtype, residual, training):
+        def check(device):
+            cfg = LIFConfig()
+            generator = seeded(index)
+            x = torch.randn(shape, generator=generator).to(device, dtype)
+            r = torch.randn(shape, generator=generator).to(device, dtype) if residual else None
+            bns = [torch.nn.BatchNorm2d(shape[2]).to(device).train(training) for _ in range(2)]
+            for bn in bns:
+                bn.weight.data.copy_(torch.linspace(0.5, 1.5, shape[2]))
+                bn.bias.data.copy_(torch.linspace(-0.2, 0.3, shape[2]))
+            return _compare(name, lambda t: batch_norm_lif(t, bns[0], cfg, "triton", r),
+                            lambda t: batch_norm_lif(t, bns[1], cfg, "sequence", r), x, dtype)
+
+        index = take(2 if residual else 1)
+        name = f"bn_lif {dtype_name(dtype)} residual={residual} training={training}"
+        return ParityCase(name, check)
+
     for dtype in (torch.float32, torch.bfloat16):
         for layout in ("contiguous", "channels_last", "expanded"):
-            for surrogate in surrogates:
+            for surrogate in ("sigmoid", "atan", "triangle", "rectangular"):
                 for options in configs[: 2 if smoke else None]:
-                    cfg = LIFConfig(surrogate=surrogate, **options)
-                    x = (torch.randn(shape, generator=generator) * 1.2 + 0.5).to(device, dtype)
-                    if layout == "channels_last":
-                        x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, shape[:2])
-                    elif layout == "expanded":
-                        x = x[:1].expand(shape)
-                    checks.append(_compare(
-                        f"lif {dtype_name(dtype)} {layout} {surrogate} {options}",
-                        lambda t: lif_multistep(t, cfg, "triton"), lambda t: lif_reference(t.float(), cfg), x, dtype))
+                    cases.append(lif_case(dtype, layout, surrogate, options))
                 if smoke:
                     break
     for dtype in (torch.float32, torch.bfloat16):
         for residual in (False, True):
             for training in (True, False):
-                cfg = LIFConfig()
-                x = torch.randn(shape, generator=generator).to(device, dtype)
-                r = torch.randn(shape, generator=generator).to(device, dtype) if residual else None
-                bns = [torch.nn.BatchNorm2d(shape[2]).to(device).train(training) for _ in range(2)]
-                for bn in bns:
-                    bn.weight.data.copy_(torch.linspace(0.5, 1.5, shape[2]))
-                    bn.bias.data.copy_(torch.linspace(-0.2, 0.3, shape[2]))
-                checks.append(_compare(
-                    f"bn_lif {dtype_name(dtype)} residual={residual} training={training}",
-                    lambda t: batch_norm_lif(t, bns[0], cfg, "triton", r),
-                    lambda t: batch_norm_lif(t, bns[1], cfg, "sequence", r), x, dtype))
+                cases.append(bn_lif_case(dtype, residual, training))
+    return cases
+
+
+def kernel_parity(device: str, smoke: bool) -> dict:
+    """Every case of :func:`parity_cases` on ``device`` tensors."""
+    from spikedistill.neurons.lif import triton_available
+
+    if not triton_available():
+        return dict(skipped="Triton cannot run here (no CUDA GPU, and TRITON_INTERPRET=1 is not set)",
+                    all_passed=True)
+    checks = [case.check(device) for case in parity_cases(smoke)]
     failed = [c for c in checks if not c["passed"]]
     return dict(checks=len(checks), failed=failed, all_passed=not failed)
 
@@ -168,8 +223,8 @@ def _compare(name: str, fused, reference, x: torch.Tensor, dtype: torch.dtype) -
 
 # ---- 2. step timings -----------------------------------------------------------------------------
 def step_timings(device: str, smoke: bool) -> dict:
-    """``spikedistill.bench`` records for the ResNet-19 step (toy sizes in the smoke)."""
-    from .bench import BenchPlan, bench_records
+    """``benchmarks/bench_step.py`` records for the ResNet-19 step (toy sizes in the smoke)."""
+    from benchmarks.bench_step import BenchPlan, bench_records
 
     if smoke:
         plan = BenchPlan(device, models=("small_cnn",), timesteps=(2,), batch=2, modes=("eager",),
@@ -188,7 +243,7 @@ def time_to_accuracy(out: Path, device: str, smoke: bool, data_root: str | None)
     if not root:
         return dict(skipped="no CIFAR-10 JPEG copy: pass --data-root or set SPIKEDISTILL_DATA to the folder "
                             "holding train_jpeg.npz and test_jpeg.npz (or cifar10/ with them)")
-    common = [f"data.name=cifar10_jpeg", f"data.root={root}", "data.augment.crop_padding=0",
+    common = ["data.name=cifar10_jpeg", f"data.root={root}", "data.augment.crop_padding=0",
               "data.augment.flip=false", "data.augment.autoaugment=false", "data.augment.cutout=16",
               f"device={device}", "log.progress=false", "log.tensorboard=false"]
     if smoke:
@@ -211,7 +266,7 @@ def time_to_accuracy(out: Path, device: str, smoke: bool, data_root: str | None)
     for name, args in commands.items():
         command = [sys.executable, "-m", "spikedistill", "train"] + args
         started = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=_project_root())
+        result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
         runs[name] = dict(command=" ".join(command[1:]), returncode=result.returncode,
                           wall_seconds=round(time.perf_counter() - started, 1),
                           epochs=_epochs(teacher_dir if name == "teacher" else student_dir))
@@ -219,16 +274,6 @@ def time_to_accuracy(out: Path, device: str, smoke: bool, data_root: str | None)
             runs[name]["stderr"] = result.stderr[-2000:]
             break
     return dict(runs=runs, time_to_accuracy=_time_to_accuracy(runs.get("student", {}).get("epochs", [])))
-
-
-def _project_root() -> Path:
-    """Where ``configs/cifar10/`` is: the working directory, else the source checkout of this package."""
-    for folder in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        if (folder / "configs" / "cifar10" / "twkd_resnet19.yaml").is_file():
-            return folder
-    from .errors import SpikeDistillError
-
-    raise SpikeDistillError("configs/cifar10/ not found: run the GPU check from the spikedistill source folder")
 
 
 def _epochs(run_dir: Path) -> list[dict]:
@@ -255,12 +300,12 @@ def _time_to_accuracy(epochs: list[dict]) -> dict:
 
 # ---- report --------------------------------------------------------------------------------------
 def _write(out: Path, report: dict) -> None:
-    (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
-    (out / "gpu_check.md").write_text(markdown(report))
+    atomic_write_text(json.dumps(report, indent=1), out / "gpu_check.json")
+    atomic_write_text(markdown(report), out / "gpu_check.md")
 
 
 def markdown(report: dict) -> str:
-    from .bench import summary_table
+    from benchmarks.bench_step import summary_table
 
     env = report["environment"]
     lines = [f"# GPU check{' (CPU smoke: not a measurement)' if env['smoke'] else ''}", "",
@@ -289,7 +334,8 @@ def markdown(report: dict) -> str:
         else:
             for name, run in t["runs"].items():
                 lines.append(f"- {name}: exit {run['returncode']}, {run['wall_seconds']} s, "
-                             f"{len(run['epochs'])} epochs" + (f"; stderr: {run['stderr'][-300:]}" if "stderr" in run else ""))
+                             f"{len(run['epochs'])} epochs"
+                             + (f"; stderr: {run['stderr'][-300:]}" if "stderr" in run else ""))
             lines += ["", "| k | s to 30 % | s to 50 % | s to 70 % | s to 80 % | final top-1 |",
                       "| --- | --- | --- | --- | --- | --- |"]
             for k, row in t["time_to_accuracy"].items():
@@ -298,3 +344,21 @@ def markdown(report: dict) -> str:
                 lines.append(f"| {k} | " + " | ".join(cells) + f" | {final} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/gpu_check.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", metavar="OUT_DIR", help="where gpu_check.json and gpu_check.md go")
+    parser.add_argument("--data-root", help="folder of the CIFAR-10 JPEG copy (default: $SPIKEDISTILL_DATA)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="toy sizes on a CPU: a check of the command, not a measurement")
+    args = parser.parse_args(argv)
+    try:
+        return run_gpu_check(args.out, smoke=args.smoke, data_root=args.data_root)
+    except SpikeDistillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

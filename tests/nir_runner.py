@@ -1,4 +1,5 @@
-"""A small NIR simulator in PyTorch: runs a (read-back) NIR graph step by step, from NIR's own semantics.
+"""A small NIR simulator in PyTorch, the tests' oracle for the NIR export: runs a (read-back) NIR graph
+step by step, from NIR's own semantics.
 
 It knows nothing of our models — only the NIR node definitions — so running an exported graph through
 it and comparing with the model checks the export (BN folding, LIF mapping, wiring). Continuous-time
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import SpikeDistillError
+from spikedistill.errors import SpikeDistillError
 
 
 def _t(value, like: torch.Tensor | None = None) -> torch.Tensor:

@@ -259,7 +259,7 @@ class TinyTeacher(nn.Module):
 
 def ckdsnn_reference(zl, ztl, yl, student_f, teacher_f, channel_weight, noise, mode, tau2, samd_t=2.0, nld_t=2.0,
                      lam=0.1):
-    """CE(z_ens) + SAMD + NLD written out (METHODS.md §4.1/§4.2); channel_weight(b, c) → [D]."""
+    """CE(z_ens) + SAMD + NLD written out (the CKDSNN paper and code); channel_weight(b, c) → [D]."""
     steps, chans, hgt, wid = len(zl), len(student_f[0][0]), len(student_f[0][0][0]), len(student_f[0][0][0][0])
     sam = [[sum(student_f[t][b][c][i][j] for t in range(steps) for c in range(chans)) for i in range(hgt)
             for j in range(wid)] for b in range(B)]

@@ -1,5 +1,5 @@
-"""Properties of the full-range objectives on random logits (hypothesis), METHODS.md §1.1:
-Lemma 1 (L_SCE ≤ L_TWCE), Prop. 2 (L_SKD ≤ L_TWKD, same α and τ, any β ≥ 0), Prop. 3, and
+"""Properties of the full-range objectives on random logits (hypothesis), the full-range
+paper's Lemma 1 (L_SCE ≤ L_TWCE), Prop. 2 (L_SKD ≤ L_TWKD, same α and τ, any β ≥ 0), Prop. 3, and
 ``twce`` ≡ ``tet`` with λ = 0. Both inequalities are Jensen's: CE and KL(p ‖ softmax(z/τ)) are convex
 in the logits z, so the loss of the time-mean is at most the mean of the per-step losses."""
 

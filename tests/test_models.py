@@ -30,7 +30,7 @@ def test_every_model_builds_and_returns_time_first_logits(name, spiking):
 
 
 def test_resnet19_parameter_count():
-    # METHODS.md §1.6.1 topology: 12,697,994 parameters for 10 classes (often quoted as ≈12.6 M).
+    # The FR code's ResNet-19 topology: 12,697,994 parameters for 10 classes (often quoted as ≈12.6 M).
     assert sd.count_parameters(sd.create_model("resnet19", num_classes=10)) == 12_697_994
 
 
@@ -117,7 +117,7 @@ def test_init_default_keeps_pytorchs_initialisation_and_kaiming_is_fan_out():
 
 
 def test_ckdsnn_resnet19_is_the_ckdsnn_code_network():
-    """CKDSNN's snn_models/resnet_models.py and ann_models/resnet.py at width_mult=8 (METHODS.md §4.3): parameter
+    """CKDSNN's snn_models/resnet_models.py and ann_models/resnet.py at width_mult=8: parameter
     counts summed by hand from their layers, AvgPool → conv1×1 → BN shortcuts, a ReLU ending layer3, and a
     linear–linear head whose per-step logits average to the code's time-averaged-before-the-head output."""
     torch.manual_seed(0)
@@ -141,7 +141,7 @@ def test_ckdsnn_resnet19_is_the_ckdsnn_code_network():
 
 
 def test_ckdsnn_resnet19_equals_the_code_forward_written_out_batch_first():
-    """The CKDSNN code's forward, written from its description in [B, T, ...] layout (METHODS.md §4.3): conv
+    """The CKDSNN code's forward, written from its description in [B, T, ...] layout: conv
     stem once, repeated T times, BN over B·T, LIFSpike (mem = 0.5·mem + x, spike when mem − 1 > 0, mem ← (1 − s)·mem),
     blocks with AvgPool → conv1×1 → BN shortcuts and a ReLU closing layer3, GAP, the MEAN OVER T, then fc2 → fc1."""
     from helpers import trained_looking

@@ -76,7 +76,7 @@ def test_weight_decay_applies_to_conv_and_linear_weights_only():
 
 def test_resnet19_recipe_smoke_on_shared_cifar10(tmp_path, data_root, decode_cache, capsys):
     """The real recipe through the CLI: ResNet-19 on 32 shared CIFAR-10 images, 1 epoch at T=2, AutoAugment on
-    (the 512-image run of the training issue takes minutes on 2 cores; this is its CI-sized twin)."""
+    (a 512-image run takes minutes on 2 cores; this is its CI-sized twin)."""
     if not (data_root / "cifar10" / "train_jpeg.npz").is_file():
         pytest.skip("shared CIFAR-10 (cifar10/train_jpeg.npz) not found")
     torch.set_num_threads(2)  # a real network: use both cores (the module's fixture restores the count)

@@ -154,7 +154,7 @@ class GpuAugment(nn.Module):
             it); ``True`` means ``"fr_cifar10"``, ``False`` turns it off (:mod:`.autoaugment`).
         cutout: side of the Cutout square (0: off), applied before normalisation.
         erasing: probability of kornia ``RandomErasing(scale=(0.02, 0.2))`` after normalisation, the
-            CKDSNN recipe's Cutout substitute (§4.4; 0: off).
+            CKDSNN recipe's Cutout substitute (0: off).
     """
 
     def __init__(

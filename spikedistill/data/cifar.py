@@ -4,7 +4,7 @@ Official format (https://www.cs.toronto.edu/~kriz/cifar.html): pickled dicts who
 ``N x 3072`` channel-planar (1024 red, 1024 green, 1024 blue, each row-major 32x32), so a reshape to
 ``[N, 3, 32, 32]`` gives the images with no copy of the pixels.
 
-Normalisation constants are the ones the papers use (§1.7), not recomputed.
+Normalisation constants are the ones the papers' codes use (docs/data.md#datasets), not recomputed.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ def _finish(
 ) -> torch.Tensor:
     if augment is None:
         return normalize(images, dataset.mean, dataset.std)
-    # The augment's own mean/std win (a recipe may normalise CIFAR-100 with CIFAR-10's, METHODS §4.4).
+    # The augment's own mean/std win (a recipe may normalise CIFAR-100 with CIFAR-10's, as CKDSNN's code does).
     mean, std = (dataset.mean, dataset.std) if augment.mean is None else (augment.mean, augment.std)
     if not augment.training:
         return augment(images, mean, std)

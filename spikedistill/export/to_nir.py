@@ -19,7 +19,7 @@ V_rest = 0), fire ``S = Θ(H − V_th)``, hard reset ``V = V_reset`` where it fi
 ``τ·dv/dt = (v_leak − v) + R·I``; one forward-Euler step of length dt gives
 ``v ← v + (dt/τ)(v_leak − v + R·I)``. Matching term by term with dt = 1:
 
-    τ = dt / (1 − d)        (d = 0.5 → τ = 2, the τ_m of §1.4)
+    τ = dt / (1 − d)        (d = 0.5 → τ = 2, the τ_m of the full-range paper's neuron)
     R = τ / dt = 1/(1 − d)  (R = 1 when decay_input=True, whose input term is (1 − d)·X)
     v_leak = v_reset = V_reset,  v_threshold = V_th
 

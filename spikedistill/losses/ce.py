@@ -1,4 +1,4 @@
-"""``ce``: cross-entropy on the time-mean logits (L_SCE of the full-range paper, §1.1, §5.2)."""
+"""``ce``: cross-entropy on the time-mean logits (L_SCE of the full-range paper; docs/objectives.md#ce)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .base import LossOutput, Objective, time_mean
 
 
 def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``L_SCE = CE(z_ens, y)``, ``z_ens = (1/T) Σ_t z[t]``, CE averaged over the batch (§1.1)."""
+    """``L_SCE = CE(z_ens, y)``, ``z_ens = (1/T) Σ_t z[t]``, CE averaged over the batch."""
     return F.cross_entropy(time_mean(logits), labels)
 
 

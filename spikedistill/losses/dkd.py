@@ -1,4 +1,4 @@
-"""``dkd``: Decoupled KD (Zhao et al., CVPR 2022) on the time-mean logits, §5.4.
+"""``dkd``: Decoupled KD (Zhao et al., CVPR 2022) on the time-mean logits (docs/objectives.md#dkd).
 
 Follows mdistiller's DKD. ``per_step=True`` is our temporal-separated variant (not from a paper):
 TCKD/NCKD between every z[t] and the teacher, averaged over t, with TWCE as the CE term.
@@ -15,7 +15,7 @@ from .base import LossOutput, Objective, check_bool, check_int, check_number, kd
 
 
 def dkd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, tau: float):
-    """``(TCKD, NCKD)`` (§5.4), each τ²-scaled and batch-averaged; students may carry a leading T dim::
+    """``(TCKD, NCKD)`` of the DKD paper, each τ²-scaled and batch-averaged; students may carry a leading T dim::
 
         b = [p_gt, 1 − p_gt] of p = softmax(z/τ)                 TCKD = τ²·KL(b_t ‖ b_s)
         p̂ = softmax(z/τ − 1000·1_gt)  (non-target classes)       NCKD = τ²·KL(p̂_t ‖ p̂_s)

@@ -1,7 +1,7 @@
-"""``skd``: standard KD on the time-mean logits, the full-range paper's baseline (§5.2, §1.1).
+"""``skd``: standard KD on the time-mean logits, the full-range paper's baseline (docs/objectives.md#skd).
 
 ``ce_weight`` gives Hinton's convex form too (mdistiller KD: ce_weight 0.1, alpha 0.9, tau 4). It is
-also the response-based form of KDSNN (§5.3).
+also the response-based form of KDSNN (Xu et al., CVPR 2023).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .base import LossOutput, Objective, check_number, kd_kl, time_mean
 
 def skd_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor, alpha: float = 0.2,
              tau: float = 3.0, ce_weight: float = 1.0):
-    """``L_SKD = w_ce·CE(z_ens, y) + α·τ²·KL(p^τ(z_A) ‖ p^τ(z_ens))`` (§5.2), z_A detached.
+    """``L_SKD = w_ce·CE(z_ens, y) + α·τ²·KL(p^τ(z_A) ‖ p^τ(z_ens))``, z_A detached.
 
     Returns ``(total, ce, kl)`` with ``kl`` already τ²-scaled. Defaults α = 0.2, τ = 3 (the FR recipe).
     """

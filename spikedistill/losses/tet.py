@@ -1,4 +1,4 @@
-"""``tet``: Temporal Efficient Training (Deng et al., ICLR 2022), §5.1.
+"""``tet``: Temporal Efficient Training (Deng et al., ICLR 2022; docs/objectives.md#tet).
 
 Follows the official TET code: the MSE regulariser acts on the output-layer values (the logits),
 averaged over every entry, against a constant φ.
@@ -12,7 +12,7 @@ from .base import LossOutput, Objective, check_number, per_step_ce
 
 
 def tet_loss(logits: torch.Tensor, labels: torch.Tensor, lam: float = 1e-3, phi: float = 1.0):
-    """``L = (1−λ)·(1/T) Σ_t CE(z[t], y) + λ·mean_{t,b,k} (z[t,b,k] − φ)²`` (§5.1).
+    """``L = (1−λ)·(1/T) Σ_t CE(z[t], y) + λ·mean_{t,b,k} (z[t,b,k] − φ)²`` (the TET code's ``TET_loss``).
 
     Returns ``(total, ce, mse)``. Defaults λ = 1e-3, φ = 1 are the official code's ``--lamb``/``--means``.
     """

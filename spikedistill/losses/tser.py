@@ -1,7 +1,8 @@
-"""``tser``: Temporal Separation with Entropy Regularisation (Yu et al., CVPR 2025), §3.
+"""``tser``: Temporal Separation with Entropy Regularisation (Yu et al., CVPR 2025; docs/objectives.md#tser).
 
-RECONSTRUCTED, not verified against the paper or official code (neither could be read, §3.3): the
-formula follows §3.2 and the options of §3.5. Defaults chosen here (NOT FOUND in any source):
+RECONSTRUCTED, not verified against the paper or official code (neither could be read): the
+formula follows two unofficial reimplementations, whose differences are options
+(docs/objectives.md#tser). Defaults chosen here (NOT FOUND in any source):
 α = 0.5 (convex CE/KL weighting), λ = 0.1, τ = 4 (the paper reports τ ∈ [2, 6] as stable),
 entropy_sign = −1 (maximise the student's entropy, the behaviour the digest describes).
 """
@@ -19,7 +20,7 @@ WEIGHTINGS = ("convex", "additive")
 def tser_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor, alpha: float = 0.5,
               lam: float = 0.1, tau: float = 4.0, entropy_sign: int = -1, ce_uses_tau: bool = False,
               kl_tau2: bool = True, weighting: str = "convex"):
-    """``L = (1−α)·L_TS-CE + α·L_TS-KL + sign·λ·H_ER`` (§3.2; ``weighting="additive"``: CE weight 1)::
+    """``L = (1−α)·L_TS-CE + α·L_TS-KL + sign·λ·H_ER`` (reconstructed; ``weighting="additive"``: CE weight 1)::
 
         L_TS-CE = (1/T) Σ_t CE(z[t] (/τ if ce_uses_tau), y)
         L_TS-KL = (1/T) Σ_t [τ² if kl_tau2]·KL(p^τ(z_A) ‖ p^τ(z[t]))

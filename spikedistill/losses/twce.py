@@ -1,6 +1,7 @@
-"""``twce``: temporal-wise cross-entropy, the mean over t of per-step CE (§1.1 L_TWCE).
+"""``twce``: temporal-wise cross-entropy, the mean over t of per-step CE (L_TWCE of the full-range
+paper; docs/objectives.md#twce).
 
-The same term is TET's CE (§5.1, ``tet`` with λ = 0) and TSER's TS-CE (§3.2).
+The same term is TET's CE (``tet`` with λ = 0) and TSER's TS-CE.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from .base import LossOutput, Objective, per_step_ce
 
 
 def twce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``L_TWCE = (1/T) Σ_t CE(z[t], y)`` (§1.1). By Jensen, ``L_SCE ≤ L_TWCE`` (Lemma 1)."""
+    """``L_TWCE = (1/T) Σ_t CE(z[t], y)``. By Jensen, ``L_SCE ≤ L_TWCE`` (the full-range paper's Lemma 1)."""
     return per_step_ce(logits, labels)
 
 

@@ -1,6 +1,6 @@
-"""``twkd``: full-range temporal-wise logit KD (Yu et al., ICML 2025), §1.
+"""``twkd``: full-range temporal-wise logit KD (Yu et al., ICML 2025; docs/objectives.md#twkd).
 
-Paper vs official code (§1.2): the paper's self-distillation target is the time-mean ``z_ens``
+Paper vs official code: the paper's self-distillation target is the time-mean ``z_ens``
 (``sd_target="mean"``, default); the official code — which produced the published numbers — uses the
 mean over the timesteps that classify the sample correctly, the zero vector (uniform target) when
 none does (``sd_target="correct_mean"``). Both targets are detached, as in the code. τ = 3 is the
@@ -17,14 +17,17 @@ SD_TARGETS = ("mean", "correct_mean")
 
 
 def correct_mean_target(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``ẑ[b] = Σ_t c[t,b]·z[t,b] / (Σ_t c[t,b] + 1e-8)``, ``c[t,b] = 1[argmax z[t,b] = y_b]`` (§1.2)."""
+    """``ẑ[b] = Σ_t c[t,b]·z[t,b] / (Σ_t c[t,b] + 1e-8)``, ``c[t,b] = 1[argmax z[t,b] = y_b]``.
+
+    The official code's ``make_teacher``.
+    """
     correct = (logits.argmax(-1) == labels).to(logits.dtype).unsqueeze(-1)  # [T, B, 1]
     return (correct * logits).sum(0) / (correct.sum(0) + 1e-8)
 
 
 def twkd_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits, alpha: float = 0.2,
               beta: float = 0.5, tau: float = 3.0, sd_target: str = "mean"):
-    """``L = L_TWCE + α·L_TWKL + β·L_TWSD`` (§1.1, §1.2)::
+    """``L = L_TWCE + α·L_TWKL + β·L_TWSD``, the full-range paper's objective::
 
         L_TWCE = (1/T) Σ_t CE(z[t], y)
         L_TWKL = (1/T) Σ_t τ²·KL(p^τ(z_A) ‖ p^τ(z[t]))

@@ -1,7 +1,7 @@
-"""CKDSNN's own ResNet-19: the SNN student and its ANN teacher — §4.3.
+"""CKDSNN's own ResNet-19: the SNN student and its ANN teacher (docs/objectives.md#ckdsnn).
 
 Built after the CKDSNN code (``snn_models/resnet_models.py`` and ``ann_models/resnet.py``, both with
-``width_mult=8``); it differs from FR's ResNet-19 (``resnet19``, §1.6.1) in four places:
+``width_mult=8``); it differs from FR's ResNet-19 (``resnet19``, the full-range paper's) in four places:
 
 * **Shortcut** (shape change only): AvgPool2d(stride) → conv1×1 → BN, not a strided conv1×1 → BN.
 * **Last block of layer3** ends in a ReLU instead of a neuron (the code's ``is_last=True``), so the

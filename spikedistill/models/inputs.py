@@ -2,7 +2,7 @@
 
 Loaders yield static images ``[B, C, H, W]`` or event frames batch-first ``[B, T, C, H, W]``. An SNN
 takes frames time-first ``[T, B, C, H, W]`` (one frame per step); an ANN (a teacher) takes their
-time-mean ``[B, C, H, W]`` (§1.6.5, the FR code's ANN input for DVS data). Training, its
+time-mean ``[B, C, H, W]`` (the FR code's ANN input for DVS data). Training, its
 per-epoch test, ``fullrange_accuracy``, ``spikedistill eval`` and the benchmarks all go through
 :func:`model_input`, so an ANN scores the same everywhere.
 """

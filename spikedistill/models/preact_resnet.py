@@ -1,4 +1,4 @@
-"""Pre-activation ResNet-34 for ImageNet (224×224) — §1.6.3.
+"""Pre-activation ResNet-34 for ImageNet (224×224), the full-range paper's ImageNet student.
 
 Follows the FR code's ``model/preact_resnet.py``:
 

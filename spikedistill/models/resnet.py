@@ -1,4 +1,4 @@
-"""CIFAR ResNets (3×3 stem, no max-pool) as SNNs and their ANN twins — §1.6.
+"""CIFAR ResNets (3×3 stem, no max-pool) as SNNs and their ANN twins, as in the full-range paper's code.
 
 * ``resnet18``: 64-128-256-512, blocks [2,2,2,2], head GAP → FC(512→K).
 * ``resnet34``: 64-128-256-512, blocks [3,4,6,3], head GAP → FC(512→K).
@@ -8,7 +8,7 @@ BasicBlock: conv3×3 → BN → act → conv3×3 → BN, + shortcut (identity, o
 changes), then act. ``act`` is an LIF for SNNs and a ReLU for the ANN twin.
 
 ``init="kaiming"`` (default) draws conv weights Kaiming-normal (fan-out); ``init="default"`` keeps
-PyTorch's initialisation, which is what the FR code's SNN ResNets train from (§1.6.1).
+PyTorch's initialisation, which is what the FR code's SNN ResNets train from.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """timm models as ANN teachers — the FR ImageNet teacher is ``timm.create_model('resnet34')`` with a weights
-file (§1.6.4, the FR code's ``experiment/imagenet/main.py``).
+file (the FR code's ``experiment/imagenet/main.py``; docs/reproduce.md).
 
 timm is an optional extra (``pip install 'spikedistill[timm]'``) and needs a torchvision that matches the
 installed torch build. It is imported only by :func:`create_timm_teacher`, only when a recipe says

@@ -1,4 +1,4 @@
-"""VGG-SNN for DVS input (2×48×48) — §6.1, after TET's VGGSNN.
+"""VGG-SNN for DVS input (2×48×48), after the official TET code's VGGSNN.
 
 Eight [conv3×3 → BN → act] layers with channels 64, 128, AP, 256, 256, AP, 512, 512, AP, 512, 512, AP
 (AP = AvgPool2d(2), no activation after it); head: flatten(512·3·3) → Linear(→K) per step, no output

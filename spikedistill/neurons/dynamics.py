@@ -8,9 +8,10 @@ Dynamics per step t (state in fp32, v starts at 0 on every call — there is no 
     reset    V[t] = H[t]·(1 − S) + v_reset·S                          hard reset (v_reset a number)
              V[t] = H[t] − V_th·S                                     soft reset (v_reset=None)
 
-d is the decay (d = 0.5 ⇔ τ_m = 1/(1−d) = 2, §1.4); V_rest = v_reset for hard reset, 0 for
-soft reset. With V_rest = 0 the charge is H = d·V + X. ``detach_reset`` stops the gradient through S in
-the reset term. Surrogates: :mod:`spikedistill.neurons.surrogates`.
+d is the decay (d = 0.5 ⇔ τ_m = 1/(1−d) = 2, the full-range paper's neuron:
+docs/conventions.md#the-neuron); V_rest = v_reset for hard reset, 0 for soft reset. With V_rest = 0
+the charge is H = d·V + X. ``detach_reset`` stops the gradient through S in the reset term.
+Surrogates: :mod:`spikedistill.neurons.surrogates`.
 
 ``lif_reference`` is the autograd loop every implementation is tested against; ``lif_sequence`` is the
 fused kernel's algorithm in torch ops (one autograd node that keeps only u). Choosing between them and

@@ -1,4 +1,5 @@
-"""Batched augmentation of event frames ``[B, T, C, H, W]`` — the CIFAR10-DVS recipe of §1.8.
+"""Batched augmentation of event frames ``[B, T, C, H, W]`` — the full-range code's CIFAR10-DVS
+recipe (docs/events.md#augmentation-eventaugment).
 
 Per sample: horizontal flip with p = 0.5, then ONE operation drawn uniformly from
   * roll by integer offsets in [−``roll``, ``roll``] on both spatial axes (wrapping around),
@@ -70,7 +71,7 @@ def cutout_frames(frames: torch.Tensor, length: int, center_y: torch.Tensor, cen
 
 
 class EventAugment(nn.Module):
-    """Flip, then one of roll / rotate / Cutout per sample (§1.8). Zero disables an op."""
+    """Flip, then one of roll / rotate / Cutout per sample (the FR CIFAR10-DVS recipe). Zero disables an op."""
 
     mean = std = None  # event counts are not normalised; `batches` reads these like GpuAugment's
 

@@ -1,7 +1,7 @@
 """Event datasets as frames: N-MNIST, CIFAR10-DVS, DVS-Gesture, registered in ``DATASETS``.
 
 ``load_dataset("nmnist", root, split, timesteps=10)`` returns an :class:`EventDataset`: frames
-``[N, T, 2, H, W]`` float32 (per-polarity event counts, no normalisation — §1.8) that
+``[N, T, 2, H, W]`` float32 (per-polarity event counts, no normalisation, as the full-range code; docs/events.md) that
 :func:`spikedistill.data.batches` serves batch-first ``[B, T, 2, H, W]`` like any in-memory dataset, plus
 the recordings themselves so the same data can be re-binned to any number of frames (the ``"rebin"``
 any-T policy, :mod:`.fullrange`).
@@ -13,7 +13,7 @@ Layouts on disk (``root``; defaults ``$SPIKEDISTILL_DATA/nmnist_small``, ``.../c
   ``Train/<digit>/*.bin`` and ``Test/<digit>/*.bin``.
 * ``cifar10dvs``: the figshare release extracted: ``<class>/cifar10_<class>_<i>.aedat`` for the 10 classes.
   No official split: ``split_mode="random"`` (default; 9:1 by ``torch.randperm`` with a
-  ``torch.Generator`` seeded 42, as ``random_split`` in the FR code, §1.8) or
+  ``torch.Generator`` seeded 42, as ``random_split`` in the FR code) or
   ``"per_class"`` (recordings 0–99 of each class test, 100–999 train; TET tests on 900–999 instead).
 * ``dvsgesture``: ``userXX_<lighting>.aedat`` + ``userXX_<lighting>_labels.csv`` (the IBM release's
   ``DvsGesture/`` folder) with ``trials_to_train.txt`` / ``trials_to_test.txt``; without those lists,
@@ -241,7 +241,7 @@ def cifar10dvs_split(items: Sequence[tuple[Path, int]], split: str, split_mode: 
 def load_cifar10dvs(root: Optional[Path] = None, split: str = "train", download: bool = False, timesteps: int = 10,
                     split_by: str = "count", size: Optional[int] = 48, split_mode: str = "random", seed: int = 42,
                     cache_dir=None) -> EventDataset:
-    """CIFAR10-DVS (128×128 DVS128, 10 classes × 1,000), resized to ``size`` (48, §1.8)."""
+    """CIFAR10-DVS (128×128 DVS128, 10 classes × 1,000), resized to ``size`` (48, as the FR code)."""
     fix = ("download the 10 class zips of CIFAR10-DVS from figshare (https://figshare.com/articles/dataset/"
            "CIFAR10-DVS_New/4724671), extract them into one folder and pass root=")
     _no_download("cifar10dvs", download, fix)

@@ -16,7 +16,7 @@ Two ways to cut a recording of n events into T frames (``split_by``):
   to reproduce results obtained with tonic; ours keep every event (docs/events.md).
 
 Counts are exact integers. ``size`` resizes each frame to ``size × size`` with bilinear, anti-aliased
-interpolation (what ``torchvision.transforms.Resize`` does to a tensor, §1.8: 128 → 48 for
+interpolation (what ``torchvision.transforms.Resize`` does to a tensor; the FR code resizes 128 → 48 for
 CIFAR10-DVS); resized frames are no longer integers.
 
 Many recordings are binned at once with one ``np.bincount`` per chunk, from the flat layout the

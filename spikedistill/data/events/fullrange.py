@@ -14,7 +14,8 @@ Two policies (``policy=``):
 * ``"rebin"`` — the whole recording is re-cut into k frames. It sees every event whatever k is, so it
   cuts compute but not latency (the recording must be complete before frame 1 exists), and frames hold
   T_max/k times more events than in training. It is what papers that "evaluate at T = k" with
-  ``frames_number = k`` report (§1.9). It needs one pass per k (T_max passes in all).
+  ``frames_number = k`` report (docs/events.md#any-t-policy-default-prefix). It needs one pass per k
+  (T_max passes in all).
 """
 
 from __future__ import annotations

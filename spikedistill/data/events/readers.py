@@ -132,7 +132,7 @@ def read_aedat2_raw(source: Source) -> tuple[np.ndarray, np.ndarray]:
 
 
 def decode_dvs128_address(address: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
-    """DVS128 (jAER) addresses → events, in SpikingJelly's CIFAR10-DVS orientation (§1.8).
+    """DVS128 (jAER) addresses → events, in SpikingJelly's CIFAR10-DVS orientation (docs/events.md).
 
     Address bits: 0 polarity, 1–7 column, 8–14 row, 15 external-event flag (external events are dropped).
     SpikingJelly stores ``x = 127 − row``, ``y = 127 − column``, ``p = 1 − bit0``; we keep that so our

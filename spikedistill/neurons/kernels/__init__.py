@@ -1,4 +1,4 @@
-"""Fused GPU kernels for the LIF neuron (Triton), issue 5; the design is in docs/speed.md.
+"""Fused GPU kernels for the LIF neuron (Triton); the design is in docs/speed.md.
 
 ``lif_fused(x_seq, cfg)`` computes exactly what :func:`spikedistill.neurons.dynamics.lif_reference` does —
 identical spikes, the same surrogate gradients — in one pass over the input forward and one backward,

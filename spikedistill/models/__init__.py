@@ -43,14 +43,27 @@ def create_model(name: str, spiking: bool = True, num_classes: int = 10, **kwarg
         )
     if spiking:
         LIFConfig(**neuron)  # validate once, with a clear message, before building dozens of neurons
+    builder = {"spiking": spiking, "num_classes": num_classes, "neuron": neuron}
+    for argument, value in builder.items():  # a user's constructor takes only what it needs
+        if not entry.takes(argument) and value != {"spiking": True, "neuron": {}}.get(argument, value):
+            raise SpikeDistillError(f"model '{name}' takes no '{argument}' argument, so it cannot be built with "
+                                    f"{argument}={value!r}; add the argument to its constructor or drop the option")
+    builder = {k: v for k, v in builder.items() if entry.takes(k)}
     try:
-        return entry.constructor(spiking=spiking, num_classes=num_classes, neuron=neuron, **kwargs)
+        model = entry.constructor(**builder, **kwargs)
     except (TypeError, ValueError, IndexError, ZeroDivisionError) as exc:  # an option of the wrong kind (widths: abc)
         if isinstance(exc, SpikeDistillError):
             raise
         shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no options"
         raise SpikeDistillError(f"model '{name}' cannot be built with {shown} ({type(exc).__name__}: {exc}); "
                                 f"check model.options against its options: {', '.join(entry.options())}") from None
+    if not isinstance(model, nn.Module):
+        raise SpikeDistillError(f"model '{name}' was built as a {type(model).__name__}, not an nn.Module; "
+                                "its constructor must return the network")
+    # What rebuilds it from a checkpoint (sd.fit records it; see docs/own-model.md).
+    model.created_as = {"name": name, "spiking": spiking, "num_classes": num_classes, "options": {**kwargs, **neuron},
+                        "module": entry.constructor.__module__}
+    return model
 
 
 def default_input_shape(name: str, in_channels: int | None = None) -> tuple[int, int, int]:

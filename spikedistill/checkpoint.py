@@ -167,8 +167,8 @@ def _read(path: Path, map_location) -> dict:
             f"checkpoint '{path}' is corrupt or truncated ({type(exc).__name__}); {_instead(path)}"
         ) from None
     if isinstance(ckpt, dict) and ckpt and "format" not in ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        raise SpikeDistillError(f"'{path}' is a bare state_dict ({len(ckpt)} tensors), not a spikedistill checkpoint; "
-                                f"{_OTHER_FILE_ADVICE}")
+        raise SpikeDistillError(f"'{path}' is a bare state_dict ({len(ckpt)} tensors), not a spikedistill checkpoint "
+                                f"(a file written by 'spikedistill train' or sd.fit); {_OTHER_FILE_ADVICE}")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SpikeDistillError(f"'{path}' is not a spikedistill checkpoint; pass a file written by 'spikedistill train'")
     version = ckpt.get("version", 0)
@@ -190,7 +190,7 @@ def _other_torch_file(exc: Exception) -> str | None:
     message = str(exc)
     if "TorchScript" in message:
         return "a TorchScript file"
-    if "Weights only load failed" in message or "Unsupported global" in message:
+    if "Unsupported global" in message:  # a pickle naming a class: torch.save(model) of a whole model
         return "a pickled Python object (torch.save(model) of a whole model)"
     return None
 
@@ -326,7 +326,7 @@ class Checkpoint(Mapping):
             raise SpikeDistillError(f"{self.where}: {exc}; a model registered in your own code needs its module imported "
                                     "first: spikedistill --import MODULE ..., or import it before load_checkpoint") from None
         except SpikeDistillError as exc:
-            raise SpikeDistillError(f"{self.where}: {exc}") from None
+            raise SpikeDistillError(str(exc) if str(exc).startswith(self.where) else f"{self.where}: {exc}") from None
         except (TypeError, ValueError, RuntimeError) as exc:  # options that no model accepts: a damaged file
             raise SpikeDistillError(f"{self.where} describes a model that cannot be built ({type(exc).__name__}: {exc}); "
                                     "use another checkpoint") from None

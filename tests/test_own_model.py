@@ -285,3 +285,46 @@ def test_a_registered_loss_trains_through_fit(tmp_path):
     sd.fit(pkg.PlainSNN(), blob_tensors("train"), loss="own_ce_half", timesteps=2, epochs=1, batch_size=64,
            out=tmp_path, device="cpu", settings=QUIET, verbose=False)
     assert "train_half_ce" in (tmp_path / "metrics.csv").read_text()
+
+
+def docs_examples() -> list[str]:
+    text = (TESTS.parent / "docs" / "own-model.md").read_text()
+    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+
+
+def test_the_docs_examples_run(tmp_path, monkeypatch):
+    """docs/own-model.md as a user runs it: the plain student with sd.fit, the tonic example (N-MNIST replaced
+    by a few random recordings: nothing is downloaded), the registration — each for one epoch."""
+    import numpy as np
+    import tonic
+
+    class FewRecordings:  # N-MNIST's interface: sensor_size, (events, label) items through the transform
+        sensor_size, dtype = tonic.datasets.NMNIST.sensor_size, tonic.datasets.NMNIST.dtype
+
+        def __init__(self, save_to, train, transform):
+            rng = np.random.default_rng(0 if train else 1)
+            self.items = []
+            for label in range(64 if train else 10):
+                events = np.zeros(300, dtype=self.dtype)
+                events["x"], events["y"] = rng.integers(0, 34, 300), rng.integers(0, 34, 300)
+                events["t"], events["p"] = np.sort(rng.integers(0, 300_000, 300)), rng.integers(0, 2, 300)
+                self.items.append((transform(events), label % 10))
+
+        def __iter__(self):
+            return iter(self.items)
+
+    monkeypatch.setattr(tonic.datasets, "NMNIST", FewRecordings)
+    monkeypatch.chdir(tmp_path)
+    plain, events, registration = docs_examples()
+    import types
+
+    user_module = types.ModuleType("own_model_docs")  # the user's script, importable as their module is
+    monkeypatch.setitem(sys.modules, user_module.__name__, user_module)
+    namespace = user_module.__dict__
+    exec(plain.replace("epochs=20", "epochs=3"), namespace)
+    assert namespace["run"]["top1"][4] > 40.0  # ten classes: chance is 10 %
+    assert type(namespace["net"]).__name__ == "MySNN" and namespace["net"].in_channels == 1
+    exec(events.replace("epochs=20", "epochs=1"), namespace)
+    assert sd.load_checkpoint(tmp_path / "runs/nmnist/best.pt").frames
+    exec(registration, namespace)
+    assert type(sd.create_model("my_net", num_classes=3)).__name__ == "MySNN"

@@ -328,3 +328,15 @@ def test_the_docs_examples_run(tmp_path, monkeypatch):
     assert sd.load_checkpoint(tmp_path / "runs/nmnist/best.pt").frames
     exec(registration, namespace)
     assert type(sd.create_model("my_net", num_classes=3)).__name__ == "MySNN"
+
+
+def test_a_registered_constructor_gets_only_the_arguments_it_names():
+    net = sd.create_model("own_cnn", num_classes=3, channels=4)  # takes neither spiking nor neuron nor in_channels
+    assert net.num_classes == 3 and net.channels == 4
+    assert net.created_as == {"name": "own_cnn", "spiking": True, "num_classes": 3, "options": {"channels": 4},
+                              "module": "own_model_pkg"}
+    assert isinstance(sd.create_model("own_ann", spiking=False, num_classes=4), pkg.PlainANN)
+    with pytest.raises(SpikeDistillError, match=r"builds an SNN .*set model.spiking=true"):
+        sd.create_model("own_cnn", spiking=False)
+    with pytest.raises(SpikeDistillError, match="takes no 'neuron' argument"):
+        sd.create_model("own_cnn", decay=0.5)

@@ -43,12 +43,10 @@ def create_model(name: str, spiking: bool = True, num_classes: int = 10, **kwarg
         )
     if spiking:
         LIFConfig(**neuron)  # validate once, with a clear message, before building dozens of neurons
-    builder = {"spiking": spiking, "num_classes": num_classes, "neuron": neuron}
-    for argument, value in builder.items():  # a user's constructor takes only what it needs
-        if not entry.takes(argument) and value != {"spiking": True, "neuron": {}}.get(argument, value):
-            raise SpikeDistillError(f"model '{name}' takes no '{argument}' argument, so it cannot be built with "
-                                    f"{argument}={value!r}; add the argument to its constructor or drop the option")
-    builder = {k: v for k, v in builder.items() if entry.takes(k)}
+    if neuron and not entry.takes("neuron"):  # a user's constructor takes only what it needs
+        raise SpikeDistillError(f"model '{name}' takes no 'neuron' argument, so the LIF options {sorted(neuron)} cannot "
+                                "reach it; add neuron=None to its constructor or drop them")
+    builder = {k: v for k, v in {"spiking": spiking, "num_classes": num_classes, "neuron": neuron}.items() if entry.takes(k)}
     try:
         model = entry.constructor(**builder, **kwargs)
     except (TypeError, ValueError, IndexError, ZeroDivisionError) as exc:  # an option of the wrong kind (widths: abc)
@@ -60,6 +58,9 @@ def create_model(name: str, spiking: bool = True, num_classes: int = 10, **kwarg
     if not isinstance(model, nn.Module):
         raise SpikeDistillError(f"model '{name}' was built as a {type(model).__name__}, not an nn.Module; "
                                 "its constructor must return the network")
+    if "spiking" not in builder and hasattr(model, "spiking") and bool(model.spiking) != spiking:
+        raise SpikeDistillError(f"model '{name}' builds {'an SNN' if model.spiking else 'an ANN'} (its .spiking is "
+                                f"{model.spiking}); set model.spiking={str(bool(model.spiking)).lower()}")
     # What rebuilds it from a checkpoint (sd.fit records it; see docs/own-model.md).
     model.created_as = {"name": name, "spiking": spiking, "num_classes": num_classes, "options": {**kwargs, **neuron},
                         "module": entry.constructor.__module__}

@@ -80,8 +80,9 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
             remove_stale_temp_files(out_dir)  # left by a run killed (SIGKILL, power cut) mid-write
             atomic_write_text(dump_config(cfg), out_dir / "config.yaml")
         log = MetricsLog(out_dir, state.epoch, cfg.log.tensorboard) if ctx.main else None
+        tests = len(run.test_set) if run.test_set is not None else "no"
         say(f"{cfg.model.name} ({'SNN' if cfg.model.spiking else 'ANN'}, T={run.train_timesteps}) · loss {cfg.loss.name}"
-            f" · {len(run.train_set)} train / {len(run.test_set) if run.test_set is not None else 'no'} test images of {cfg.data.name} · {cfg.optim.epochs} epochs × "
+            f" · {len(run.train_set)} train / {tests} test images of {cfg.data.name} · {cfg.optim.epochs} epochs × "
             f"{run.steps_per_epoch} steps · {ctx.device}{' bf16' if use_bf16(run) else ''} · {ctx.world_size} process(es) → {out_dir}"
             f" · best.pt by {selection_column(cfg)}{' · teacher in train mode' if run.teacher is not None and cfg.teacher.train_mode else ''}")
 

@@ -340,3 +340,14 @@ def test_a_registered_constructor_gets_only_the_arguments_it_names():
         sd.create_model("own_cnn", spiking=False)
     with pytest.raises(SpikeDistillError, match="takes no 'neuron' argument"):
         sd.create_model("own_cnn", decay=0.5)
+
+
+@pytest.mark.parametrize("which", ["cli", "fit"])
+def test_export_of_a_user_model_checkpoint_runs_as_the_model_does(which, cli_run, fitted, tmp_path, capsys):
+    from spikedistill.cli import main
+
+    checkpoint = (cli_run if which == "cli" else fitted[0]) / "best.pt"
+    out = tmp_path / "net.ts"
+    assert main(["export", str(checkpoint), "--format", "torchscript", "--out", str(out)]) == 0, capsys.readouterr().err
+    x = normalised(pkg.blobs(5, seed=4)[0])
+    torch.testing.assert_close(torch.jit.load(str(out))(x), sd.load_checkpoint(checkpoint).model()(x, timesteps=2))

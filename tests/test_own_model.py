@@ -351,3 +351,25 @@ def test_export_of_a_user_model_checkpoint_runs_as_the_model_does(which, cli_run
     assert main(["export", str(checkpoint), "--format", "torchscript", "--out", str(out)]) == 0, capsys.readouterr().err
     x = normalised(pkg.blobs(5, seed=4)[0])
     torch.testing.assert_close(torch.jit.load(str(out))(x), sd.load_checkpoint(checkpoint).model()(x, timesteps=2))
+
+
+def test_a_torchvision_teacher_is_built_or_refused_in_one_line(monkeypatch):
+    from spikedistill.train.config import TeacherConfig
+    from spikedistill.train.run import build_teacher
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # as where it is missing or built for another torch
+    with pytest.raises(SpikeDistillError, match="teacher.source=torchvision needs torchvision"):
+        build_teacher(TeacherConfig(source="torchvision", name="resnet18"), 10)
+
+
+def test_teacher_source_settings_are_checked_when_the_recipe_is_read():
+    from spikedistill.train.config import load_config
+
+    cases = {("teacher.source=module",): "needs teacher.name",
+             ("teacher.source=torchscript",): "needs teacher.checkpoint=FILE",
+             ("teacher.source=module", "teacher.name=own_ann", "teacher.checkpoint=x.pt"): "takes teacher.weights",
+             ("teacher.options={width: 2}",): "belong to teacher.source=timm, module or torchvision",
+             ("imports=[3]",): "'imports' must be a list of module names"}
+    for overrides, message in cases.items():
+        with pytest.raises(SpikeDistillError, match=message):
+            load_config(None, list(overrides))

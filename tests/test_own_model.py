@@ -373,3 +373,30 @@ def test_teacher_source_settings_are_checked_when_the_recipe_is_read():
     for overrides, message in cases.items():
         with pytest.raises(SpikeDistillError, match=message):
             load_config(None, list(overrides))
+
+
+def fit_worker(rank: int, port: int, out: str) -> None:
+    """One of two gloo processes running the same sd.fit (torchrun sets these variables)."""
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    torch.manual_seed(0)
+    objective = sd.create_loss("tssd", extra_timesteps=1)  # has parameters of its own: the weak classifier
+    result = sd.fit(pkg.PlainSNN(), blob_tensors("train"), loss=objective, timesteps=2, epochs=1, batch_size=32, out=out, device="cpu", settings=QUIET + ["distributed.backend=gloo"],
+                    verbose=False)
+    torch.save({"student": result["model"].state_dict(), "objective": objective.state_dict()}, f"{out}/rank{rank}.pt")
+
+
+def test_fit_under_two_processes_ends_with_identical_student_and_objective(tmp_path):
+    """DDP wraps the whole task: the objective's weak classifier is averaged like the student's weights."""
+    import torch.multiprocessing as mp
+
+    from test_ddp import free_port
+
+    mp.spawn(fit_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert set(rank0["objective"]) == {"weak_head.weight", "weak_head.bias"}
+    for part in ("student", "objective"):
+        for name, value in rank0[part].items():
+            assert torch.equal(value, rank1[part][name]), (part, name)
+    saved = sd.load_checkpoint(tmp_path / "latest.pt")["training"]["objective"]
+    assert torch.equal(saved["weak_head.weight"], rank0["objective"]["weak_head.weight"])

@@ -107,9 +107,13 @@ def test_fit_resumes_exactly(tmp_path, monkeypatch):
 
 def test_fit_without_test_data_keeps_the_last_epoch_as_best(tmp_path):
     torch.manual_seed(0)
-    sd.fit(pkg.PlainSNN(), blob_tensors("train"), loss="ce", timesteps=2, epochs=1, batch_size=64, out=tmp_path,
-           device="cpu", settings=QUIET, verbose=False)
+    options = dict(loss="ce", timesteps=2, epochs=1, batch_size=64, device="cpu", settings=QUIET, verbose=False)
+    sd.fit(pkg.PlainSNN(), blob_tensors("train"), out=tmp_path, **options)
     assert sd.load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    with pytest.raises(SpikeDistillError, match="already holds a run; continue it with resume=True"):
+        sd.fit(pkg.PlainSNN(), blob_tensors("train"), out=tmp_path, **options)
+    with pytest.raises(SpikeDistillError, match="nothing to resume"):
+        sd.fit(pkg.PlainSNN(), blob_tensors("train"), out=tmp_path / "new", resume=True, **options)
 
 
 def test_fit_takes_a_callable_teacher_and_a_create_model_student(tmp_path):

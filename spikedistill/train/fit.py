@@ -66,11 +66,16 @@ def fit(student: nn.Module, train_data, *, test_data=None, teacher=None, loss="t
         "imports": recorded_imports(student),
     }
     cfg = config_from_dict(apply_overrides(recipe, settings))
+    out = Path(out)
+    if resume and not (out / "latest.pt").is_file():
+        raise SpikeDistillError(f"nothing to resume in '{out}' (no latest.pt); call fit without resume=True")
+    if not resume and (out / "latest.pt").exists():
+        raise SpikeDistillError(f"'{out}' already holds a run; continue it with resume=True or choose another out")
 
     def build(cfg, ctx) -> Run:
         return build_fit_run(cfg, ctx, student, train_data, test_data, teacher, objective)
 
-    return train(cfg, Path(out), resume=resume, verbose=verbose, build=build)
+    return train(cfg, out, resume=resume, verbose=verbose, build=build)
 
 
 def build_fit_run(cfg, ctx, student, train_data, test_data, teacher, objective) -> Run:

@@ -267,6 +267,11 @@ def test_a_teacher_without_features_is_refused_for_a_feature_objective():
 
     with pytest.raises(SpikeDistillError, match="takes no return_features"):
         CallableTeacher(pkg.PlainANN())(torch.zeros(2, 1, 8, 8), return_features=True)
+    ann = pkg.PlainANN()
+    ann.fc = ann.body[-1]
+    assert CallableTeacher(ann).fc is ann.fc  # the head ckdsnn reads shows through the wrapper
+    with pytest.raises(AttributeError):
+        CallableTeacher(ann).no_such_attribute
 
 
 def test_registering_a_name_twice_is_one_line():

@@ -94,6 +94,16 @@ class CallableTeacher(nn.Module):
         self.num_classes = getattr(net, "num_classes", None)
         self.takes_features = _accepts(net, "return_features")
 
+    def __getattr__(self, name: str):
+        """The wrapped network's attributes show through (``ckdsnn`` reads the teacher's ``fc`` head)."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            net = self.__dict__.get("_modules", {}).get("net")
+            if net is None:
+                raise
+            return getattr(net, name)
+
     def call(self, x):
         return self.net(x) if "net" in self._modules else self._function(x)
 

@@ -409,3 +409,13 @@ def test_fit_under_two_processes_ends_with_identical_student_and_objective(tmp_p
             assert torch.equal(value, rank1[part][name]), (part, name)
     saved = sd.load_checkpoint(tmp_path / "latest.pt")["training"]["objective"]
     assert torch.equal(saved["weak_head.weight"], rank0["objective"]["weak_head.weight"])
+
+
+def test_fit_stops_a_diverged_run_with_the_loop_s_advice(tmp_path):
+    def broken_teacher(x):
+        return torch.full((x.shape[0], 4), float("nan"))
+
+    with pytest.raises(SpikeDistillError, match=r"loss is nan at step 1 .*Lower optim.lr") as caught:
+        sd.fit(pkg.PlainSNN(), blob_tensors("train"), teacher=broken_teacher, loss="skd", timesteps=2, epochs=1,
+               batch_size=64, out=tmp_path, device="cpu", settings=QUIET, verbose=False)
+    assert "\n" not in str(caught.value) and not (tmp_path / "latest.pt").exists()

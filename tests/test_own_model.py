@@ -105,7 +105,7 @@ def test_fit_resumes_exactly(tmp_path, monkeypatch):
         (tmp_path / "split" / "metrics.csv").read_text().splitlines()[1].split(",")[:4]
 
 
-def test_fit_without_test_data_keeps_the_last_epoch_as_best(tmp_path):
+def test_fit_without_test_data_keeps_the_last_epoch_as_best(tmp_path, capsys):
     torch.manual_seed(0)
     options = dict(loss="ce", timesteps=2, epochs=1, batch_size=64, device="cpu", settings=QUIET, verbose=False)
     sd.fit(pkg.PlainSNN(), blob_tensors("train"), out=tmp_path, **options)
@@ -114,6 +114,10 @@ def test_fit_without_test_data_keeps_the_last_epoch_as_best(tmp_path):
         sd.fit(pkg.PlainSNN(), blob_tensors("train"), out=tmp_path, **options)
     with pytest.raises(SpikeDistillError, match="nothing to resume"):
         sd.fit(pkg.PlainSNN(), blob_tensors("train"), out=tmp_path / "new", resume=True, **options)
+    from spikedistill.cli import main
+
+    assert main(["train", "--resume", "--out", str(tmp_path)]) == 2  # the CLI cannot hold the Python objects
+    assert "trained by sd.fit on data held in Python; resume it there" in capsys.readouterr().err
 
 
 def test_fit_takes_a_callable_teacher_and_a_create_model_student(tmp_path):

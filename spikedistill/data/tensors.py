@@ -15,6 +15,9 @@ import torch
 from ..errors import SpikeDistillError
 
 
+IN_MEMORY = "in-memory"  # the data.name of a run whose data came from Python (sd.fit)
+
+
 class TensorData:
     """Float inputs ``[N, C, H, W]`` (or frames ``[N, T, C, H, W]``) and int64 labels ``[N]``, used as they
     are: normalisation is the identity (``mean`` 0, ``std`` 1)."""
@@ -22,7 +25,7 @@ class TensorData:
     mean = (0.0,)
     std = (1.0,)
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int, name: str = "in-memory"):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int, name: str = IN_MEMORY):
         self.images, self.labels, self.num_classes, self.name = images, labels, num_classes, name
         self._device_cache: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
 

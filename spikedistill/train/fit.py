@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import input_spec, model_spec
+from ..data.tensors import IN_MEMORY
 from ..errors import SpikeDistillError, check_positive_int
 from .config import config_from_dict, apply_overrides
 from .run import Run
@@ -60,7 +61,7 @@ def fit(student: nn.Module, train_data, *, test_data=None, teacher=None, loss="t
     recipe = {
         "model": {"name": student_name(student), "spiking": spiking},
         "loss": {"name": objective.name, "options": dict(loss_options or {})},
-        "data": {"name": "in-memory", "augment": {"crop_padding": 0, "flip": False}},
+        "data": {"name": IN_MEMORY, "augment": {"crop_padding": 0, "flip": False}},
         "optim": {"name": optimizer, "lr": lr, "weight_decay": weight_decay, "epochs": epochs, "batch_size": batch_size},
         "timesteps": timesteps, "max_timesteps": max_timesteps, "seed": seed, "device": device, "precision": precision,
         "imports": recorded_imports(student),

@@ -249,6 +249,13 @@ def test_teacher_sources_module_and_torchscript_give_the_networks_logits(tmp_pat
         build_teacher(TeacherConfig(source="torchscript", checkpoint=str(tmp_path / "ann.pth")), 4)
 
 
+class TimeMeaned(pkg.PlainSNN):
+    """What most SNN code returns: the logits averaged over the steps, [B, K]."""
+
+    def forward(self, x, timesteps=None, return_features=False):
+        return super().forward(x, timesteps).mean(0)
+
+
 def test_fit_refuses_what_it_cannot_train_in_one_line(tmp_path):
     data = blob_tensors("train")
     cases = [
@@ -257,6 +264,8 @@ def test_fit_refuses_what_it_cannot_train_in_one_line(tmp_path):
         (dict(loss="ce", train=[1, 2, 3]), "must yield \\(x, y\\) pairs"),
         (dict(loss="ce", student=lambda x: x), "student must be an nn.Module"),
         (dict(loss="ce", timesteps=3, train=[(torch.zeros(2, 1, 8, 8), 0)] * 4), "frames hold 2 timesteps"),
+        (dict(loss="ce", student=pkg.PlainANN()), r"PlainANN.forward must take \(x, timesteps=None"),
+        (dict(loss="ce", student=TimeMeaned()), r"returned \(2, 4\) for 2 samples at T=2; .* \[2, 2, K\]"),
     ]
     for case, message in cases:
         student = case.pop("student", pkg.PlainSNN())

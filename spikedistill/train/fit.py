@@ -109,10 +109,11 @@ def build_fit_run(cfg, ctx, student, train_data, test_data, teacher, objective) 
     if steps_per_epoch == 0:
         raise SpikeDistillError(f"{len(train_set)} training samples give no batch of {cfg.optim.batch_size}; lower batch_size")
 
-    spec = student_spec(student, classes, cfg.imports)
-    objective.bind(student)
     device = ctx.device
     student.to(device)
+    check_contract(student, inputs[:2].to(device), cfg.timesteps if cfg.model.spiking else 1)
+    spec = student_spec(student, classes, cfg.imports)
+    objective.bind(student)
     objective.to(device)
     teacher = as_teacher(teacher)
     if teacher is not None:
@@ -124,6 +125,31 @@ def build_fit_run(cfg, ctx, student, train_data, test_data, teacher, objective) 
                teacher=teacher, teacher_features=objective.needs_teacher_features,
                train_timesteps=objective.train_timesteps(cfg.timesteps) if cfg.model.spiking else 1,
                optimizer=optimizer, schedule=build_schedule(cfg.optim, optimizer, steps_per_epoch), channels_last=False)
+
+
+def check_contract(student: nn.Module, sample: torch.Tensor, timesteps: int) -> None:
+    """One forward of two samples (eval mode, no gradient, the RNG untouched) checks the model contract:
+    ``forward(x, timesteps=None, return_features=False)`` returning per-step logits ``[T, B, K]``."""
+    from ..models import model_input
+    from .task import _accepts
+
+    if not (_accepts(student, "timesteps") and _accepts(student, "return_features")):
+        raise SpikeDistillError(f"{type(student).__name__}.forward must take (x, timesteps=None, return_features=False) "
+                                "and return per-step logits [T, B, K]; see docs/own-model.md")
+    x = model_input(sample, bool(getattr(student, "spiking", True)))
+    expected = x.shape[0] if x.dim() == 5 else timesteps
+    was_training = student.training
+    try:
+        cuda = [x.device.index or 0] if x.device.type == "cuda" else []  # a dropout draws from the device's RNG
+        with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+            out = student.eval()(x, timesteps=None if x.dim() == 5 else timesteps)
+    finally:
+        student.train(was_training)
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[:2] != (expected, len(sample)):
+        raise SpikeDistillError(f"{type(student).__name__} returned {shape} for {len(sample)} samples at T={expected}; the "
+                                f"model contract is per-step logits [T, B, K] = [{expected}, {len(sample)}, K]: return "
+                                "the read-out of every step, not their mean (docs/own-model.md)")
 
 
 # --- what rebuilds the student from a checkpoint ---------------------------------------------------

@@ -260,6 +260,7 @@ def test_fit_refuses_what_it_cannot_train_in_one_line(tmp_path):
     data = blob_tensors("train")
     cases = [
         (dict(loss="twkd"), "needs a teacher"),
+        (dict(loss="ce", teacher=pkg.PlainANN()), "loss 'ce' reads no teacher; drop teacher="),
         (dict(loss="ce", train=torch.utils.data.TensorDataset(*pkg.blobs(16, 0))), "inputs are torch.uint8"),
         (dict(loss="ce", train=[1, 2, 3]), "must yield \\(x, y\\) pairs"),
         (dict(loss="ce", student=lambda x: x), "student must be an nn.Module"),

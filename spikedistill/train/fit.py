@@ -57,6 +57,9 @@ def fit(student: nn.Module, train_data, *, test_data=None, teacher=None, loss="t
     if objective.needs_teacher and teacher is None:
         raise SpikeDistillError(f"loss '{objective.name}' needs a teacher; pass teacher=... (a network or a callable "
                                 "returning [B, K] logits), or use loss='ce'")
+    if teacher is not None and not objective.needs_teacher:
+        raise SpikeDistillError(f"loss '{objective.name}' reads no teacher; drop teacher=, or distil it with a loss that "
+                                "does (skd, twkd, dkd, ckdsnn)")
     spiking = bool(getattr(student, "spiking", True))
     recipe = {
         "model": {"name": student_name(student), "spiking": spiking},

@@ -433,3 +433,17 @@ def test_fit_stops_a_diverged_run_with_the_loop_s_advice(tmp_path):
         sd.fit(pkg.PlainSNN(), blob_tensors("train"), teacher=broken_teacher, loss="skd", timesteps=2, epochs=1,
                batch_size=64, out=tmp_path, device="cpu", settings=QUIET, verbose=False)
     assert "\n" not in str(caught.value) and not (tmp_path / "latest.pt").exists()
+
+
+def test_resume_of_a_run_whose_module_is_gone_is_one_line(cli_run, tmp_path, capsys):
+    import shutil
+
+    from spikedistill.cli import main
+
+    out = tmp_path / "run"
+    shutil.copytree(cli_run, out)
+    config = out / "config.yaml"
+    config.write_text(config.read_text().replace("- own_model_pkg", "- gone_user_pkg"))
+    assert main(["train", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"the run '{out}' needs the module 'gone_user_pkg'" in err

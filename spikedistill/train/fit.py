@@ -69,7 +69,7 @@ def fit(student: nn.Module, train_data, *, test_data=None, teacher=None, loss="t
         "timesteps": timesteps, "max_timesteps": max_timesteps, "seed": seed, "device": device, "precision": precision,
         "imports": recorded_imports(student),
     }
-    cfg = config_from_dict(apply_overrides(recipe, settings))
+    cfg = config_from_dict(apply_overrides(recipe, [settings] if isinstance(settings, str) else settings))
     out = Path(out)
     if resume and not (out / "latest.pt").is_file():
         raise SpikeDistillError(f"nothing to resume in '{out}' (no latest.pt); call fit without resume=True")

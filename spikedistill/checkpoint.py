@@ -29,15 +29,21 @@ from typing import Any
 
 import torch
 
-from .errors import SpikeDistillError
+from .errors import SpikeDistillError, UnknownNameError
 from .models import create_model, default_input_shape
+from .registry import import_modules
 
 FORMAT = "spikedistill-checkpoint"
 VERSION = 1
 
 
-def model_spec(name: str, spiking: bool, num_classes: int, **options) -> dict:
-    return {"name": name, "spiking": spiking, "num_classes": num_classes, "options": options}
+def model_spec(name: str, spiking: bool, num_classes: int, imports=(), **options) -> dict:
+    """The checkpoint's model entry: ``create_model`` arguments, and the user modules (``imports``) that
+    register the model, imported again before it is rebuilt."""
+    spec = {"name": name, "spiking": spiking, "num_classes": num_classes, "options": options}
+    if imports:
+        spec["imports"] = list(imports)
+    return spec
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -147,12 +153,22 @@ def _read(path: Path, map_location) -> dict:
         raise SpikeDistillError(f"checkpoint '{path}' is a directory; pass a .pt file in it (e.g. {path / 'best.pt'})")
     if not path.is_file():
         raise SpikeDistillError(f"checkpoint '{path}' does not exist; pass the path of a .pt file written by 'spikedistill train'")
+    import warnings
+
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's "looks like a TorchScript archive" warning: said below, in one line
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated, corrupt, or not a torch file at all
+        what = _other_torch_file(exc)
+        if what:
+            raise SpikeDistillError(f"'{path}' is {what}, not a spikedistill checkpoint; {_OTHER_FILE_ADVICE}") from None
         raise SpikeDistillError(
             f"checkpoint '{path}' is corrupt or truncated ({type(exc).__name__}); {_instead(path)}"
         ) from None
+    if isinstance(ckpt, dict) and ckpt and "format" not in ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise SpikeDistillError(f"'{path}' is a bare state_dict ({len(ckpt)} tensors), not a spikedistill checkpoint "
+                                f"(a file written by 'spikedistill train' or sd.fit); {_OTHER_FILE_ADVICE}")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SpikeDistillError(f"'{path}' is not a spikedistill checkpoint; pass a file written by 'spikedistill train'")
     version = ckpt.get("version", 0)
@@ -161,6 +177,22 @@ def _read(path: Path, map_location) -> dict:
     if version > VERSION:
         raise SpikeDistillError(f"checkpoint '{path}' has format version {version}; upgrade spikedistill to read it")
     return ckpt  # its layout is checked once, by Checkpoint
+
+
+_OTHER_FILE_ADVICE = ("as a teacher, name its source: teacher.source=torchscript with teacher.checkpoint=FILE for a "
+                      "TorchScript file, teacher.source=module with teacher.name=MODEL and teacher.weights=FILE for a "
+                      "state_dict (save a pickled model's with torch.save(model.state_dict(), FILE)); in Python pass "
+                      "the network itself: sd.fit(..., teacher=net) (docs/own-model.md)")
+
+
+def _other_torch_file(exc: Exception) -> str | None:
+    """What a torch file that ``weights_only`` refused is, from torch's message: TorchScript or a pickled object."""
+    message = str(exc)
+    if "TorchScript" in message:
+        return "a TorchScript file"
+    if "Unsupported global" in message:  # a pickle naming a class: torch.save(model) of a whole model
+        return "a pickled Python object (torch.save(model) of a whole model)"
+    return None
 
 
 def _instead(path: Path) -> str:
@@ -284,10 +316,17 @@ class Checkpoint(Mapping):
         """The network, weights loaded, in eval mode. ``num_classes``: the count the caller needs (e.g. the
         student's dataset for a teacher); another count is refused with one line."""
         self.require_classes(num_classes)
+        spec = self._data["model"]
+        imports = spec.get("imports") or self.config.get("imports") or []
         try:
-            model = create_model(self.name, spiking=self.spiking, num_classes=self.num_classes, **self.options)
+            import_modules(imports if isinstance(imports, list) else [], recorded_by=self.where)
+            model = self._build_class(spec) if "class" in spec else create_model(
+                self.name, spiking=self.spiking, num_classes=self.num_classes, **self.options)
+        except UnknownNameError as exc:
+            raise SpikeDistillError(f"{self.where}: {exc}; a model registered in your own code needs its module imported "
+                                    "first: spikedistill --import MODULE ..., or import it before load_checkpoint") from None
         except SpikeDistillError as exc:
-            raise SpikeDistillError(f"{self.where}: {exc}") from None
+            raise SpikeDistillError(str(exc) if str(exc).startswith(self.where) else f"{self.where}: {exc}") from None
         except (TypeError, ValueError, RuntimeError) as exc:  # options that no model accepts: a damaged file
             raise SpikeDistillError(f"{self.where} describes a model that cannot be built ({type(exc).__name__}: {exc}); "
                                     "use another checkpoint") from None
@@ -300,6 +339,32 @@ class Checkpoint(Mapping):
         if device is not None:
             model.to(device)
         return model.eval()
+
+    def _build_class(self, spec: dict) -> torch.nn.Module:
+        """A model that ``sd.fit`` trained from its own class: ``module:qualname`` built with the constructor
+        arguments it recorded, or one line saying how to load the weights by hand."""
+        import importlib
+        import sys
+
+        path = str(spec["class"])
+        module_name, _, qualname = path.partition(":")
+        by_hand = (f"build your model yourself and load the weights: net = {qualname.rsplit('.', 1)[-1]}(...); "
+                   f"net.load_state_dict(sd.load_checkpoint('{self.path}')['state_dict'])")
+        if not isinstance(spec.get("arguments"), dict):
+            raise SpikeDistillError(f"{self.where} holds the weights of '{path}' but not the arguments that build it "
+                                    f"(they are not attributes of the same name); {by_hand}")
+        try:
+            target = sys.modules[module_name] if module_name == "__main__" else importlib.import_module(module_name)
+            for part in qualname.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError, KeyError) as exc:
+            raise SpikeDistillError(f"{self.where} was trained from the class '{path}', which cannot be imported here "
+                                    f"({type(exc).__name__}: {exc}); put its module on PYTHONPATH, or {by_hand}") from None
+        try:
+            return target(**spec["arguments"])
+        except Exception as exc:  # the user's constructor refused what was recorded
+            raise SpikeDistillError(f"{self.where}: '{path}' cannot be built from the recorded arguments "
+                                    f"{spec['arguments']} ({type(exc).__name__}: {exc}); {by_hand}") from None
 
     def require_classes(self, num_classes: int | None) -> None:
         """One line when the network predicts another number of classes than ``num_classes`` (None: any)."""

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="spikedistill",
         description="Train SNNs by knowledge distillation to run at any timestep 1..T_max.",
     )
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first, so the models, datasets and losses it registers can be named "
+                             "(repeatable; recorded in the run, so eval, export and --resume import it again)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -148,10 +151,24 @@ def advice_for(command: str, message: str) -> str:
     return message
 
 
+def import_user_modules(names) -> None:
+    """``--import MODULE``: the current directory first on the path, as ``python -m`` has it."""
+    if not names:
+        return
+    import os
+
+    from .registry import import_modules
+
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    import_modules(names)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        import_user_modules(args.imports)
         return int(args.run(args) or 0)
     except SpikeDistillError as exc:
         print(f"error: {advice_for(args.command, str(exc))}", file=sys.stderr)

@@ -20,7 +20,9 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[T], T]:
         def add(entry: T) -> T:
             if name in self._entries:
-                raise ValueError(f"{self.kind} '{name}' is registered twice")
+                from .errors import SpikeDistillError
+
+                raise SpikeDistillError(f"{self.kind} '{name}' is registered twice; give the second one another name")
             self._entries[name] = entry
             return entry
 
@@ -40,3 +42,20 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
+
+
+def import_modules(names, recorded_by: str | None = None) -> None:
+    """Import a user's modules (``spikedistill --import MODULE``) so their registrations apply.
+
+    ``recorded_by`` names the run or checkpoint that recorded them, for the message when one is gone."""
+    import importlib
+
+    from .errors import SpikeDistillError
+
+    for name in names or ():
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            where = f"{recorded_by} needs the module '{name}'" if recorded_by else f"--import {name}"
+            raise SpikeDistillError(f"{where}, which cannot be imported ({type(exc).__name__}: {exc}); install it or "
+                                    "put its folder on PYTHONPATH") from None

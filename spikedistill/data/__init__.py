@@ -24,8 +24,16 @@ from .cifar import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from .download import download_and_extract
 from .loader import batches, num_batches, shard_indices
 
+
+def register_dataset(name: str):
+    """Register a dataset loader as ``name`` (decorator): ``loader(root, split, download, **options)`` returns
+    an :class:`ArrayDataset` (uint8 images ``[N, C, H, W]``, labels, num_classes, mean/std); recipes
+    (``data.name``) and ``spikedistill eval --data`` then find it."""
+    return DATASETS.register(name)
+
 __all__ = [
     "DATASETS",
+    "register_dataset",
     "ArrayDataset",
     "StreamingDataset",
     "load_dataset",

@@ -18,7 +18,7 @@ from .ce import CE
 from .ckdsnn import CKDSNN
 from .compose import Sum
 from .dkd import DKD
-from .registry import LOSSES, create_loss, loss_options
+from .registry import LOSSES, create_loss, loss_options, register_loss
 from .skd import SKD
 from .tet import TET
 from .tser import TSER
@@ -30,4 +30,4 @@ for _cls in (CE, TWCE, TET, SKD, TWKD, TSSD, TSER, CKDSNN, DKD, Sum):
     LOSSES.register(_cls.name)(_cls)
 
 
-__all__ = ["LOSSES", "create_loss", "loss_options", "LossOutput", "Objective", "kd_kl"]
+__all__ = ["LOSSES", "create_loss", "register_loss", "loss_options", "LossOutput", "Objective", "kd_kl"]

@@ -26,3 +26,19 @@ def create_loss(name: str, **options) -> Objective:
         raise SpikeDistillError(f"unknown option {', '.join(map(repr, unknown))} for loss '{name}';{hint} "
                                 f"valid: {', '.join(known) or '(none)'}")
     return cls(**options)
+
+
+def register_loss(name: str):
+    """Register an :class:`~.base.Objective` subclass as ``name`` (decorator); ``create_loss(name, ...)``,
+    recipes (``loss.name``) and ``sd.fit(loss=name)`` then build it. Its ``__init__`` keyword arguments are
+    its options."""
+
+    def add(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Objective)):
+            raise SpikeDistillError(f"register_loss('{name}') takes a subclass of spikedistill.losses.Objective, "
+                                    f"got {cls!r}")
+        cls.name = name
+        LOSSES.register(name)(cls)
+        return cls
+
+    return add

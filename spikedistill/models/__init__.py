@@ -43,14 +43,28 @@ def create_model(name: str, spiking: bool = True, num_classes: int = 10, **kwarg
         )
     if spiking:
         LIFConfig(**neuron)  # validate once, with a clear message, before building dozens of neurons
+    if neuron and not entry.takes("neuron"):  # a user's constructor takes only what it needs
+        raise SpikeDistillError(f"model '{name}' takes no 'neuron' argument, so the LIF options {sorted(neuron)} cannot "
+                                "reach it; add neuron=None to its constructor or drop them")
+    builder = {k: v for k, v in {"spiking": spiking, "num_classes": num_classes, "neuron": neuron}.items() if entry.takes(k)}
     try:
-        return entry.constructor(spiking=spiking, num_classes=num_classes, neuron=neuron, **kwargs)
+        model = entry.constructor(**builder, **kwargs)
     except (TypeError, ValueError, IndexError, ZeroDivisionError) as exc:  # an option of the wrong kind (widths: abc)
         if isinstance(exc, SpikeDistillError):
             raise
         shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no options"
         raise SpikeDistillError(f"model '{name}' cannot be built with {shown} ({type(exc).__name__}: {exc}); "
                                 f"check model.options against its options: {', '.join(entry.options())}") from None
+    if not isinstance(model, nn.Module):
+        raise SpikeDistillError(f"model '{name}' was built as a {type(model).__name__}, not an nn.Module; "
+                                "its constructor must return the network")
+    if "spiking" not in builder and hasattr(model, "spiking") and bool(model.spiking) != spiking:
+        raise SpikeDistillError(f"model '{name}' builds {'an SNN' if model.spiking else 'an ANN'} (its .spiking is "
+                                f"{model.spiking}); set model.spiking={str(bool(model.spiking)).lower()}")
+    # What rebuilds it from a checkpoint (sd.fit records it; see docs/own-model.md).
+    model.created_as = {"name": name, "spiking": spiking, "num_classes": num_classes, "options": {**kwargs, **neuron},
+                        "module": entry.constructor.__module__}
+    return model
 
 
 def default_input_shape(name: str, in_channels: int | None = None) -> tuple[int, int, int]:

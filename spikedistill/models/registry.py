@@ -21,19 +21,39 @@ class ModelEntry:
     constructor: Callable
     input_shape: tuple[int, int, int]  # (C, H, W) of one sample, the size the family is built for
 
+    def parameters(self) -> list[str]:
+        return list(inspect.signature(self.constructor).parameters)
+
     def options(self) -> list[str]:
         """The model options ``create_model(name, **options)`` accepts (LIF options aside)."""
-        return [p for p in inspect.signature(self.constructor).parameters if p not in _BUILDER_ARGS]
+        return [p for p in self.parameters() if p not in _BUILDER_ARGS]
+
+    def takes(self, argument: str) -> bool:
+        """Whether the constructor has this argument (or ``**kwargs``)."""
+        parameters = inspect.signature(self.constructor).parameters
+        return argument in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
 
 
-def register_model(input_shape: tuple[int, int, int]) -> Callable[[Callable], Callable]:
-    """Register the decorated constructor under its function name."""
+def register_model(name: str | None = None, input_shape: tuple[int, int, int] | None = None) -> Callable[[Callable], Callable]:
+    """Register the decorated constructor as ``name`` (default: the function's name)::
+
+        @sd.register_model("my_net", input_shape=(3, 32, 32))
+        def my_net(num_classes=10, timesteps=None): ...
+
+    ``input_shape`` is ``(C, H, W)`` of one sample (what ``export`` and ``eval`` feed by default). The
+    constructor takes whichever of ``spiking``, ``num_classes``, ``neuron`` (LIF options), ``in_channels``
+    and ``timesteps`` it needs, plus its own options; it returns a model keeping the contract of
+    docs/own-model.md. A module that registers models is imported by ``spikedistill --import MODULE``."""
+    from ..errors import SpikeDistillError
+
+    if input_shape is None or len(tuple(input_shape)) != 3:
+        raise SpikeDistillError(f"register_model needs input_shape=(C, H, W) of one sample, got {input_shape!r}")
 
     def add(constructor: Callable) -> Callable:
-        MODELS.register(constructor.__name__)(ModelEntry(constructor, tuple(input_shape)))
+        MODELS.register(name or constructor.__name__)(ModelEntry(constructor, tuple(int(n) for n in input_shape)))
         return constructor
 
     return add

@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 from ..errors import SpikeDistillError
+from ..data.tensors import IN_MEMORY
+from ..models import MODELS
+from ..registry import import_modules
 from .config import load_config
 from .guards import check_not_in_use
 
@@ -52,6 +55,13 @@ def run_train(args) -> int:
         if (out / "latest.pt").exists():
             raise SpikeDistillError(f"'{out}' already holds a run; continue it with --resume or choose another --out")
         check_out_dir(out)
+    imports = list(getattr(args, "imports", None) or [])
+    cfg.imports = list(dict.fromkeys([*cfg.imports, *imports]))  # recorded in config.yaml and the checkpoints
+    import_modules(cfg.imports, recorded_by=f"the run '{out}'" if args.resume else None)
+    if args.resume and cfg.data.name == IN_MEMORY:
+        raise SpikeDistillError(f"'{out}' was trained by sd.fit on data held in Python; resume it there with the same "
+                                "objects: sd.fit(..., out=..., resume=True)")
+    MODELS.get(cfg.model.name)  # an unknown model is named before any talk of its teacher
     from .teacher import describe, missing_teacher_message, teacher_config, teacher_needed
 
     if teacher_needed(cfg):  # hours of work are never a side effect: the teacher stage is asked for

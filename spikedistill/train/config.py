@@ -33,14 +33,17 @@ class ModelConfig:
 
 @dataclass
 class TeacherConfig:
-    source: str = "checkpoint"        # "checkpoint": a spikedistill run; "timm": a timm model (the ImageNet teacher)
-    checkpoint: Optional[str] = None  # a best.pt/latest.pt written by 'spikedistill train'
+    source: str = "checkpoint"        # "checkpoint": a spikedistill run; "timm": a timm model (the ImageNet teacher);
+                                      # "module": a registered model or module:callable + weights; "torchscript"; "torchvision"
+    checkpoint: Optional[str] = None  # a best.pt/latest.pt written by 'spikedistill train' (source torchscript: the file)
     recipe: Optional[str] = None      # trained first (into the checkpoint's folder) when the checkpoint is missing
     features: bool = False            # also hand the teacher's stage features to the objective
     train_mode: bool = False          # True: BN batch statistics, no no_grad, as the CKDSNN code runs its teacher
-    name: Optional[str] = None        # source "timm": the timm model name, e.g. resnet34
+    name: Optional[str] = None        # source "timm"/"torchvision": the model name, e.g. resnet34; "module": a registered
+                                      # model name or "package.module:callable"
     pretrained: bool = False          # source "timm": download timm's pretrained weights (only when asked)
-    weights: Optional[str] = None     # source "timm": a state_dict file (.pth/.pt/.safetensors) to load instead
+    weights: Optional[str] = None     # source "timm"/"module"/"torchvision": a state_dict file (.pth/.pt/.safetensors)
+    options: dict = field(default_factory=dict)  # source "module"/"torchvision": constructor keyword arguments
 
 
 @dataclass
@@ -124,6 +127,7 @@ class Config:
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    imports: list = field(default_factory=list)  # modules imported first (spikedistill --import): a user's registrations
 
     @property
     def eval_timesteps(self) -> int:
@@ -141,7 +145,7 @@ CHOICES = {
     "precision": ("bf16", "fp32"),
     "log.best_by": ("last", "mean"),
     "data.any_t_policy": ("prefix", "rebin"),
-    "teacher.source": ("checkpoint", "timm"),
+    "teacher.source": ("checkpoint", "timm", "module", "torchscript", "torchvision"),
     "distributed.backend": ("nccl", "gloo", None),
 }
 POSITIVE = ("timesteps", "max_timesteps", "optim.epochs", "optim.batch_size", "optim.lr", "optim.grad_clip",
@@ -240,6 +244,8 @@ def validate(cfg: Config) -> Config:
     if cfg.optim.name == "sgd" and cfg.optim.nesterov and cfg.optim.momentum == 0:
         raise SpikeDistillError("optim.nesterov=true needs optim.momentum > 0; set optim.momentum=0.9 or optim.nesterov=false")
     _validate_teacher(cfg.teacher)
+    if not all(isinstance(name, str) and name for name in cfg.imports):
+        raise SpikeDistillError(f"config key 'imports' must be a list of module names, got {cfg.imports!r}")
     best_k = cfg.log.best_by_timesteps
     if best_k is not None:
         if cfg.log.best_by == "mean":
@@ -274,18 +280,29 @@ def _validate_normalisation(data: DataConfig) -> None:
 
 
 def _validate_teacher(teacher: TeacherConfig) -> None:
-    if teacher.source == "timm":
+    source = teacher.source
+    if source in ("timm", "module", "torchvision"):
         if not teacher.name:
-            raise SpikeDistillError("teacher.source=timm needs teacher.name, the timm model (e.g. teacher.name=resnet34)")
+            example = {"timm": "resnet34", "torchvision": "resnet18", "module": "my_ann (registered) or mypkg.nets:MyANN"}
+            raise SpikeDistillError(f"teacher.source={source} needs teacher.name, the model (e.g. teacher.name={example[source]})")
         if teacher.checkpoint is not None or teacher.recipe is not None:
-            raise SpikeDistillError("teacher.source=timm takes teacher.weights (a state_dict file) or teacher.pretrained=true, "
-                                    "not teacher.checkpoint/teacher.recipe; set those to null")
-        if teacher.pretrained and teacher.weights is not None:
-            raise SpikeDistillError("teacher.pretrained=true downloads timm's weights and teacher.weights loads a file; "
-                                    "set one of them")
-    elif teacher.name is not None or teacher.pretrained or teacher.weights is not None:
-        raise SpikeDistillError("teacher.name, teacher.pretrained and teacher.weights belong to teacher.source=timm; "
-                                "set teacher.source=timm or drop them")
+            raise SpikeDistillError(f"teacher.source={source} takes teacher.weights (a state_dict file), not "
+                                    "teacher.checkpoint/teacher.recipe; set those to null")
+        if teacher.pretrained and (teacher.weights is not None or source != "timm"):
+            raise SpikeDistillError("teacher.pretrained=true downloads timm's weights (teacher.source=timm only) and "
+                                    "teacher.weights loads a file; set one of them")
+        if source == "timm" and teacher.options:
+            raise SpikeDistillError("teacher.options belong to teacher.source=module or torchvision; drop them")
+    elif source == "torchscript":
+        if teacher.checkpoint is None or teacher.recipe is not None:
+            raise SpikeDistillError("teacher.source=torchscript needs teacher.checkpoint=FILE, the TorchScript file "
+                                    "(torch.jit.save), and no teacher.recipe")
+        if teacher.name is not None or teacher.pretrained or teacher.weights is not None or teacher.options:
+            raise SpikeDistillError("a TorchScript teacher is the whole network in one file; drop teacher.name, "
+                                    "teacher.pretrained, teacher.weights and teacher.options")
+    elif teacher.name is not None or teacher.pretrained or teacher.weights is not None or teacher.options:
+        raise SpikeDistillError("teacher.name, teacher.pretrained, teacher.weights and teacher.options belong to "
+                                "teacher.source=timm, module or torchvision; set teacher.source or drop them")
 
 
 def config_from_dict(data: dict) -> Config:

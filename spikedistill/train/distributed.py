@@ -2,7 +2,8 @@
 
 ``torchrun --nproc_per_node=N -m spikedistill train --config ...`` sets RANK, WORLD_SIZE and LOCAL_RANK;
 each process then trains its shard of every batch (``batch_size`` is global) and gradients are
-all-reduced by DistributedDataParallel. Without those variables training runs in one process.
+all-reduced by DistributedDataParallel, which wraps the whole distillation task
+(:mod:`.task`): the student and the objective's trainable parts. Without those variables training runs in one process.
 """
 
 from __future__ import annotations
@@ -56,15 +57,6 @@ def cleanup(ctx: Context) -> None:
 def barrier(ctx: Context) -> None:
     if ctx.distributed:
         dist.barrier()
-
-
-def all_reduce_mean_(tensors, ctx: Context) -> None:
-    """Average gradients of parameters that DDP does not own (e.g. an objective's weak classifier)."""
-    if not ctx.distributed:
-        return
-    for t in tensors:
-        dist.all_reduce(t)
-        t.div_(ctx.world_size)
 
 
 def broadcast_object(obj, ctx: Context):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -23,7 +24,7 @@ from torch import nn
 from ..checkpoint import atomic_write_text, load_checkpoint, load_weights, remove_stale_temp_files, save_checkpoint
 from ..errors import SpikeDistillError
 from ..evaluate import fullrange_accuracy, fullrange_accuracy_events
-from ..models import model_input
+from ..registry import import_modules
 from . import distributed as dist_utils
 from .config import Config, dump_config, with_absolute_paths
 from .guards import NonFiniteLoss, RunLock, StopFlag, Stopwatch, progress
@@ -31,24 +32,28 @@ from .metrics_log import MetricsLog
 from .rng import rng_state, seed_everything, set_rng_state
 from .run import Run, build_run
 from .state import RECIPE_KEYS, TrainState
+from .task import DistillationTask
 
 
 def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_steps: int | None = None,
-          verbose: bool = True) -> dict:
+          verbose: bool = True, build: Callable[[Config, object], Run] = build_run) -> dict:
     """Train ``cfg`` into ``out_dir``; returns ``{"top1": {k: %} (last evaluation), "best_top1": %,
     "out": dir, "step": n, "stopped": bool, "model": the trained nn.Module}``.
 
     ``stop_after_steps`` ends the run after that many optimizer steps (counted from the start of the
     run), writing ``latest.pt`` mid-epoch — what a crash or Ctrl-C does, on purpose (resume tests).
+    ``build(cfg, ctx)`` makes the :class:`~.run.Run` (:func:`~.run.build_run` from the recipe; ``sd.fit``
+    hands in the user's own model, data and teacher).
     """
     out_dir = Path(out_dir)
+    import_modules(cfg.imports)  # a user's registrations (spikedistill --import), again on --resume
     cfg = with_absolute_paths(cfg)  # config.yaml and the checkpoints resolve from any directory (--resume)
     ctx = dist_utils.setup(cfg.device, cfg.distributed.backend)
     say = print if (verbose and ctx.main) else (lambda *a, **k: None)
     lock = RunLock(out_dir)
     try:
         seed_everything(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-        run = build_run(cfg, ctx)
+        run = build(cfg, ctx)
         refused = None
         if ctx.main:
             try:
@@ -63,25 +68,27 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
         else:
             state = TrainState()
             seed_everything(cfg.seed + ctx.rank)  # augmentation draws differ per rank
-        runner = run.model
-        if ctx.distributed:
-            runner = nn.parallel.DistributedDataParallel(run.model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
-        if cfg.compile:
-            runner = torch.compile(runner)
+        task = DistillationTask(torch.compile(run.model) if cfg.compile else run.model, run.objective, run.teacher,
+                                train_timesteps=None if run.events else run.train_timesteps,
+                                teacher_features=run.teacher_features, teacher_train_mode=cfg.teacher.train_mode)
+        runner = task
+        if ctx.distributed:  # one module: the student's and the objective's gradients are averaged together
+            runner = nn.parallel.DistributedDataParallel(task, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
 
         if ctx.main:
             out_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temp_files(out_dir)  # left by a run killed (SIGKILL, power cut) mid-write
             atomic_write_text(dump_config(cfg), out_dir / "config.yaml")
         log = MetricsLog(out_dir, state.epoch, cfg.log.tensorboard) if ctx.main else None
+        tests = len(run.test_set) if run.test_set is not None else "no"
         say(f"{cfg.model.name} ({'SNN' if cfg.model.spiking else 'ANN'}, T={run.train_timesteps}) · loss {cfg.loss.name}"
-            f" · {len(run.train_set)} train / {len(run.test_set)} test images of {cfg.data.name} · {cfg.optim.epochs} epochs × "
+            f" · {len(run.train_set)} train / {tests} test images of {cfg.data.name} · {cfg.optim.epochs} epochs × "
             f"{run.steps_per_epoch} steps · {ctx.device}{' bf16' if use_bf16(run) else ''} · {ctx.world_size} process(es) → {out_dir}"
             f" · best.pt by {selection_column(cfg)}{' · teacher in train mode' if run.teacher is not None and cfg.teacher.train_mode else ''}")
 
         with StopFlag() as stop:
             for epoch in range(state.epoch, cfg.optim.epochs):
-                row = train_epoch(run, runner, state, ctx, out_dir, stop, stop_after_steps, say, log)
+                row = train_epoch(run, task, runner, state, ctx, out_dir, stop, stop_after_steps, say, log)
                 if row is None:  # stopped mid-epoch; latest.pt holds where
                     return result(out_dir, state, run, stopped=True)
                 tick = time.perf_counter()
@@ -167,15 +174,16 @@ def save(run: Run, state: TrainState, ctx, path: Path, metrics: dict, with_state
                     step=state.step, training=training, metrics=metrics, inputs=run.inputs)
 
 
-def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Path, stop: StopFlag,
+def train_epoch(run: Run, task: DistillationTask, runner: nn.Module, state: TrainState, ctx, out_dir: Path, stop: StopFlag,
                 stop_after_steps: int | None, say=print, log: MetricsLog | None = None) -> dict | None:
     """One epoch of optimizer steps (the rest of it, after a mid-epoch resume) → its metrics row, or
-    None when a signal or ``stop_after_steps`` stopped it (``latest.pt`` written)."""
-    cfg, model, objective, teacher, device = run.cfg, run.model, run.objective, run.teacher, run.device
+    None when a signal or ``stop_after_steps`` stopped it (``latest.pt`` written). ``runner`` is ``task``
+    or its DistributedDataParallel wrapper."""
+    cfg, model, device = run.cfg, run.model, run.device
     from ..data import batches
 
     epoch, skip = state.epoch, state.step_in_epoch
-    objective.set_epoch(epoch)
+    task.objective.set_epoch(epoch)
     if skip:      # rebuild this epoch's order, skip the done batches, restore the RNGs
         set_rng_state(state.epoch_rng)
     else:
@@ -186,13 +194,14 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
         next(stream)
     if skip:
         set_rng_state(state.rng)
-    model.train()
+    task.train()
     partial, state.partial = state.partial, {}
     sums = {k: torch.tensor(v, device=device) for k, v in partial.get("sums", {}).items()}
     correct, seen = partial.get("correct", 0), partial.get("seen", 0)
-    teacher_time = Stopwatch(device.type == "cuda", partial.get("teacher_seconds", 0.0))
+    task.teacher_clock = teacher_time = Stopwatch(device.type == "cuda", partial.get("teacher_seconds", 0.0))
     started = time.perf_counter() - partial.get("seconds", 0.0)
     nonfinite = NonFiniteLoss()
+    trained = [p for g in run.optimizer.param_groups for p in g["params"]]
     bar = progress(stream, total=run.steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
                    enabled=cfg.log.progress and ctx.main, batch_size=cfg.optim.batch_size,
                    every_seconds=cfg.log.progress_every_seconds)
@@ -201,21 +210,11 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
         if run.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(run):
-            teacher_logits = teacher_feats = None
-            if teacher is not None:  # frozen (eval mode unless teacher.train_mode), no grad; its cost is logged separately
-                with teacher_time, torch.no_grad():
-                    out = teacher(model_input(images, teacher.spiking), return_features=run.teacher_features)
-                teacher_logits, teacher_feats = out if run.teacher_features else (out, None)
-            out = runner(model_input(images, cfg.model.spiking), timesteps=None if run.events else run.train_timesteps,
-                         return_features=objective.needs_features)
-            logits, features = out if objective.needs_features else (out, None)
-            loss = objective(logits, labels, teacher_logits=teacher_logits, features=features,
-                             teacher_features=teacher_feats, teacher=teacher)
+            logits, loss = runner(images, labels)
         run.optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
-        dist_utils.all_reduce_mean_([p.grad for p in objective.parameters() if p.grad is not None], ctx)
         if cfg.optim.grad_clip:
-            nn.utils.clip_grad_norm_([p for g in run.optimizer.param_groups for p in g["params"]], cfg.optim.grad_clip)
+            nn.utils.clip_grad_norm_(trained, cfg.optim.grad_clip)
         step_lr = run.optimizer.param_groups[0]["lr"]  # the rate this step uses
         run.optimizer.step()
         run.schedule.step()  # per iteration: warm-up and cosine follow the steps, not the epochs
@@ -262,6 +261,8 @@ def evaluate_epoch(run: Run, state: TrainState, epoch: int) -> dict:
     cfg = run.cfg
     if not ((epoch + 1) % cfg.log.eval_every == 0 or epoch + 1 == cfg.optim.epochs):
         return {}
+    if run.test_set is None:  # sd.fit without test data: nothing to select by, best.pt is the last epoch
+        return {"improved": True}
     with autocast(run):
         state.top1 = test_accuracy(run.model, run.test_set, cfg, run.batch_size, run.device, run.events)
     score = selection_score(cfg, state.top1)

@@ -16,9 +16,10 @@ from torch import nn
 from ..checkpoint import input_spec, load_checkpoint, model_spec
 from ..errors import SpikeDistillError
 from ..losses import create_loss
-from ..models import create_model
+from ..models import MODELS, create_model
 from .config import Config
 from .optim import build_optimizer, build_schedule
+from .task import as_teacher
 
 
 @dataclass
@@ -48,12 +49,12 @@ def preflight(cfg: Config):
     the model builds from ``model.*``, the objective from ``loss.*`` and binds to it, the teacher checkpoint
     exists, is readable and builds with finite weights. Returns ``(teacher checkpoint, teacher network)`` (or None)."""
     options = dict(cfg.model.options)
-    if cfg.model.spiking:
+    if cfg.model.spiking and MODELS.get(cfg.model.name).takes("timesteps"):
         options.setdefault("timesteps", cfg.timesteps)
     model = create_model(cfg.model.name, spiking=cfg.model.spiking, num_classes=10, **options)
     objective = create_loss(cfg.loss.name, **cfg.loss.options)
     objective.bind(model)
-    if not objective.needs_teacher or cfg.teacher.source == "timm":  # a timm teacher is built with the run
+    if not objective.needs_teacher or cfg.teacher.source != "checkpoint":  # other sources are built with the run
         return None
     ckpt = teacher_checkpoint(cfg)
     return ckpt, ckpt.model()
@@ -100,10 +101,11 @@ def build_run(cfg: Config, ctx) -> Run:
     # (C, H, W) of one sample as the model sees it at test time (a streamed ImageNet stores its training
     # images larger than the crop the augmentation cuts from them)
     sample_shape = tuple(test_set.images.shape[2:] if events else test_set.image_shape)
-    options = {"in_channels": sample_shape[0], **cfg.model.options}
-    if cfg.model.spiking:
+    entry = MODELS.get(cfg.model.name)  # a user's constructor may take neither in_channels nor timesteps
+    options = {"in_channels": sample_shape[0], **cfg.model.options} if entry.takes("in_channels") else dict(cfg.model.options)
+    if cfg.model.spiking and entry.takes("timesteps"):
         options.setdefault("timesteps", cfg.timesteps)
-    spec = model_spec(cfg.model.name, cfg.model.spiking, train_set.num_classes, **options)
+    spec = model_spec(cfg.model.name, cfg.model.spiking, train_set.num_classes, imports=cfg.imports, **options)
     model = create_model(cfg.model.name, spiking=cfg.model.spiking, num_classes=train_set.num_classes, **options)
     objective = create_loss(cfg.loss.name, **cfg.loss.options)
     objective.bind(model)  # e.g. TSSD's weak classifier, sized from the model's stage channels
@@ -129,6 +131,16 @@ def build_run(cfg: Config, ctx) -> Run:
                channels_last=channels_last)
 
 
+def build_teacher(teacher, num_classes: int) -> nn.Module:
+    """The network of ``teacher.source`` module, torchscript or torchvision (:mod:`spikedistill.models.teachers`)."""
+    from ..models import teachers
+
+    if teacher.source == "torchscript":
+        return teachers.torchscript_teacher(teacher.checkpoint)
+    build = teachers.module_teacher if teacher.source == "module" else teachers.torchvision_teacher
+    return build(teacher.name, num_classes, teacher.weights, teacher.options)
+
+
 def make_augment(cfg, dataset, events: bool) -> nn.Module:
     if events:
         from ..data.events import EventAugment
@@ -150,6 +162,8 @@ def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = No
         from ..models.timm_teacher import create_timm_teacher
 
         teacher = create_timm_teacher(cfg.teacher.name, num_classes, cfg.teacher.pretrained, cfg.teacher.weights)
+    elif cfg.teacher.source != "checkpoint":  # module, torchscript, torchvision: a plain network → [B, K] logits
+        teacher = as_teacher(build_teacher(cfg.teacher, num_classes))
     elif loaded is not None:
         ckpt, teacher = loaded
         ckpt.require_classes(num_classes)

@@ -5,9 +5,9 @@ One trained network runs at any timestep 1..T_max; see README.md and docs/. Spik
 """
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .data import register_dataset
 from .errors import SpikeDistillError, UnknownNameError
 from .evaluate import cumulative_mean, fullrange_accuracy, fullrange_accuracy_events, fullrange_report
-from .data import register_dataset
 from .losses import LOSSES, Objective, create_loss, register_loss
 from .models import MODELS, count_parameters, create_model, register_model
 from .models.spikingjelly import from_spikingjelly

@@ -412,7 +412,6 @@ def fit_worker(rank: int, port: int, out: str) -> None:
 def test_fit_under_two_processes_ends_with_identical_student_and_objective(tmp_path):
     """DDP wraps the whole task: the objective's weak classifier is averaged like the student's weights."""
     import torch.multiprocessing as mp
-
     from test_ddp import free_port
 
     mp.spawn(fit_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True)

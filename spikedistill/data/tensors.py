@@ -14,7 +14,6 @@ import torch
 
 from ..errors import SpikeDistillError
 
-
 IN_MEMORY = "in-memory"  # the data.name of a run whose data came from Python (sd.fit)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import SpikeDistillError
 from ..data.tensors import IN_MEMORY
+from ..errors import SpikeDistillError
 from ..models import MODELS
 from ..registry import import_modules
 from .config import load_config

@@ -21,7 +21,7 @@ from torch import nn
 from ..checkpoint import input_spec, model_spec
 from ..data.tensors import IN_MEMORY
 from ..errors import SpikeDistillError, check_positive_int
-from .config import config_from_dict, apply_overrides
+from .config import apply_overrides, config_from_dict
 from .run import Run
 
 

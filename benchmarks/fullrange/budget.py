@@ -13,7 +13,7 @@ import torch
 from spikedistill.errors import SpikeDistillError
 
 from .console import say
-from .profiles import PROFILES, SMOKE
+from .profiles import PROFILES, SMOKE, fixed_epochs
 from .state import save_state
 
 STARTUP_SECONDS = 20.0  # per stage on a GPU: dataset to device, model build, cudnn autotuning, final test
@@ -48,15 +48,6 @@ def seconds_per_step(cfg, scratch: Path, short: int = 3, long: int = 13) -> floa
 def epochs_for_budget(budget_minutes: float, epoch_seconds: float) -> int:
     """Whole epochs that fit the budget (at least one): the cosine schedule then ends on time."""
     return max(1, int(budget_minutes * 60 // epoch_seconds))
-
-
-def fixed_epochs(args, name: str, make_config) -> int | None:
-    """A stage's epochs when they are fixed (--epochs, smoke, or a fixed-recipe profile's own); None when a
-    time budget decides them."""
-    fixed = args.epochs or (args.smoke and SMOKE["epochs"]["teacher" if name == "teacher" else "student"])
-    if not fixed and not PROFILES[args.profile].budgeted:
-        fixed = make_config(None).optim.epochs  # the recipe's own
-    return fixed or None
 
 
 def plan_epochs(args, name: str, make_config, budget_minutes: float, state: dict, state_path: Path,

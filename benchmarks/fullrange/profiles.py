@@ -124,3 +124,12 @@ def student_plan(args) -> list[tuple[str, int]]:
     if args.methods is None and args.seeds is None and profile.plan:
         return list(profile.plan)
     return [(m, s) for m in (args.methods or list(profile.students)) for s in (args.seeds or [0])]
+
+
+def fixed_epochs(args, name: str, make_config) -> int | None:
+    """A stage's epochs when they are fixed (--epochs, smoke, or a fixed-recipe profile's own); None when a
+    time budget decides them."""
+    fixed = args.epochs or (args.smoke and SMOKE["epochs"]["teacher" if name == "teacher" else "student"])
+    if not fixed and not PROFILES[args.profile].budgeted:
+        fixed = make_config(None).optim.epochs  # the recipe's own
+    return fixed or None

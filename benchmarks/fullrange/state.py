@@ -18,9 +18,8 @@ from spikedistill.checkpoint import atomic_write_text
 from spikedistill.errors import SpikeDistillError
 from spikedistill.train.config import Config
 
-from .budget import fixed_epochs
 from .console import say
-from .profiles import DATASET_LABEL, MAX_TIMESTEPS, PROFILES, student_config
+from .profiles import DATASET_LABEL, MAX_TIMESTEPS, PROFILES, fixed_epochs, student_config
 
 DATA = "$DATA"  # the data folder in recorded commands and recipes
 DATA_OPTIONS = ("--data-root",)

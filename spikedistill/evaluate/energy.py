@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -150,6 +151,11 @@ def binary_rows(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return binary, (flat != 0).sum(1).to(torch.float64)
 
 
+def linear_ops(out_features: int, spikes: torch.Tensor, nonzero: torch.Tensor) -> torch.Tensor:
+    """SOPs of a linear layer on binary rows: each spike drives every output."""
+    return nonzero * out_features
+
+
 @dataclass
 class LayerCost:
     """Running totals for one conv/linear layer: ``[T]`` sums over samples, per step."""
@@ -237,7 +243,7 @@ class CostRecorder:
             raise SpikeDistillError(f"batch runs {steps} steps but the recorder counts at most {self.max_timesteps}")
         self.end()
         self._batch, self._steps = batch_size, steps
-        self._sample_pj = None
+        self._sample_pj = torch.zeros(self.max_timesteps, batch_size, dtype=torch.float64)
         self.samples += batch_size
 
     def end(self) -> None:
@@ -324,8 +330,6 @@ class CostRecorder:
         cost.macs[step:end] += macs.sum(1)
         cost.input_nonzero[step:end] += nonzero.sum(1)
         cost.input_numel[step:end] += numel * self._batch
-        if self._sample_pj is None:
-            self._sample_pj = torch.zeros(self.max_timesteps, self._batch, dtype=torch.float64)
         self._sample_pj[step:end] += E_MAC_PJ * macs + E_AC_PJ * acs
 
     def _layer_hook(self, name: str):
@@ -334,17 +338,15 @@ class CostRecorder:
                 x, step = self._align(inputs[0], name, 3)
                 per_row = output.numel() // (x.shape[0] * x.shape[1])  # C_out·H_out·W_out of one sample-step
                 dense = per_row * (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
-                ops = lambda s, nonzero: self._conv_ops(name, module, s)  # noqa: E731
-                self._add(self._layer(name, "conv"), x, step, ops, dense)
+                self._add(self._layer(name, "conv"), x, step, partial(self._conv_ops, name, module), dense)
             else:
                 x, step = self._align(inputs[0], name, 1)
-                out_features = module.out_features
-                ops = lambda s, nonzero: nonzero * out_features  # noqa: E731
-                self._add(self._layer(name, "linear"), x, step, ops, module.in_features * module.out_features)
+                self._add(self._layer(name, "linear"), x, step, partial(linear_ops, module.out_features),
+                          module.in_features * module.out_features)
 
         return hook
 
-    def _conv_ops(self, name: str, conv: nn.Conv2d, spikes: torch.Tensor) -> torch.Tensor:
+    def _conv_ops(self, name: str, conv: nn.Conv2d, spikes: torch.Tensor, nonzero: torch.Tensor) -> torch.Tensor:
         """Exact SOPs ``[S, B]`` of binary ``[S, B, C, H, W]``: every spike times its fan-out. Where no
         row can reach 2^24 (float32 counts exactly below it) one float32 product over C·H·W gives them;
         otherwise the spikes are counted per position first (at most C each) and weighted in float64."""

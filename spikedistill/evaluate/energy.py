@@ -275,7 +275,7 @@ class CostRecorder:
         features = x.shape[lead:]
         if shape in ((steps * batch,), (steps, batch)):
             return x.reshape(steps, batch, *features), 0
-        if shape == (batch,):
+        if shape in ((batch,), (1, batch)):  # one step: [B, ...], or [1, B, ...] into a multi-step neuron
             step = self._calls.get(name, 0)
             self._calls[name] = step + 1
             if step >= steps:

@@ -38,7 +38,7 @@ def unpack_batch(batch, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
         what = inputs.dtype if isinstance(inputs, torch.Tensor) else type(inputs).__name__
         raise SpikeDistillError(f"{where}: inputs must be a float tensor (normalised images or frames), got {what}; "
-                                "convert them, e.g. x.float() / 255 then normalise as in training")
+                                f"{float_hint(inputs)}")
     if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         what = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise SpikeDistillError(f"{where}: labels must be an integer tensor of class indices, got {what}; "
@@ -47,6 +47,19 @@ def unpack_batch(batch, where: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise SpikeDistillError(f"{where}: labels of shape {tuple(labels.shape)} for a batch of {inputs.shape[0]} inputs; "
                                 "pass one class index per sample")
     return inputs, labels
+
+
+def float_hint(inputs) -> str:
+    """How to make ``inputs`` what a model is fed, by what they are: 8-bit images are scaled and normalised;
+    event frames (``[B, T, C, H, W]``) hold counts or spikes, fed as they are, as float."""
+    if not isinstance(inputs, torch.Tensor):
+        return "pass a torch tensor, e.g. torch.as_tensor(x, dtype=torch.float32)"
+    if inputs.dim() == 5 or inputs.dtype == torch.bool:
+        return ("event frames are fed as float counts or spikes, unscaled: pass x.float() (no /255; "
+                "spikedistill's event datasets yield float32 counts)")
+    if inputs.dtype == torch.uint8:
+        return "convert the 8-bit images, e.g. x.float() / 255 then normalise as in training"
+    return "convert them with x.float(), scaled and normalised as in training (/ 255 only for 0..255 pixels)"
 
 
 def check_label_range(labels: torch.Tensor, classes: int, where: str) -> None:

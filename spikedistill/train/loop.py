@@ -24,6 +24,7 @@ from ..checkpoint import atomic_write_text, load_checkpoint, load_weights, remov
 from ..errors import SpikeDistillError
 from ..evaluate import fullrange_accuracy, fullrange_accuracy_events
 from ..models import model_input
+from ..models.contract import logits_and_features
 from . import distributed as dist_utils
 from .config import Config, dump_config, with_absolute_paths
 from .guards import NonFiniteLoss, RunLock, StopFlag, Stopwatch, progress
@@ -204,11 +205,10 @@ def train_epoch(run: Run, runner: nn.Module, state: TrainState, ctx, out_dir: Pa
             teacher_logits = teacher_feats = None
             if teacher is not None:  # frozen (eval mode unless teacher.train_mode), no grad; its cost is logged separately
                 with teacher_time, torch.no_grad():
-                    out = teacher(model_input(images, teacher.spiking), return_features=run.teacher_features)
-                teacher_logits, teacher_feats = out if run.teacher_features else (out, None)
-            out = runner(model_input(images, cfg.model.spiking), timesteps=None if run.events else run.train_timesteps,
-                         return_features=objective.needs_features)
-            logits, features = out if objective.needs_features else (out, None)
+                    teacher_logits, teacher_feats = logits_and_features(
+                        teacher, model_input(images, teacher.spiking), run.teacher_features, "teacher")
+            logits, features = logits_and_features(runner, model_input(images, cfg.model.spiking), objective.needs_features,
+                                                   timesteps=None if run.events else run.train_timesteps)
             loss = objective(logits, labels, teacher_logits=teacher_logits, features=features,
                              teacher_features=teacher_feats, teacher=teacher)
         run.optimizer.zero_grad(set_to_none=True)

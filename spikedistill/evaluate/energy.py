@@ -177,6 +177,27 @@ class NeuronCount:
     neurons: int = 0  # neurons per sample
 
 
+class NeuronOutput:
+    """One neuron call's output ``[N, D]`` (rows: steps × samples) and, once known, its rows' statistics
+    ``(binary, nonzero)``, which credit the neuron's spike count. Our LIF's spikes are left unread until
+    the layer they feed counts them with its SOPs in one pass (or until no layer will)."""
+
+    def __init__(self, flat: torch.Tensor, count: NeuronCount, step: int, steps_batch: torch.Size):
+        self.flat, self.count, self.step, self.steps_batch = flat, count, step, steps_batch
+        self.stats = None
+
+    def resolve(self, binary: torch.Tensor, nonzero: torch.Tensor) -> None:
+        self.stats = (binary, nonzero)
+        end = self.step + self.steps_batch[0]
+        self.count.spikes[self.step:end] += nonzero.view(self.steps_batch).sum(1).cpu()
+
+    def statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.stats is None:  # our LIF emits exactly 0.0 and 1.0: the sum is the count
+            self.resolve(torch.ones(self.flat.shape[0], dtype=torch.bool, device=self.flat.device),
+                         self.flat.sum(1).to(torch.float64))
+        return self.stats
+
+
 class CostRecorder:
     """Forward hooks counting per-step, per-sample cost during evaluation passes.
 
@@ -203,7 +224,7 @@ class CostRecorder:
         self._steps = 0
         self._calls: dict[str, int] = {}  # per-step calls ([B, ...] inputs) of each layer in this batch
         self._held: dict[str, tuple] = {}  # a layer's step-1 cost from its one [B, ...] call (stem_macs)
-        self._recent: list[tuple] = []  # the last two neuron outputs [N, D] and their (binary, nonzero) rows
+        self._recent: list[NeuronOutput] = []  # the last two neuron outputs, for the layers they feed
         self._sample_pj: torch.Tensor | None = None  # [T, B] energy of the current batch
         self.sample_energy_pj: list[torch.Tensor] = []  # per batch, [T, B], per step (not cumulative)
 
@@ -255,6 +276,8 @@ class CostRecorder:
                         self._book(self.layers[name], step, acs, macs, nonzero, numel)
         self._calls.clear()
         self._held.clear()
+        for output in self._recent:
+            output.statistics()
         self._recent = []
         if self._sample_pj is not None:
             self.sample_energy_pj.append(self._sample_pj.cpu())
@@ -293,17 +316,26 @@ class CostRecorder:
             cost = self.layers[name] = LayerCost(name, kind, *(self._zeros() for _ in range(5)))
         return cost
 
-    def _add(self, cost: LayerCost, x: torch.Tensor, step: int, synaptic_ops, dense_macs: int) -> None:
-        """Charge one call of a layer: ``x`` its input ``[S, B, ...]`` starting at ``step``."""
+    def _add(self, cost: LayerCost, x: torch.Tensor, step: int, synaptic_ops, dense_macs: int,
+             counts_and_ops=None) -> None:
+        """Charge one call of a layer: ``x`` its input ``[S, B, ...]`` starting at ``step``. ``synaptic_ops(x,
+        nonzero)`` gives the SOPs of binary rows; ``counts_and_ops(x)`` both the spike counts and the SOPs."""
         flat = x.reshape(x.shape[0] * x.shape[1], -1)
-        if self.spiking:
-            binary, nonzero = self._spike_stats(flat) or binary_rows(flat)
-        else:
+        acs = None
+        if not self.spiking:
             binary, nonzero = torch.zeros(flat.shape[0], dtype=torch.bool), (flat != 0).sum(1).to(torch.float64)
+        else:
+            recent = self._recent_output(flat)
+            if recent is not None and recent.stats is None and counts_and_ops is not None:
+                nonzero, acs = counts_and_ops(x)  # our LIF's spikes: their count and SOPs in one pass
+                recent.resolve(torch.ones(flat.shape[0], dtype=torch.bool, device=flat.device), nonzero.flatten())
+            binary, nonzero = recent.statistics() if recent is not None else binary_rows(flat)
         binary, nonzero = binary.view(x.shape[:2]).cpu(), nonzero.view(x.shape[:2]).cpu()  # [S, B]
         any_binary, all_binary = bool(binary.any()), bool(binary.all())
         cost.inputs_seen.update(("spikes",) if all_binary else ("spikes", "analog") if any_binary else ("analog",))
-        acs = synaptic_ops(x, nonzero).to(torch.float64).cpu() if any_binary else torch.zeros(binary.shape, dtype=torch.float64)
+        if acs is None:
+            acs = synaptic_ops(x, nonzero) if any_binary else torch.zeros(binary.shape, dtype=torch.float64)
+        acs = acs.to(torch.float64).cpu()
         acs = acs if all_binary else torch.where(binary, acs, 0.0)
         macs = torch.where(binary, 0.0, float(dense_macs)).to(torch.float64)
         numel = flat.shape[1]
@@ -312,15 +344,16 @@ class CostRecorder:
         if x.shape[0] == 1 and step == 0 and self._steps > 1:
             self._held[cost.name] = (acs, macs, nonzero, numel)
 
-    def _spike_stats(self, flat: torch.Tensor):
-        """The row statistics of a recent neuron output when ``flat`` is the same memory (a layer fed
-        straight from a neuron, the common case): counted once, not again for the layer."""
+    def _recent_output(self, flat: torch.Tensor) -> NeuronOutput | None:
+        """The recent neuron output that ``flat`` is (the same memory, unchanged): a layer fed straight
+        from a neuron, the common case, reuses its statistics instead of reading the spikes again."""
         if not flat.is_contiguous():
             return None
-        for spikes, stats in self._recent:
+        for recent in self._recent:
+            spikes = recent.flat
             if (spikes.data_ptr() == flat.data_ptr() and spikes.numel() == flat.numel() and spikes.dtype == flat.dtype
                     and spikes._version == flat._version and spikes.shape[0] == flat.shape[0]):
-                return stats
+                return recent
         return None
 
     def _book(self, cost: LayerCost, step: int, acs, macs, nonzero, numel: int) -> None:
@@ -338,7 +371,8 @@ class CostRecorder:
                 x, step = self._align(inputs[0], name, 3)
                 per_row = output.numel() // (x.shape[0] * x.shape[1])  # C_out·H_out·W_out of one sample-step
                 dense = per_row * (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
-                self._add(self._layer(name, "conv"), x, step, partial(self._conv_ops, name, module), dense)
+                self._add(self._layer(name, "conv"), x, step, partial(self._conv_ops, name, module), dense,
+                          partial(self._conv_counts_and_ops, name, module))
             else:
                 x, step = self._align(inputs[0], name, 1)
                 self._add(self._layer(name, "linear"), x, step, partial(linear_ops, module.out_features),
@@ -346,22 +380,36 @@ class CostRecorder:
 
         return hook
 
-    def _conv_ops(self, name: str, conv: nn.Conv2d, spikes: torch.Tensor, nonzero: torch.Tensor) -> torch.Tensor:
-        """Exact SOPs ``[S, B]`` of binary ``[S, B, C, H, W]``: every spike times its fan-out. Where no
-        row can reach 2^24 (float32 counts exactly below it) one float32 product over C·H·W gives them;
-        otherwise the spikes are counted per position first (at most C each) and weighted in float64."""
+    def _conv_fanout(self, name: str, conv: nn.Conv2d, spikes: torch.Tensor) -> tuple[bool, torch.Tensor]:
+        """``(small, weights)``: where no row can reach 2^24 (float32 counts exactly below it), float32
+        ``[C·H·W, 2]`` weights (1, fan-out) for one product over the flat input; otherwise the float64
+        ``[H·W]`` fan-out, applied to per-position spike counts (at most C each)."""
         channels, height, width = spikes.shape[-3:]
         key = (name, channels, height, width, spikes.dtype, spikes.device)
         if key not in self._fanouts:
             fanout = conv_fanout(conv, height, width).flatten()
             if spikes.dtype == torch.float32 and float(fanout.sum()) * channels < 2**24:
-                self._fanouts[key] = (True, fanout.repeat(channels).to(spikes.device))
+                weights = torch.stack([torch.ones(channels * height * width), fanout.repeat(channels)], 1)
+                self._fanouts[key] = (True, weights.to(spikes.device))
             else:
                 self._fanouts[key] = (False, fanout.to(spikes.device, torch.float64))
-        small, fanout = self._fanouts[key]
+        return self._fanouts[key]
+
+    def _conv_ops(self, name: str, conv: nn.Conv2d, spikes: torch.Tensor, nonzero: torch.Tensor) -> torch.Tensor:
+        """Exact SOPs ``[S, B]`` of binary ``[S, B, C, H, W]``: every spike times its fan-out."""
+        small, weights = self._conv_fanout(name, conv, spikes)
         if small:
-            return spikes.reshape(*spikes.shape[:2], -1) @ fanout
-        return channel_counts(spikes) @ fanout
+            return spikes.reshape(*spikes.shape[:2], -1) @ weights[:, 1]
+        return channel_counts(spikes) @ weights
+
+    def _conv_counts_and_ops(self, name: str, conv: nn.Conv2d, spikes: torch.Tensor):
+        """``(spike counts, SOPs)``, each ``[S, B]`` float64, of binary ``[S, B, C, H, W]`` in one pass."""
+        small, weights = self._conv_fanout(name, conv, spikes)
+        if small:
+            both = (spikes.reshape(*spikes.shape[:2], -1) @ weights).to(torch.float64)
+            return both[..., 0], both[..., 1]
+        counts = channel_counts(spikes)
+        return counts.sum(-1), counts @ weights
 
     def _neuron_hook(self, name: str, module: nn.Module):
         # Our LIF and SpikingJelly's multi-step mode run all steps at once, time-first; snnTorch and
@@ -377,14 +425,15 @@ class CostRecorder:
                 count = self.neurons[name] = NeuronCount(name, self._zeros())
             count.neurons = spikes[0, 0].numel()
             flat = spikes.reshape(spikes.shape[0] * spikes.shape[1], -1)
-            if exact_spikes:  # our LIF emits exactly 0.0 and 1.0: the sum is the count
-                stats = (torch.ones(flat.shape[0], dtype=torch.bool, device=flat.device),
-                         flat.sum(1).to(torch.float64))
-            else:
-                stats = binary_rows(flat)
-            count.spikes[step:step + spikes.shape[0]] += stats[1].view(spikes.shape[:2]).sum(1).cpu()
+            output = NeuronOutput(flat, count, step, spikes.shape[:2])
+            if not exact_spikes:
+                output.resolve(*binary_rows(flat))
+            elif not flat.is_contiguous():
+                output.statistics()
             if flat.is_contiguous():  # held so that its memory is not reused while it may be looked up
-                self._recent = [(flat, stats)] + self._recent[:1]
+                for old in self._recent[1:]:
+                    old.statistics()  # no layer will read it now: count its spikes
+                self._recent = [output] + self._recent[:1]
 
         return hook
 

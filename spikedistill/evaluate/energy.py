@@ -180,7 +180,7 @@ class NeuronCount:
 class NeuronOutput:
     """One neuron call's output ``[N, D]`` (rows: steps × samples) and, once known, its rows' statistics
     ``(binary, nonzero)``, which credit the neuron's spike count. Our LIF's spikes are left unread until
-    the layer they feed counts them with its SOPs in one pass (or until no layer will)."""
+    the conv they feed counts them right before its SOPs, while they are in cache (or until no layer will)."""
 
     def __init__(self, flat: torch.Tensor, count: NeuronCount, step: int, steps_batch: torch.Size):
         self.flat, self.count, self.step, self.steps_batch = flat, count, step, steps_batch
@@ -381,35 +381,35 @@ class CostRecorder:
         return hook
 
     def _conv_fanout(self, name: str, conv: nn.Conv2d, spikes: torch.Tensor) -> tuple[bool, torch.Tensor]:
-        """``(small, weights)``: where no row can reach 2^24 (float32 counts exactly below it), float32
-        ``[C·H·W, 2]`` weights (1, fan-out) for one product over the flat input; otherwise the float64
+        """``(small, fan-out)``: where no row can reach 2^24 (float32 counts exactly below it), the float32
+        ``[C·H·W]`` fan-out for one matrix-vector product over the flat input; otherwise the float64
         ``[H·W]`` fan-out, applied to per-position spike counts (at most C each)."""
         channels, height, width = spikes.shape[-3:]
         key = (name, channels, height, width, spikes.dtype, spikes.device)
         if key not in self._fanouts:
             fanout = conv_fanout(conv, height, width).flatten()
             if spikes.dtype == torch.float32 and float(fanout.sum()) * channels < 2**24:
-                weights = torch.stack([torch.ones(channels * height * width), fanout.repeat(channels)], 1)
-                self._fanouts[key] = (True, weights.to(spikes.device))
+                self._fanouts[key] = (True, fanout.repeat(channels).to(spikes.device))
             else:
                 self._fanouts[key] = (False, fanout.to(spikes.device, torch.float64))
         return self._fanouts[key]
 
     def _conv_ops(self, name: str, conv: nn.Conv2d, spikes: torch.Tensor, nonzero: torch.Tensor) -> torch.Tensor:
         """Exact SOPs ``[S, B]`` of binary ``[S, B, C, H, W]``: every spike times its fan-out."""
-        small, weights = self._conv_fanout(name, conv, spikes)
+        small, fanout = self._conv_fanout(name, conv, spikes)
         if small:
-            return spikes.reshape(*spikes.shape[:2], -1) @ weights[:, 1]
-        return channel_counts(spikes) @ weights
+            return spikes.reshape(*spikes.shape[:2], -1) @ fanout
+        return channel_counts(spikes) @ fanout
 
     def _conv_counts_and_ops(self, name: str, conv: nn.Conv2d, spikes: torch.Tensor):
-        """``(spike counts, SOPs)``, each ``[S, B]`` float64, of binary ``[S, B, C, H, W]`` in one pass."""
-        small, weights = self._conv_fanout(name, conv, spikes)
+        """``(spike counts, SOPs)``, each ``[S, B]`` float64, of binary ``[S, B, C, H, W]``, read back to back
+        (the second read finds the spikes in cache)."""
+        small, fanout = self._conv_fanout(name, conv, spikes)
         if small:
-            both = (spikes.reshape(*spikes.shape[:2], -1) @ weights).to(torch.float64)
-            return both[..., 0], both[..., 1]
+            flat = spikes.reshape(*spikes.shape[:2], -1)
+            return flat.sum(-1).to(torch.float64), (flat @ fanout).to(torch.float64)
         counts = channel_counts(spikes)
-        return counts.sum(-1), counts @ weights
+        return counts.sum(-1), counts @ fanout
 
     def _neuron_hook(self, name: str, module: nn.Module):
         # Our LIF and SpikingJelly's multi-step mode run all steps at once, time-first; snnTorch and

@@ -219,7 +219,7 @@ class CostRecorder:
         self.neurons: dict[str, NeuronCount] = {}
         self.samples = 0
         self._handles = []
-        self._fanouts: dict = {}  # (layer name, H, W) → conv_fanout map, computed once
+        self._fanouts: dict = {}  # (layer name, C, H, W, dtype, device) → its fan-out, computed once
         self._batch = 0
         self._steps = 0
         self._calls: dict[str, int] = {}  # per-step calls ([B, ...] inputs) of each layer in this batch

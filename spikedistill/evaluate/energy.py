@@ -192,9 +192,9 @@ class NeuronOutput:
         self.count.spikes[self.step:end] += nonzero.view(self.steps_batch).sum(1).cpu()
 
     def statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.stats is None:  # our LIF emits exactly 0.0 and 1.0: the sum is the count
+        if self.stats is None:  # our LIF emits exactly 0.0 and 1.0: the sum is the count (in float32 at least)
             self.resolve(torch.ones(self.flat.shape[0], dtype=torch.bool, device=self.flat.device),
-                         self.flat.sum(1).to(torch.float64))
+                         self.flat.sum(1, dtype=torch.promote_types(self.flat.dtype, torch.float32)).to(torch.float64))
         return self.stats
 
 

@@ -162,3 +162,11 @@ def test_preact_resnet34_shortcut_reads_the_real_valued_block_input_so_it_costs_
     assert shortcut["macs"] == [128 * 16 * 64, 2 * 128 * 16 * 64]
     assert rows["stages.1.0.branch1.conv"]["input"] == "spikes" and rows["stages.1.0.branch1.conv"]["macs"] == [0.0, 0.0]
     assert rows["fc"]["input"] == "analog"
+
+
+def test_energy_overhead_benchmark_prints_the_ratio(capsys):
+    from helpers import load_script
+
+    assert load_script("benchmarks/energy_overhead.py", "energy_overhead").main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "plain forward" in out and "report pass" in out and "(goal: <= 1.2x)" in out

@@ -543,3 +543,68 @@ def test_ckdsnn_pools_the_student_map_to_the_teacher_map_size(batch):
     out = [crit(z, y, teacher_logits=zt, features={"s": f}, teacher_features={"t": teacher_f}, teacher=teacher)
            for f in (student_f, pooled)]
     close(out[0].parts["samd"], out[1].parts["samd"].item())
+
+
+# -- the model contract, refused in one line where it is not kept ---------------------------------
+
+@pytest.mark.parametrize("name, options", [("twkd", {}), ("twkd", {"alpha": 0.0}), ("twce", {}), ("tet", {}),
+                                           ("tser", {}), ("tssd", {"extra_timesteps": 0})])
+def test_per_step_objectives_refuse_time_reduced_logits(name, options):
+    """A [B, K] output would make twkd's self-distillation term exactly 0 (each step is the mean)."""
+    torch.manual_seed(0)
+    logits, labels, teacher = torch.randn(4, 10), torch.randint(0, 10, (4,)), torch.randn(4, 10)
+    with pytest.raises(SpikeDistillError, match=rf"loss '{name}' expects per-step logits \[T, B, K\], got shape \(4, 10\)") as err:
+        create_loss(name, **options)(logits, labels, teacher_logits=teacher,
+                                     features={"a": torch.rand(1, 4, 3, 2, 2), "b": torch.rand(1, 4, 3, 2, 2)})
+    assert "\n" not in str(err.value)
+    assert create_loss("skd")(logits, labels, teacher_logits=teacher).total > 0  # time-mean objectives take [B, K]
+
+
+class Plain(nn.Module):
+    def __init__(self, stage_channels=None, num_classes=10):
+        super().__init__()
+        self.fc = nn.Linear(4, num_classes or 10)
+        if stage_channels is not None:
+            self.stage_channels = stage_channels
+        if num_classes is not None:
+            self.num_classes = num_classes
+
+    def forward(self, x, timesteps=None):
+        return self.fc(x.flatten(1)).unsqueeze(0)
+
+
+@pytest.mark.parametrize("model, match", [
+    (Plain(), "Plain has no stage_channels; give it stage_channels = {stage name: channels}"),
+    (Plain({"layer1": 8}), r"tssd taps the second-to-last stage, but Plain.stage_channels lists only \['layer1'\]"),
+    (Plain({"a": 8, "b": 16}, num_classes=None), "student's num_classes, which Plain does not have"),
+])
+def test_tssd_names_what_the_student_lacks(model, match):
+    with pytest.raises(SpikeDistillError, match=match):
+        create_loss("tssd").bind(model)
+
+
+def test_feature_objectives_name_a_malformed_features_argument():
+    logits, labels = torch.randn(2, 3, 10), torch.randint(0, 10, (3,))
+    with pytest.raises(SpikeDistillError, match=r"needs features as a dict \{stage name: map\}, got a list"):
+        create_loss("tssd", extra_timesteps=0)(logits, labels, features=[torch.rand(2, 3, 4, 2, 2)])
+    with pytest.raises(SpikeDistillError, match=r"features\['a'\] is shape \(3, 4, 2, 2\); a stage map must be time-first"):
+        create_loss("tssd", extra_timesteps=0, stage="a")(logits, labels, features={"a": torch.rand(3, 4, 2, 2)})
+
+
+def test_a_model_without_features_is_one_line_where_the_training_step_asks_for_them():
+    from spikedistill.models.contract import logits_and_features
+
+    x = torch.rand(3, 4)
+    assert logits_and_features(Plain(), x, False, timesteps=2)[1] is None
+    with pytest.raises(SpikeDistillError, match="reads the student's stage features, but Plain.forward takes no return_features"):
+        logits_and_features(Plain(), x, True, timesteps=2)
+
+    class Ignores(Plain):
+        def forward(self, x, timesteps=None, **kwargs):
+            return super().forward(x)
+
+    with pytest.raises(SpikeDistillError, match=r"Ignores\(x, return_features=True\) returned a tensor of shape \(1, 3, 10\)"):
+        logits_and_features(Ignores(), x, True, "teacher")
+    net = sd.create_model("small_cnn", num_classes=10)
+    logits, features = logits_and_features(net, torch.rand(2, 1, 8, 8), True, timesteps=2)
+    assert logits.shape == (2, 2, 10) and list(features) == list(net.stage_names)

@@ -1,8 +1,8 @@
-"""Evaluation: full-range accuracy from one pass, per-timestep energy, early exit, the full-range picture."""
+"""Evaluation: full-range accuracy from one pass (fullrange_pass), per-timestep energy, early exit, the full-range picture."""
 
 from .earlyexit import early_exit_sweep, exit_steps
 from .energy import E_AC_PJ, E_MAC_PJ, CostRecorder, conv_synaptic_ops, energy_policy, linear_synaptic_ops
-from .fullrange import cumulative_mean, fullrange_accuracy, fullrange_accuracy_events, fullrange_correct
+from .fullrange import cumulative_mean, fullrange_accuracy, fullrange_accuracy_events, fullrange_correct, fullrange_pass
 from .report import fullrange_report
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "fullrange_accuracy",
     "fullrange_accuracy_events",
     "fullrange_correct",
+    "fullrange_pass",
     "fullrange_report",
     "early_exit_sweep",
     "exit_steps",

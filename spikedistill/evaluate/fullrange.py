@@ -8,6 +8,7 @@ Accuracies are percentages.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
@@ -37,7 +38,7 @@ def unpack_batch(batch, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
         what = inputs.dtype if isinstance(inputs, torch.Tensor) else type(inputs).__name__
         raise SpikeDistillError(f"{where}: inputs must be a float tensor (normalised images or frames), got {what}; "
-                                "convert them, e.g. x.float() / 255 then normalise as in training")
+                                f"{float_hint(inputs)}")
     if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         what = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise SpikeDistillError(f"{where}: labels must be an integer tensor of class indices, got {what}; "
@@ -48,6 +49,19 @@ def unpack_batch(batch, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     return inputs, labels
 
 
+def float_hint(inputs) -> str:
+    """How to make ``inputs`` what a model is fed, by what they are: 8-bit images are scaled and normalised;
+    event frames (``[B, T, C, H, W]``) hold counts or spikes, fed as they are, as float."""
+    if not isinstance(inputs, torch.Tensor):
+        return "pass a torch tensor, e.g. torch.as_tensor(x, dtype=torch.float32)"
+    if inputs.dim() == 5 or inputs.dtype == torch.bool:
+        return ("event frames are fed as float counts or spikes, unscaled: pass x.float() (no /255; "
+                "spikedistill's event datasets yield float32 counts)")
+    if inputs.dtype == torch.uint8:
+        return "convert the 8-bit images, e.g. x.float() / 255 then normalise as in training"
+    return "convert them with x.float(), scaled and normalised as in training (/ 255 only for 0..255 pixels)"
+
+
 def check_label_range(labels: torch.Tensor, classes: int, where: str) -> None:
     """Every label is a class the model predicts (0..classes-1); otherwise top-1 would silently count 0 %."""
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= classes):
@@ -55,7 +69,91 @@ def check_label_range(labels: torch.Tensor, classes: int, where: str) -> None:
                                 f"predicts {classes} classes (0..{classes - 1}); use the dataset the model was trained on")
 
 
+@dataclass
+class FullRangePass:
+    """What one evaluation pass measured: top-1 counts at every k, and per sample what early exit needs."""
+
+    steps: int  # the steps every batch ran: max_timesteps for an SNN, 1 for an ANN
+    correct: torch.Tensor  # [steps] samples right at k = 1..steps
+    samples: int
+    confidence: torch.Tensor | None = None  # [steps, N] max softmax of the running prediction
+    hits: torch.Tensor | None = None  # [steps, N] whether the running prediction is right
+
+    def top1(self) -> dict[int, float]:
+        return {k + 1: 100.0 * c / self.samples for k, c in enumerate(self.correct.tolist())}
+
+
+def check_step_logits(logits, batch: int, steps: int, where: str) -> None:
+    """The model returned per-step logits ``[steps, batch, K]``, or one line saying what it returned."""
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
+        what = f"shape {tuple(logits.shape)}" if isinstance(logits, torch.Tensor) else f"a {type(logits).__name__}"
+        raise SpikeDistillError(
+            f"{where} expects per-step logits [T, B, K] from the model, got {what}; return every step's logits "
+            "(e.g. torch.stack(per_step_logits)), not their mean — an ANN returns [1, B, K]")
+    if logits.shape[1] != batch:
+        raise SpikeDistillError(
+            f"{where} expects per-step logits [T, B, K] with B = {batch} samples, got shape {tuple(logits.shape)}; "
+            "return them time-first")
+    if logits.shape[0] != steps:
+        raise SpikeDistillError(f"{where}: the model returned {logits.shape[0]} timesteps, expected {steps}")
+
+
 @torch.no_grad()
+def fullrange_pass(model: torch.nn.Module, loader: Iterable, max_timesteps: int, device=None,
+                   where: str = "fullrange_accuracy", recorder=None, keep_confidence: bool = False) -> FullRangePass:
+    """The one evaluation pass behind :func:`fullrange_accuracy` and ``fullrange_report``: each batch runs
+    once, in eval mode, at max_timesteps (an ANN, ``model.spiking`` False, once), and is scored at every
+    k ≤ T on the cumulative mean of its per-step logits.
+
+    Event frames longer than max_timesteps are cut to their first max_timesteps frames (the ``prefix``
+    policy; causal eval makes that the same as a T_max-frame recording's prefix); shorter ones are
+    refused, as every k up to max_timesteps could not be scored. ``recorder``: a
+    :class:`~spikedistill.evaluate.energy.CostRecorder` already attached to the model, told each batch.
+    """
+    check_positive_int("max_timesteps", max_timesteps)
+    if device is None:
+        device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    spiking = bool(getattr(model, "spiking", True))
+    correct = torch.zeros(max_timesteps if spiking else 1, dtype=torch.long, device=device)
+    confidence, hits = [], []
+    total = 0
+    try:
+        for batch in loader:
+            inputs, labels = unpack_batch(batch, where)
+            inputs = model_input(inputs.to(device, non_blocking=True), spiking)
+            labels = labels.to(device, non_blocking=True)
+            frames = inputs.dim() == 5
+            if frames and inputs.shape[0] < max_timesteps:
+                raise SpikeDistillError(
+                    f"{where}: the event frames carry {inputs.shape[0]} steps but max_timesteps is {max_timesteps}; "
+                    f"evaluate at max_timesteps={inputs.shape[0]}, or bin the recordings into {max_timesteps} frames")
+            if frames:
+                inputs = inputs[:max_timesteps]  # the prefix policy
+            steps = correct.shape[0]
+            if recorder is not None:
+                recorder.begin_batch(labels.numel(), steps)
+            logits = model(inputs, timesteps=None if frames else steps)
+            check_step_logits(logits, labels.numel(), steps, where)
+            check_label_range(labels, logits.shape[-1], where)
+            running = cumulative_mean(logits.float())
+            hit = running.argmax(-1) == labels.unsqueeze(0)  # [steps, B]
+            correct += hit.sum(1)
+            if keep_confidence:
+                confidence.append(running.softmax(-1).amax(-1).cpu())
+                hits.append(hit.cpu())
+            total += labels.numel()
+    finally:
+        model.train(was_training)
+        if recorder is not None:
+            recorder.end()
+    if total == 0:
+        raise SpikeDistillError("the evaluation loader yielded no samples; check the dataset path and split")
+    return FullRangePass(correct.shape[0], correct.cpu(), total, torch.cat(confidence, 1) if keep_confidence else None,
+                         torch.cat(hits, 1) if keep_confidence else None)
+
+
 def fullrange_accuracy(
     model: torch.nn.Module,
     loader: Iterable,
@@ -64,38 +162,13 @@ def fullrange_accuracy(
 ) -> dict[int, float]:
     """``{k: top-1 %}`` for every k in 1..max_timesteps, from one forward pass per batch at max_timesteps.
 
-    ``loader`` yields ``(inputs, labels)``; inputs are images ``[B,C,H,W]`` or frames ``[B,T,C,H,W]``
-    (with T = max_timesteps for an SNN). Inputs reach the model through :func:`~spikedistill.models.model_input`:
-    an ANN on frames sees their time-mean, as in training.
+    ``loader`` yields ``(inputs, labels)``; inputs are images ``[B,C,H,W]`` or frames ``[B,T,C,H,W]``.
+    Inputs reach the model through :func:`~spikedistill.models.model_input`: an ANN on frames sees their
+    time-mean, as in training, and an ANN (``model.spiking`` False) is scored once: ``{1: top-1}``.
+    Frames longer than max_timesteps are cut to their first max_timesteps (see :func:`fullrange_pass`).
+    The model must return per-step logits ``[T, B, K]``.
     """
-    check_positive_int("max_timesteps", max_timesteps)
-    if device is None:
-        device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    spiking = bool(getattr(model, "spiking", True))
-    correct = torch.zeros(max_timesteps, dtype=torch.long, device=device)
-    total = 0
-    try:
-        for batch in loader:
-            inputs, labels = unpack_batch(batch, "fullrange_accuracy")
-            inputs = model_input(inputs.to(device, non_blocking=True), spiking)
-            labels = labels.to(device, non_blocking=True)
-            timesteps = None if inputs.dim() == 5 else max_timesteps
-            logits = model(inputs, timesteps=timesteps)
-            if logits.shape[0] != max_timesteps:
-                raise SpikeDistillError(
-                    f"model returned {logits.shape[0]} timesteps, expected {max_timesteps}; "
-                    "frame inputs must carry max_timesteps frames"
-                )
-            check_label_range(labels, logits.shape[-1], "fullrange_accuracy")
-            correct += fullrange_correct(logits, labels)
-            total += labels.numel()
-    finally:
-        model.train(was_training)
-    if total == 0:
-        raise SpikeDistillError("the evaluation loader yielded no samples; check the dataset path and split")
-    return {k + 1: 100.0 * c / total for k, c in enumerate(correct.tolist())}
+    return fullrange_pass(model, loader, max_timesteps, device, "fullrange_accuracy").top1()
 
 
 @torch.no_grad()

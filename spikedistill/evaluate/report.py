@@ -3,8 +3,8 @@
 :func:`fullrange_report` runs each batch once at T_max with :class:`~.energy.CostRecorder` hooks
 attached and returns the eval JSON of docs/deployment.md (``timesteps``, ``top1``, ``sops``, ``energy_mj``,
 ``firing_rate``) plus ``macs``, per-layer and per-neuron-layer detail, the energy policy and, on
-request, an early-exit sweep. Top-1 uses the same cumulative mean as
-:func:`~.fullrange.fullrange_accuracy`, so the two agree exactly.
+request, an early-exit sweep. Top-1 comes from the same pass as :func:`~.fullrange.fullrange_accuracy`
+and the training loop's per-epoch test (:func:`~.fullrange.fullrange_pass`), so all three agree exactly.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from typing import Iterable, Sequence
 
 import torch
 
-from ..errors import SpikeDistillError, check_positive_int
 from .earlyexit import DEFAULT_THRESHOLDS, early_exit_sweep
 from .energy import CostRecorder
-from ..models.inputs import model_input
-from .fullrange import check_label_range, cumulative_mean, unpack_batch
+from .fullrange import fullrange_pass
 
 
 @torch.no_grad()
@@ -31,61 +29,28 @@ def fullrange_report(
 ) -> dict:
     """Accuracy, SOPs, MACs, energy (mJ per sample) and firing rate at every k in 1..max_timesteps.
 
-    ``loader`` yields ``(inputs, labels)`` like :func:`~.fullrange.fullrange_accuracy`. An ANN (no LIF)
-    is run as it comes (one step for static images) and reported at that step count. With
+    ``loader`` yields ``(inputs, labels)`` like :func:`~.fullrange.fullrange_accuracy`, with the same rules
+    (frames longer than max_timesteps: their prefix). An ANN (``model.spiking`` False) runs once and is
+    reported at k = 1; a model with no spike source the count knows is refused (see :mod:`.energy`). With
     ``early_exit_thresholds`` the result also holds ``early_exit``: accuracy, mean timesteps and
     energy of per-sample confidence-based exit at each threshold (see :mod:`.earlyexit`).
     """
-    check_positive_int("max_timesteps", max_timesteps)
-    if device is None:
-        device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    spiking = bool(getattr(model, "spiking", True))
     recorder = CostRecorder(model, max_timesteps, stem_macs=stem_macs)
-    correct = torch.zeros(max_timesteps, dtype=torch.long)
-    confidence, hits = [], []  # per batch [T, B]: running softmax confidence, running prediction correct
-    steps_run = None
-    try:
-        with recorder:
-            for batch in loader:
-                inputs, labels = unpack_batch(batch, "fullrange_report")
-                inputs = model_input(inputs.to(device, non_blocking=True), spiking)
-                labels = labels.to(device, non_blocking=True)
-                frames = inputs.dim() == 5
-                steps = inputs.shape[0] if frames else (max_timesteps if spiking else 1)
-                if steps > max_timesteps:
-                    inputs, steps = inputs[:max_timesteps], max_timesteps  # prefix policy for frames
-                recorder.begin_batch(labels.numel(), steps)
-                logits = model(inputs, timesteps=None if frames else steps)
-                if logits.shape[0] != steps:
-                    raise SpikeDistillError(f"model returned {logits.shape[0]} timesteps, expected {steps}")
-                check_label_range(labels, logits.shape[-1], "fullrange_report")
-                if steps_run not in (None, steps):
-                    raise SpikeDistillError(f"batches ran {steps_run} and {steps} steps; give every batch the same number of frames")
-                steps_run = steps
-                probs = cumulative_mean(logits.float()).softmax(-1)
-                conf, pred = probs.max(-1)
-                hit = pred == labels.unsqueeze(0)
-                correct[:steps] += hit.sum(1).cpu()
-                confidence.append(conf.cpu())
-                hits.append(hit.cpu())
-    finally:
-        model.train(was_training)
-    if steps_run is None:
-        raise SpikeDistillError("the evaluation loader yielded no samples; check the dataset path and split")
-    total = recorder.samples
+    with recorder:
+        result = fullrange_pass(model, loader, max_timesteps, device, "fullrange_report", recorder,
+                                keep_confidence=early_exit_thresholds is not None)
+    steps_run = result.steps
     summary = recorder.summary()
     report = {
         "timesteps": list(range(1, steps_run + 1)),
-        "top1": [100.0 * c / total for c in correct[:steps_run].tolist()],
-        "samples": total,
-        "spiking": spiking,
+        "top1": list(result.top1().values()),
+        "samples": result.samples,
+        "spiking": bool(getattr(model, "spiking", True)),
     }
     for key in ("sops", "macs", "energy_mj", "firing_rate"):
         report[key] = summary[key][:steps_run]
     for row in summary["layers"]:
-        for key in ("input_rate", "sops", "macs", "energy_mj"):
+        for key in ("input_rate", "sops", "macs", "dense_macs", "energy_mj"):
             row[key] = row[key][:steps_run]
     for row in summary["neurons"]:
         row["firing_rate"] = row["firing_rate"][:steps_run]
@@ -95,7 +60,7 @@ def fullrange_report(
     if early_exit_thresholds is not None:
         energy_pj = recorder.per_sample_energy_pj()[:steps_run]
         report["early_exit"] = early_exit_sweep(
-            torch.cat(confidence, 1), torch.cat(hits, 1), energy_pj * 1e-9,
+            result.confidence, result.hits, energy_pj * 1e-9,
             early_exit_thresholds if len(early_exit_thresholds) else DEFAULT_THRESHOLDS,
         )
     return report
@@ -107,7 +72,7 @@ def select_timesteps(report: dict, first: int, last: int) -> dict:
     out = dict(report)
     for key in ("timesteps", "top1", "sops", "macs", "energy_mj", "firing_rate"):
         out[key] = [report[key][i] for i in keep]
-    out["layers"] = [{**row, **{key: [row[key][i] for i in keep] for key in ("input_rate", "sops", "macs", "energy_mj")}}
+    out["layers"] = [{**row, **{key: [row[key][i] for i in keep] for key in ("input_rate", "sops", "macs", "dense_macs", "energy_mj")}}
                      for row in report["layers"]]
     out["neurons"] = [{**row, "firing_rate": [row["firing_rate"][i] for i in keep]} for row in report["neurons"]]
     return out

@@ -59,6 +59,8 @@ def per_step_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class Objective(nn.Module):
     """Base of every objective; the training loop reads these attributes.
 
+    * ``per_step_logits``: the objective compares or weights the steps, so it needs the student's
+      per-step logits ``[T, B, K]``; a time-reduced ``[B, K]`` is refused (the others take it as T = 1).
     * ``needs_teacher``: pass ``teacher_logits`` (``[B, K]`` or ``[1, B, K]``).
     * ``needs_features`` / ``needs_teacher_features``: pass ``features`` / ``teacher_features``
       (the stage dicts of ``model(x, timesteps=T, return_features=True)``).
@@ -68,6 +70,7 @@ class Objective(nn.Module):
     """
 
     name = "objective"
+    per_step_logits = False
     needs_teacher = False
     needs_features = False
     needs_teacher_features = False
@@ -92,11 +95,17 @@ class Objective(nn.Module):
 
     # -- input handling shared by subclasses ------------------------------------------------------
     def steps(self, logits: torch.Tensor) -> torch.Tensor:
-        """Student logits as ``[T, B, K]``; a time-reduced ``[B, K]`` output counts as T = 1."""
+        """Student logits as ``[T, B, K]``; a time-reduced ``[B, K]`` output counts as T = 1 where the
+        objective reads only the time-mean, and is refused where it reads each step (``per_step_logits``)."""
         if logits.dim() not in (2, 3):
             raise SpikeDistillError(
                 f"loss '{self.name}' expects student logits [T, B, K], got shape {tuple(logits.shape)}"
             )
+        if logits.dim() == 2 and self.per_step_logits:
+            raise SpikeDistillError(
+                f"loss '{self.name}' expects per-step logits [T, B, K], got shape {tuple(logits.shape)}: its terms "
+                "compare the steps, which a time-reduced output hides (the self-distillation term would be 0); "
+                "return every step's logits, e.g. torch.stack(per_step_logits), or [1, B, K] for one step")
         return full_precision(logits if logits.dim() == 3 else logits.unsqueeze(0))
 
     def teacher_2d(self, teacher_logits: Optional[torch.Tensor], why: str = "") -> torch.Tensor:
@@ -114,6 +123,10 @@ class Objective(nn.Module):
     def feature(self, features: Optional[dict], stage: Optional[str], which: str, position: int = -1):
         """The ``[T, B, C, H, W]`` map of ``stage`` (default: the stage at ``position`` in the dict)."""
         arg = "teacher_features" if which == "teacher" else "features"
+        if features is not None and not isinstance(features, dict):
+            raise SpikeDistillError(
+                f"loss '{self.name}' needs {arg} as a dict {{stage name: map}}, got a {type(features).__name__}; "
+                "pass the dict that model(x, return_features=True) returns")
         if not features:
             raise SpikeDistillError(
                 f"loss '{self.name}' needs {arg}; call the model with return_features=True and pass its dict"
@@ -127,7 +140,13 @@ class Objective(nn.Module):
             stage = names[position]
         if stage not in features:
             raise SpikeDistillError(f"loss '{self.name}': stage '{stage}' not in {arg}; known: {', '.join(names)}")
-        return full_precision(features[stage])
+        feature = features[stage]
+        dims = (4, 5) if which == "teacher" else (5,)
+        if not isinstance(feature, torch.Tensor) or feature.dim() not in dims:
+            what = f"shape {tuple(feature.shape)}" if isinstance(feature, torch.Tensor) else f"a {type(feature).__name__}"
+            layout = "[B, C, H, W] or [T, B, C, H, W]" if which == "teacher" else "time-first [T, B, C, H, W]"
+            raise SpikeDistillError(f"loss '{self.name}': {arg}['{stage}'] is {what}; a stage map must be {layout}")
+        return full_precision(feature)
 
 
 def _check_inputs_agree(objective: "Objective", args: tuple, kwargs: dict) -> None:

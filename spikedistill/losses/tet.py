@@ -23,6 +23,7 @@ def tet_loss(logits: torch.Tensor, labels: torch.Tensor, lam: float = 1e-3, phi:
 
 class TET(Objective):
     name = "tet"
+    per_step_logits = True
 
     def __init__(self, lam: float = 1e-3, phi: float = 1.0):
         super().__init__()

@@ -38,6 +38,7 @@ def tser_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.
 
 class TSER(Objective):
     name = "tser"
+    per_step_logits = True
     needs_teacher = True
 
     def __init__(self, alpha: float = 0.5, lam: float = 0.1, tau: float = 4.0, entropy_sign: int = -1,

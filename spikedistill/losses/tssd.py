@@ -89,6 +89,7 @@ def tssd_loss(logits: torch.Tensor, labels: torch.Tensor, weak_logits: torch.Ten
 
 class TSSD(Objective):
     name = "tssd"
+    per_step_logits = True
     needs_features = True
 
     def __init__(self, extra_timesteps: int = 2, stage: str | None = None, alpha: float = 1.0, beta: float = 1.0,
@@ -111,15 +112,28 @@ class TSSD(Objective):
         """Size the weak classifier from the student: its tapped stage's channels and its classes."""
         if not self.weak_head.has_uninitialized_params():
             return
-        channels = getattr(model, "stage_channels", {})
-        stage = self.stage if self.stage is not None else (list(channels)[-2] if len(channels) >= 2 else None)
+        name = type(model).__name__
+        channels = getattr(model, "stage_channels", None)
+        if not isinstance(channels, dict) or not channels:
+            raise SpikeDistillError(
+                f"tssd taps a stage of the student, but {name} has no stage_channels; give it stage_channels = "
+                "{stage name: channels} (e.g. {'layer1': 64, 'layer2': 128}) and return those stages from "
+                "forward(x, timesteps, return_features=True), or pass tssd the options in_channels and num_classes")
+        if self.stage is None and len(channels) < 2:
+            raise SpikeDistillError(f"tssd taps the second-to-last stage, but {name}.stage_channels lists only "
+                                    f"{list(channels)}; name the stage with the option stage")
+        stage = self.stage if self.stage is not None else list(channels)[-2]
         if stage not in channels:
-            raise SpikeDistillError(f"tssd: the model has no stage '{stage}'; known: {', '.join(channels) or 'none'}")
+            raise SpikeDistillError(f"tssd: {name} has no stage '{stage}'; known: {', '.join(channels)}")
+        classes = getattr(model, "num_classes", None)
+        if not isinstance(classes, int):
+            raise SpikeDistillError(f"tssd sizes its weak classifier from the student's num_classes, which {name} does "
+                                    "not have; set model.num_classes, or pass tssd the option num_classes")
         reference = next(model.parameters())
         with torch.no_grad():
             self.weak_head.initialize_parameters(torch.empty(0, channels[stage], 1, 1, device=reference.device,
-                                                             dtype=reference.dtype), model.num_classes)
-        self.weak_head.num_classes = model.num_classes
+                                                             dtype=reference.dtype), classes)
+        self.weak_head.num_classes = classes
 
     def extension(self) -> int:
         """Steps added for training; none when the temporal term and the T_s CE are both off."""

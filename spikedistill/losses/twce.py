@@ -18,6 +18,7 @@ def twce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 class TWCE(Objective):
     name = "twce"
+    per_step_logits = True
 
     def forward(self, logits, labels, teacher_logits=None, features=None, teacher_features=None, teacher=None):
         ce = twce_loss(self.steps(logits), labels)

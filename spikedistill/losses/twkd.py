@@ -44,6 +44,7 @@ def twkd_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits, alpha:
 
 class TWKD(Objective):
     name = "twkd"
+    per_step_logits = True
 
     def __init__(self, alpha: float = 0.2, beta: float = 0.5, tau: float = 3.0, sd_target: str = "mean"):
         super().__init__()

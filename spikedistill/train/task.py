@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import SpikeDistillError
 from ..models import model_input
+from ..models.contract import logits_and_features
 
 
 class DistillationTask(nn.Module):
@@ -61,13 +62,12 @@ class DistillationTask(nn.Module):
         teacher_logits = teacher_feats = None
         if teacher is not None:
             with self.teacher_clock, torch.no_grad():
-                out = teacher(model_input(images, bool(getattr(teacher, "spiking", False))),
-                              return_features=self.teacher_features)
-            teacher_logits, teacher_feats = out if self.teacher_features else (out, None)
+                teacher_logits, teacher_feats = logits_and_features(
+                    teacher, model_input(images, bool(getattr(teacher, "spiking", False))), self.teacher_features,
+                    "teacher")
         x = model_input(images, self.student_spiking)
-        out = self.student(x, timesteps=None if x.dim() == 5 else self.train_timesteps,
-                           return_features=objective.needs_features)
-        logits, features = out if objective.needs_features else (out, None)
+        logits, features = logits_and_features(self.student, x, objective.needs_features,
+                                               timesteps=None if x.dim() == 5 else self.train_timesteps)
         loss = objective(logits, labels, teacher_logits=teacher_logits, features=features,
                          teacher_features=teacher_feats, teacher=teacher)
         return logits, loss

@@ -9,6 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import spikedistill as sd
 from spikedistill.evaluate.report import fullrange_report
+
 from helpers import trained_looking
 
 pytestmark = pytest.mark.usefixtures("one_thread")

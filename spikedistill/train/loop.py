@@ -47,17 +47,19 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
     say = print if (verbose and ctx.main) else (lambda *a, **k: None)
     lock = RunLock(out_dir)
     try:
-        seed_everything(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-        run = build_run(cfg, ctx)
         refused = None
         if ctx.main:
             try:
-                lock.acquire()  # one run per folder: a second one stops here, saying whose it is
+                lock.acquire()  # one run per folder, before any work: a second one stops here, saying whose it is
+                if not resume:  # checked under the lock: no second run slips in between
+                    check_holds_no_run(out_dir)
             except SpikeDistillError as exc:
                 refused = str(exc)
         refused = dist_utils.broadcast_object(refused, ctx)  # every process stops, none waits for rank 0
         if refused:
             raise SpikeDistillError(refused)
+        seed_everything(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+        run = build_run(cfg, ctx)
         if resume:
             state = resume_state(run, out_dir, ctx, say)
         else:
@@ -106,6 +108,14 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
     finally:
         lock.release()
         dist_utils.cleanup(ctx)
+
+
+def check_holds_no_run(out_dir: Path) -> None:
+    """A new run never writes into a folder with another run's checkpoints."""
+    held = [name for name in ("latest.pt", "best.pt") if (out_dir / name).exists()]
+    if held:
+        raise SpikeDistillError(f"'{out_dir}' already holds a run ({' and '.join(held)}); continue it with --resume "
+                                "or choose another --out")
 
 
 def result(out_dir: Path, state: TrainState, run: Run, stopped: bool) -> dict:

@@ -29,7 +29,7 @@ def check_out_dir(out: Path) -> None:
 
 
 def run_train(args) -> int:
-    from .loop import train
+    from .loop import check_holds_no_run, train
 
     if args.config is None and not args.resume:
         raise SpikeDistillError("no recipe given; pass --config FILE (see configs/), or --resume --out RUN_DIR")
@@ -49,16 +49,18 @@ def run_train(args) -> int:
         cfg = load_config(saved if saved.is_file() else args.config, args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)
-        if (out / "latest.pt").exists():
-            raise SpikeDistillError(f"'{out}' already holds a run; continue it with --resume or choose another --out")
+        check_holds_no_run(out)
         check_out_dir(out)
-    from .teacher import describe, missing_teacher_message, teacher_config, teacher_needed
+    from .teacher import describe, missing_teacher_message, stage_problem, teacher_config, teacher_needed
 
     if teacher_needed(cfg):  # hours of work are never a side effect: the teacher stage is asked for
         if not getattr(args, "train_teacher", False) or not cfg.teacher.recipe:
             raise SpikeDistillError(missing_teacher_message(cfg))
+        problem = stage_problem(cfg, out)
+        if problem:  # never into another run's folder, never for a file the stage does not write
+            raise SpikeDistillError(problem)
         teacher_dir = Path(cfg.teacher.checkpoint).parent
-        print(f"teacher stage: {describe(cfg)} → {teacher_dir}")
+        print(f"teacher stage: {describe(cfg)} → {teacher_dir}/best.pt")
         train(teacher_config(cfg), teacher_dir)
     result = train(cfg, out, resume=args.resume)
     best = result["best_top1"]

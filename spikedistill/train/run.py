@@ -70,7 +70,13 @@ def teacher_checkpoint(cfg: Config):
         from .teacher import missing_teacher_message
 
         raise SpikeDistillError(missing_teacher_message(cfg))
-    return load_checkpoint(path, role="teacher")
+    ckpt = load_checkpoint(path, role="teacher")
+    from .teacher import recipe_differences, stale_teacher_message
+
+    differences = recipe_differences(cfg, ckpt.config)
+    if differences:  # e.g. a smoke run's teacher, trained on 64 images, never teaches a full run
+        raise SpikeDistillError(stale_teacher_message(cfg, differences))
+    return ckpt
 
 
 def build_run(cfg: Config, ctx) -> Run:

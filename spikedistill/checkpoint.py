@@ -50,6 +50,21 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
     _atomic_write(path, lambda file: file.write(text.encode("utf-8")))
 
 
+def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    """Write a whole file (an export, a picture) so a crash or a full disk leaves the old one or the new one.
+    Writers that want a file name serialise into memory first (``io.BytesIO``) and hand the bytes here."""
+    _atomic_write(path, lambda file: file.write(data))
+
+
+def check_not_an_input(output: str | os.PathLike, inputs, option: str = "--out") -> None:
+    """Refuse an output path that is one of the command's input files (it would be replaced by the output)."""
+    out = Path(output).expanduser().resolve()
+    for given in inputs:
+        if given is not None and Path(given).expanduser().resolve() == out:
+            raise SpikeDistillError(f"{option} '{output}' is the input file '{given}'; writing there would replace it: "
+                                    f"choose another {option} path")
+
+
 def remove_stale_temp_files(directory: str | os.PathLike) -> None:
     """Temp files of writes that a killed process never finished (``.NAME.XXXX.tmp``)."""
     for stale in Path(directory).glob(".*.tmp"):
@@ -68,6 +83,7 @@ def _atomic_write(path: str | os.PathLike, write) -> None:
         raise SpikeDistillError(f"cannot write to '{path.parent}' ({exc.strerror}); choose a writable --out directory") from None
     file = None
     try:
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes it private; the result gets what a plain write would
         with os.fdopen(fd, "wb") as raw:
             file = _KeepsWriteError(raw)
             write(file)
@@ -82,11 +98,21 @@ def _atomic_write(path: str | os.PathLike, write) -> None:
             pass
         error = exc if isinstance(exc, OSError) else getattr(file, "error", None)
         if error is not None:  # disk full, quota, I/O error: the previous file is untouched
-            kept = "the previous checkpoint is kept; " if path.exists() else ""
+            kept = f"the previous {'checkpoint' if path.suffix == '.pt' else 'file'} is kept; " if path.exists() else ""
             raise SpikeDistillError(
                 f"cannot write '{path}' ({error.strerror or error}); {kept}free disk space or choose another --out directory"
             ) from None
         raise
+
+
+def _file_mode(path: Path) -> int:
+    """The replaced file's permissions, or those the umask gives a new file."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 class _KeepsWriteError:

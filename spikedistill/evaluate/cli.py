@@ -130,7 +130,7 @@ def teacher_reference(report: dict) -> dict:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_checkpoint
+    from ..checkpoint import atomic_write_text, check_not_an_input, load_checkpoint
     from ..device import resolve_device
 
     # Every option is checked before any data is loaded or any sample evaluated.
@@ -138,6 +138,9 @@ def run_eval(args: argparse.Namespace) -> int:
     thresholds = parse_thresholds(getattr(args, "early_exit", None))
     if not args.no_plot:
         check_plot_path(args.plot)  # matplotlib installed, a format it writes
+    for option, output in (("--json", args.json), ("--plot", None if args.no_plot else args.plot)):
+        if output is not None:
+            check_not_an_input(output, [args.checkpoint, args.teacher], option)
     check_writable(args.json)
     out_dir = Path(args.json).parent if args.json else Path(".")
     ckpt = load_checkpoint(args.checkpoint)
@@ -175,7 +178,7 @@ def run_eval(args: argparse.Namespace) -> int:
         print("early exit (per-sample, running-mean softmax confidence >= threshold):")
         print(format_early_exit(report["early_exit"]))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        atomic_write_text(json.dumps(report, indent=1), args.json)
         print(f"wrote {args.json}")
     if not args.no_plot:
         from .plot import plot_early_exit, plot_fullrange

@@ -12,12 +12,14 @@ each LIF for :class:`InferenceLIF`: the same forward dynamics in plain tensor op
 from __future__ import annotations
 
 import copy
+import io
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..checkpoint import atomic_write_bytes
 from ..errors import SpikeDistillError
 from ..neurons import LIF, LIFConfig
 
@@ -85,7 +87,9 @@ def export_torchscript(model: nn.Module, path, input_shape, timesteps: int, fram
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(wrapper, (example,), check_trace=False)
-        torch.jit.save(traced, str(path))
+        buffer = io.BytesIO()  # written whole, then renamed: a full disk or a crash never leaves half a file
+        torch.jit.save(traced, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
     return Path(path)
 
 
@@ -96,12 +100,15 @@ def export_onnx(model: nn.Module, path, input_shape, timesteps: int, frames: boo
     batch_axis = 1 if frames else 0
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=opset,
+        buffer = io.BytesIO()  # written whole, then renamed: a full disk or a crash never leaves half a file
+        torch.onnx.export(wrapper, (example,), buffer, dynamo=False, opset_version=opset,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {batch_axis: "batch"}, "logits": {1: "batch"}})
     try:
         import onnx
     except ImportError:
-        return Path(path)
-    onnx.checker.check_model(onnx.load(str(path)))
+        onnx = None
+    if onnx is not None:
+        onnx.checker.check_model(onnx.load_from_string(buffer.getvalue()))
+    atomic_write_bytes(buffer.getvalue(), path)
     return Path(path)

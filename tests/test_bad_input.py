@@ -10,7 +10,6 @@ was wrong, and what to do about it.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from spikedistill.data import load_dataset
 from spikedistill.errors import SpikeDistillError
 from spikedistill.checkpoint import load_checkpoint, load_weights, model_spec, save_checkpoint
 from spikedistill.train.config import load_config
+from spikedistill.train.guards import RunLock
 
 WIDTHS = (8, 16, 16)  # a narrow small_cnn: every row below runs in milliseconds
 
@@ -40,6 +40,7 @@ log: {progress: false, tensorboard: false}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs: threads cost more than they give
+_HELD = []  # run locks the table's "in use" rows meet
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +97,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (root / "binary.yaml").write_bytes(bytes(range(256)))
     (root / "list.yaml").write_text("- model\n- loss\n")
     (root / "scalar.yaml").write_text("3\n")
-    (root / "locked").mkdir()
-    (root / "locked" / "run.lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")  # this live process
+    _HELD.append(RunLock(root / "locked"))
+    _HELD[-1].acquire()  # held by this live process for the whole module
     (root / "recipe.yaml").write_text(TINY_RECIPE)
     (root / "a_file").write_text("a regular file: nothing can be created under it\n")
     return {p.name: p for p in root.iterdir()} | {"root": root}

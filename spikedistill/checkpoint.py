@@ -349,6 +349,17 @@ def non_finite_tensors(state_dict: dict) -> list[str]:
 def load_weights(model: torch.nn.Module, state_dict: dict, source: str = "checkpoint") -> None:
     """``load_state_dict`` with one readable line when the architecture or class count differs."""
     own = model.state_dict()
+    if not isinstance(state_dict, Mapping):
+        raise SpikeDistillError(f"{source}: the weights must be a state_dict (name → tensor), got {type(state_dict).__name__}")
+    not_tensors = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        what = type(state_dict[not_tensors[0]]).__name__
+        raise SpikeDistillError(f"{source}: weight '{not_tensors[0]}' is a {what}, not a torch tensor "
+                                f"({len(not_tensors)} such); convert them, e.g. torch.from_numpy(array)")
+    cast = [k for k in own if k in state_dict and own[k].is_floating_point() and not state_dict[k].is_floating_point()]
+    if cast:  # load_state_dict would cast quantised integers to float without a word
+        raise SpikeDistillError(f"{source}: weight '{cast[0]}' is {state_dict[cast[0]].dtype} where the model holds "
+                                f"{own[cast[0]].dtype} ({len(cast)} such); dequantise the weights to float first")
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     mismatched = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]

@@ -65,7 +65,9 @@ def recipe_differences(cfg: Config, saved: dict | None) -> list[str]:
     have = _flat(saved)
     keys = [k for k in wanted if k.split(".")[0] in ("model", "loss", "optim", "timesteps")
             or k in ("data.name", "data.subset", "data.options") or k.startswith("data.augment.")]
-    return [f"{k} {have[k]!r} (recipe: {wanted[k]!r})" for k in keys if k in have and have[k] != wanted[k]]
+    full_data = have.get("data.subset") is None  # a teacher of all the data serves a smoke student's subset too
+    return [f"{k} {have[k]!r} (recipe: {wanted[k]!r})" for k in keys
+            if k in have and have[k] != wanted[k] and not (k == "data.subset" and full_data)]
 
 
 def _flat(data: dict, prefix: str = "") -> dict:

@@ -173,9 +173,17 @@ def _read(path: Path, map_location) -> dict:
         raise SpikeDistillError(f"checkpoint '{path}' is a directory; pass a .pt file in it (e.g. {path / 'best.pt'})")
     if not path.is_file():
         raise SpikeDistillError(f"checkpoint '{path}' does not exist; pass the path of a .pt file written by 'spikedistill train'")
+    if _wants_cuda(map_location) and not torch.cuda.is_available():
+        raise SpikeDistillError(f"cannot load checkpoint '{path}' with map_location={map_location!r}: no CUDA GPU is "
+                                "visible here; load it with map_location='cpu'")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated, corrupt, or not a torch file at all
+        if "numpy" in str(exc) and "weights_only" in str(exc).replace(" ", "_").lower():
+            raise SpikeDistillError(
+                f"checkpoint '{path}' holds numpy objects (e.g. a numpy scalar among its metrics), which a safe load "
+                "refuses; if you trust the file, load it with torch.load(weights_only=False), turn them into Python "
+                "numbers (float(x)) and save it again") from None
         raise SpikeDistillError(
             f"checkpoint '{path}' is corrupt or truncated ({type(exc).__name__}); {_instead(path)}"
         ) from None
@@ -187,6 +195,12 @@ def _read(path: Path, map_location) -> dict:
     if version > VERSION:
         raise SpikeDistillError(f"checkpoint '{path}' has format version {version}; upgrade spikedistill to read it")
     return ckpt  # its layout is checked once, by Checkpoint
+
+
+def _wants_cuda(map_location) -> bool:
+    if isinstance(map_location, (str, torch.device)):
+        return torch.device(map_location).type == "cuda"
+    return False
 
 
 def _instead(path: Path) -> str:

@@ -87,6 +87,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
     np.savez(jpeg / "whole.npz", header=np.zeros(600, np.uint8), scan=np.zeros(4000, np.uint8),
              offsets=np.array([0, 2000, 4000]), y=np.array([0, 1]))
     whole = (jpeg / "whole.npz").read_bytes()
+    (root / "damaged_jpeg").mkdir()
+    (root / "damaged_jpeg" / "test_jpeg.npz").write_bytes(whole)  # every key there, the JPEG bytes all zero
+    numpy_metrics = torch.load(good, weights_only=True)
+    numpy_metrics["metrics"] = {"best_top1": np.float64(91.5)}
+    torch.save(numpy_metrics, root / "numpy_scalar.pt")
     for split in ("train", "test"):
         (jpeg / f"{split}_jpeg.npz").write_bytes(whole[: len(whole) // 2])
     for name, value in (("nan.pt", float("nan")), ("inf.pt", float("inf"))):
@@ -267,6 +272,10 @@ LIBRARY = {
                           ("float tensor", "torch.uint8", "x.float() / 255")),
     "model_timesteps_beyond_memory": (lambda f: _net()(torch.zeros(64, 1, 8, 8), timesteps=10**12),
                                       ("timesteps=1000000000000", "GiB", "fewer timesteps")),
+    "checkpoint_with_a_numpy_scalar": (lambda f: load_checkpoint(f["numpy_scalar.pt"]),
+                                       ("numpy_scalar.pt", "numpy scalar", "float(x)")),
+    "dataset_damaged_jpeg": (lambda f: load_dataset("cifar10_jpeg", f["damaged_jpeg"], split="test", cache_dir=f["root"] / "cache"),
+                             ("test_jpeg.npz", "image 0 of 2 is a damaged JPEG", "copy the file again")),
     "load_weights_numpy_arrays": (lambda f: load_weights(_net(), {k: v.numpy() for k, v in _net().state_dict().items()}),
                                   ("ndarray, not a torch tensor", "torch.from_numpy")),
     "load_weights_int8_tensors": (lambda f: load_weights(_net(), {k: v.to(torch.int8) if v.is_floating_point() else v
@@ -553,4 +562,29 @@ def test_a_terminal_that_cannot_show_unicode_gets_question_marks_not_a_traceback
     out.flush()
     printed = out.buffer.getvalue().decode("ascii")
     assert "small_cnn (SNN, T=2) ? loss ce" in printed and "done: best test top-1" in printed
+
+
+def test_a_good_checkpoint_read_for_a_missing_gpu_is_not_called_corrupt(files):
+    if torch.cuda.is_available():
+        assert load_checkpoint(files["good.pt"], map_location="cuda").name == "small_cnn"
+    else:
+        message = expect_error(lambda: load_checkpoint(files["good.pt"], map_location="cuda"),
+                               "good.pt", "no CUDA GPU", "map_location='cpu'")
+        assert "corrupt" not in message
+
+
+def test_a_relative_teacher_recipe_names_a_file_beside_the_recipe_from_any_directory(tmp_path, monkeypatch):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "teacher.yaml").write_text("model: {name: small_cnn, spiking: false}\n")
+    (tmp_path / "recipes" / "student.yaml").write_text("loss: {name: twkd}\nteacher: {checkpoint: t/best.pt, recipe: teacher.yaml}\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert load_config("../recipes/student.yaml").teacher.recipe == str(tmp_path / "recipes" / "teacher.yaml")
+
+
+def test_an_os_error_without_a_path_is_not_blamed_on_a_file():
+    from spikedistill.errors import os_error_message
+
+    message = os_error_message(OSError("cannot identify image file <_io.BytesIO object>"))
+    assert "a file" not in message and "cannot identify image file" in message
 

@@ -337,7 +337,23 @@ def read_yaml(path: str | Path) -> dict:
 def load_config(path: str | Path | None = None, overrides=()) -> Config:
     """Read a recipe (or start from the defaults), apply ``key=value`` overrides, validate."""
     data = read_yaml(path) if path is not None else {}
+    if path is not None:
+        _resolve_teacher_recipe(data, Path(path))
     return config_from_dict(apply_overrides(data, overrides))
+
+
+def _resolve_teacher_recipe(data: dict, recipe: Path) -> None:
+    """A relative ``teacher.recipe`` in a recipe file names a file beside that recipe (or under one of its
+    parent folders, as the shipped recipes name ``configs/...``), wherever the command runs from."""
+    teacher = data.get("teacher")
+    named = teacher.get("recipe") if isinstance(teacher, dict) else None
+    if not isinstance(named, str) or Path(named).expanduser().is_absolute():
+        return
+    folder = recipe.expanduser().resolve().parent
+    for base in (folder, *folder.parents):
+        if (base / named).is_file():
+            teacher["recipe"] = str(base / named)
+            return
 
 
 def dump_config(cfg: Config) -> str:

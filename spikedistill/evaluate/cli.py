@@ -101,7 +101,7 @@ def check_memory(model, ckpt, timesteps_text: str | None, last: int, batch_size:
 def build_loader(args: argparse.Namespace, ckpt, device: torch.device):
     """Test batches for the checkpoint (``--data``/``--data-root`` or the training recipe's ``data``), the
     dataset's name and how many samples it holds: the whole split unless ``--limit``."""
-    from ..data import batches, load_dataset
+    from ..data import batches, load_dataset, stratified_indices
 
     data = ckpt.config.get("data")
     data = data if isinstance(data, dict) else {}
@@ -110,9 +110,10 @@ def build_loader(args: argparse.Namespace, ckpt, device: torch.device):
         raise SpikeDistillError("the checkpoint does not name its dataset; pass --data NAME (and --data-root DIR)")
     root = args.data_root or data.get("root")
     dataset = load_dataset(name, root, split=args.split)
+    args.split_size = len(dataset)  # the scope line says what share --limit scored
     limit = args.limit  # the full split unless asked: the recipe's data.test_subset was for quick training tests
-    if limit:
-        dataset = dataset.subset(min(int(limit), len(dataset)))
+    if limit and limit < len(dataset):  # every class in its share: a split stored grouped by class stays fair
+        dataset = dataset.subset(stratified_indices(dataset.labels, limit))
     return batches(dataset, args.batch_size, shuffle=False, augment=None, device=device, drop_last=False), name, len(dataset)
 
 
@@ -167,7 +168,8 @@ def run_eval(args: argparse.Namespace) -> int:
         teacher = {"checkpoint": str(args.teacher), "model": teacher_ckpt.name, "kind": kind,
                    "timesteps": teacher_steps, **teacher_reference(teacher_report)}
         report["teacher"] = teacher
-    scope = f"the first {report['samples']}" if args.limit else f"all {report['samples']}"
+    scope = (f"a class-stratified {report['samples']} of {args.split_size}" if report["samples"] < args.split_size
+             else f"all {report['samples']}")
     print(f"{report['model']} on {dataset}/{args.split} ({scope} samples scored), one pass at T={last}")
     print(format_report(report))
     if teacher:

@@ -103,6 +103,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (root / "binary.yaml").write_bytes(bytes(range(256)))
     (root / "list.yaml").write_text("- model\n- loss\n")
     (root / "scalar.yaml").write_text("3\n")
+    (root / "duplicate_key.yaml").write_text(TINY_RECIPE + "seed: 7\n")  # seed: 0 above
     _HELD.append(RunLock(root / "locked"))
     _HELD[-1].acquire()  # held by this live process for the whole module
     (root / "recipe.yaml").write_text(TINY_RECIPE)
@@ -272,6 +273,10 @@ LIBRARY = {
                           ("float tensor", "torch.uint8", "x.float() / 255")),
     "model_timesteps_beyond_memory": (lambda f: _net()(torch.zeros(64, 1, 8, 8), timesteps=10**12),
                                       ("timesteps=1000000000000", "GiB", "fewer timesteps")),
+    "model_spiking_a_string": (lambda f: sd.create_model("small_cnn", spiking="false"), ("spiking", "True or False", "'false'")),
+    "accuracy_nan_inputs": (lambda f: sd.fullrange_accuracy(_net(), [(torch.full((4, 1, 8, 8), float("nan")), torch.tensor([0, 1, 2, 3]))],
+                                                            max_timesteps=2), ("fullrange_accuracy", "NaN or inf", "normalisation")),
+    "config_duplicate_key": (lambda f: load_config(f["duplicate_key.yaml"]), ("duplicate_key.yaml", "'seed' is given twice", "line 9")),
     "checkpoint_with_a_numpy_scalar": (lambda f: load_checkpoint(f["numpy_scalar.pt"]),
                                        ("numpy_scalar.pt", "numpy scalar", "float(x)")),
     "dataset_damaged_jpeg": (lambda f: load_dataset("cifar10_jpeg", f["damaged_jpeg"], split="test", cache_dir=f["root"] / "cache"),
@@ -428,6 +433,14 @@ CLI = {
                                        ("--resume", "optim.name 'sgd' → 'adamw'", "another --out")),
     "train_resume_seed_changed": (lambda f: ["train", "--resume", "--out", f["stopped_run"], "seed=9"],
                                   ("--resume", "seed 60 → 9", "undo the change")),
+    "train_resume_batch_changed": (lambda f: ["train", "--resume", "--out", f["stopped_run"], "optim.batch_size=16"],
+                                   ("optim.batch_size 32 → 16",)),
+    "train_resume_subset_changed": (lambda f: ["train", "--resume", "--out", f["stopped_run"], "data.subset=32"],
+                                    ("data.subset 64 → 32",)),
+    "train_augment_for_events_on_images": (lambda f: ["train", "--config", f["recipe.yaml"], "data.augment.rotate=10", "--out", f["root"] / "o6"],
+                                           ("data.augment.rotate does not apply to digits", "images", "remove it")),
+    "train_duplicate_yaml_key": (lambda f: ["train", "--config", f["duplicate_key.yaml"], "--out", f["root"] / "o7"],
+                                 ("'seed' is given twice", "keep one")),
     "train_resume_dataset_changed": (lambda f: ["train", "--resume", "--out", f["stopped_run"], *NO_DATA(f)],
                                      ("data.name 'digits' → 'cifar10'",)),
 }

@@ -164,3 +164,11 @@ def test_a_missing_matplotlib_is_said_before_the_evaluation_runs(tmp_path, capsy
     assert main(["eval", str(tmp_path / "student.pt"), "--limit", "8"]) == 2
     err = capsys.readouterr().err
     assert "matplotlib" in err and "--no-plot" in err and not ran
+
+
+def test_an_ann_is_said_to_run_one_pass_without_timesteps(tmp_path, capsys):
+    _checkpoint(tmp_path / "ann.pt", spiking=False)  # its recipe said timesteps: 3
+    assert main(["eval", str(tmp_path / "ann.pt"), "--device", "cpu", "--limit", "16", "--no-plot"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "one pass of the ANN (no timesteps)" in first and "T=" not in first
+

@@ -170,7 +170,8 @@ def run_eval(args: argparse.Namespace) -> int:
         report["teacher"] = teacher
     scope = (f"a class-stratified {report['samples']} of {args.split_size}" if report["samples"] < args.split_size
              else f"all {report['samples']}")
-    print(f"{report['model']} on {dataset}/{args.split} ({scope} samples scored), one pass at T={last}")
+    passes = f"one pass at T={last}" if ckpt.spiking else "one pass of the ANN (no timesteps)"
+    print(f"{report['model']} on {dataset}/{args.split} ({scope} samples scored), {passes}")
     print(format_report(report))
     if teacher:
         at = f" at T={teacher['timesteps']}" if teacher["kind"] == "SNN" else ""

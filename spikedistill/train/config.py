@@ -311,12 +311,32 @@ def _refused_tag(exc: yaml.YAMLError) -> str | None:
     return found.group(1).replace("tag:yaml.org,2002:", "!!") if found else None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (safe_load keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # an unhashable key: the mapping itself reports it
+            if key in seen:
+                raise SpikeDistillError(f"the key '{key}' is given twice in one section (line {key_node.start_mark.line + 1}); "
+                                        "keep one of them")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise SpikeDistillError(f"recipe '{path}' does not exist; pick one under configs/ (e.g. configs/cifar10/twkd_resnet19.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # data only: safe_load refuses tags that build objects
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # data only: refuses tags that build objects
+    except SpikeDistillError as exc:  # a key given twice
+        raise SpikeDistillError(f"recipe '{path}': {exc}") from None
     except UnicodeDecodeError:
         raise SpikeDistillError(f"recipe '{path}' is not a text file (not UTF-8); pass a YAML recipe, "
                                 "e.g. configs/cifar10/twkd_resnet19.yaml") from None

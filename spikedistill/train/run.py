@@ -134,6 +134,7 @@ def build_run(cfg: Config, ctx) -> Run:
 
 
 def make_augment(cfg, dataset, events: bool) -> nn.Module:
+    check_augment_applies(cfg, dataset, events)
     if events:
         from ..data.events import EventAugment
 
@@ -142,6 +143,21 @@ def make_augment(cfg, dataset, events: bool) -> nn.Module:
 
     return GpuAugment(crop_padding=cfg.crop_padding, flip=cfg.flip, autoaugment=cfg.autoaugment, cutout=cfg.cutout,
                       erasing=cfg.erasing, mean=dataset.mean, std=dataset.std, resized_crop=cfg.resized_crop)
+
+
+def check_augment_applies(cfg, dataset, events: bool) -> None:
+    """An augmentation option the dataset's kind has no use for is refused, not ignored."""
+    if events:
+        unused = {"autoaugment": cfg.autoaugment not in (False, None, "none", ""), "erasing": bool(cfg.erasing),
+                  "resized_crop": bool(cfg.resized_crop)}
+        kind, applies = "event frames", "flip, roll, rotate, cutout"
+    else:
+        unused = {"roll": bool(cfg.roll), "rotate": bool(cfg.rotate)}
+        kind, applies = "images", "crop_padding, flip, autoaugment, cutout, erasing, resized_crop"
+    given = [name for name, used in unused.items() if used]
+    if given:
+        raise SpikeDistillError(f"data.augment.{given[0]} does not apply to {getattr(dataset, 'name', 'this dataset')} "
+                                f"({kind}; it takes {applies}); remove it from the recipe")
 
 
 def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = None, loaded=None) -> nn.Module:

@@ -368,7 +368,7 @@ def load_weights(model: torch.nn.Module, state_dict: dict, source: str = "checkp
     not_tensors = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         what = type(state_dict[not_tensors[0]]).__name__
-        raise SpikeDistillError(f"{source}: weight '{not_tensors[0]}' is a {what}, not a torch tensor "
+        raise SpikeDistillError(f"{source}: weight '{not_tensors[0]}' is of type {what}, not a torch tensor "
                                 f"({len(not_tensors)} such); convert them, e.g. torch.from_numpy(array)")
     cast = [k for k in own if k in state_dict and own[k].is_floating_point() and not state_dict[k].is_floating_point()]
     if cast:  # load_state_dict would cast quantised integers to float without a word

@@ -282,7 +282,7 @@ LIBRARY = {
     "dataset_damaged_jpeg": (lambda f: load_dataset("cifar10_jpeg", f["damaged_jpeg"], split="test", cache_dir=f["root"] / "cache"),
                              ("test_jpeg.npz", "image 0 of 2 is a damaged JPEG", "copy the file again")),
     "load_weights_numpy_arrays": (lambda f: load_weights(_net(), {k: v.numpy() for k, v in _net().state_dict().items()}),
-                                  ("ndarray, not a torch tensor", "torch.from_numpy")),
+                                  ("of type ndarray, not a torch tensor", "torch.from_numpy")),
     "load_weights_int8_tensors": (lambda f: load_weights(_net(), {k: v.to(torch.int8) if v.is_floating_point() else v
                                                                   for k, v in _net().state_dict().items()}),
                                   ("torch.int8", "torch.float32", "dequantise")),

@@ -115,7 +115,8 @@ def test_eval_limit_scores_every_class_in_its_share_of_a_split_stored_grouped_by
         net.fc.bias.copy_(torch.tensor([5.0, 0.0, 0.0]))
     save_checkpoint(tmp_path / "zero.pt", model=net, spec=model_spec("small_cnn", False, 3, in_channels=1))
     data = tmp_path / "grouped.npz"
-    np.savez(data, x=np.zeros((180, 8, 8, 1), np.uint8), y=np.repeat(np.arange(3), 60))
+    images = np.random.default_rng(0).integers(0, 256, (180, 8, 8, 1), dtype=np.uint8)
+    np.savez(data, x=images, y=np.repeat(np.arange(3), 60))
     out = tmp_path / "report.json"
     assert main(["eval", str(tmp_path / "zero.pt"), "--data", "npz", "--data-root", str(data), "--limit", "60",
                  "--device", "cpu", "--json", str(out), "--no-plot"]) == 0

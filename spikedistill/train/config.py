@@ -315,8 +315,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.safe_load`` that refuses a key given twice in one mapping (safe_load keeps the last silently)."""
 
     def construct_mapping(self, node, deep=False):
+        written = [key for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"]  # before '<<' is merged in
+        mapping = super().construct_mapping(node, deep=deep)  # a refused tag is said first
         seen = set()
-        for key_node, _ in node.value:
+        for key_node in written:
             key = self.construct_object(key_node, deep=deep)
             try:
                 hash(key)
@@ -326,7 +328,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise SpikeDistillError(f"the key '{key}' is given twice in one section (line {key_node.start_mark.line + 1}); "
                                         "keep one of them")
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def read_yaml(path: str | Path) -> dict:

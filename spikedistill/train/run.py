@@ -91,8 +91,10 @@ def build_run(cfg: Config, ctx) -> Run:
     events = getattr(train_set, "images", None) is not None and train_set.images.dim() == 5  # frames [N, T, C, H, W]
     if data.subset:
         train_set = train_set.subset(min(data.subset, len(train_set)))
-    if data.test_subset:
-        test_set = test_set.subset(min(data.test_subset, len(test_set)))
+    if data.test_subset:  # every class in its share, as eval --limit: a split stored by class stays fair
+        from ..data import stratified_indices
+
+        test_set = test_set.subset(stratified_indices(test_set.labels, data.test_subset))
     augment = make_augment(data.augment, train_set, events)
     if cfg.optim.batch_size % ctx.world_size:
         raise SpikeDistillError(f"optim.batch_size={cfg.optim.batch_size} must divide by the {ctx.world_size} processes; change it")

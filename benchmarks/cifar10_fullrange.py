@@ -62,7 +62,7 @@ from benchmarks.fullrange_report import gap_verdict, write_report  # noqa: E402,
 from spikedistill.checkpoint import atomic_write_text, load_checkpoint  # noqa: E402
 from spikedistill.cli import positive_int  # noqa: E402
 from spikedistill.device import resolve_device  # noqa: E402
-from spikedistill.errors import SpikeDistillError  # noqa: E402
+from spikedistill.errors import SpikeDistillError, os_error_message  # noqa: E402
 from spikedistill.losses import create_loss  # noqa: E402
 from spikedistill.train.config import Config, load_config  # noqa: E402
 
@@ -179,7 +179,14 @@ def needs_teacher(cfg: Config) -> bool:
 
 def load_state(path: Path) -> dict:
     if path.is_file():
-        return json.loads(path.read_text())
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            raise SpikeDistillError(f"the study's state '{path}' is damaged ({type(exc).__name__}); restore it from a copy "
+                                    "(a published JSON can be taken in with --adopt), or move it aside to start afresh") from None
+        if not isinstance(state, dict):
+            raise SpikeDistillError(f"the study's state '{path}' is not a JSON object; restore it from a copy or move it aside")
+        return state
     return {"dataset": DATASET_LABEL, "max_timesteps": MAX_TIMESTEPS, "plan": {}, "teacher": None,
             "students": {}, "commands": []}
 
@@ -646,13 +653,16 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     tee = None
-    if args.log:
-        tee = Tee(sys.stdout, Path(args.log))
     try:
+        if args.log:
+            tee = Tee(sys.stdout, Path(args.log))
         with contextlib.redirect_stdout(tee) if tee else contextlib.nullcontext():
             return run_all(args)
     except SpikeDistillError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unwritable --log, --out or --runs, a full disk
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # the loop wrote latest.pt before stopping
         with contextlib.redirect_stdout(tee) if tee else contextlib.nullcontext():

@@ -130,6 +130,15 @@ def check_plan(plan: BenchPlan) -> None:
             f"modes: {', '.join(MODES)}")
     if plan.device.startswith("cuda") and not torch.cuda.is_available():
         raise SpikeDistillError("--device cuda was asked but no CUDA GPU is visible; use --device cpu")
+    from .device import resolve_device
+
+    resolve_device(plan.device)  # an unknown device ('tpu') is one line
+    if "compile" in plan.modes:
+        from torch._dynamo import list_backends
+
+        known = list_backends(exclude_tags=())
+        if plan.compile_backend not in known:
+            raise SpikeDistillError(f"unknown --compile-backend '{plan.compile_backend}'; known: {', '.join(known)}")
     if plan.iters < 1 or plan.warmup < 0 or (plan.threads is not None and plan.threads < 1):
         raise SpikeDistillError("--iters and --threads must be positive and --warmup non-negative")
 

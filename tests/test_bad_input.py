@@ -441,6 +441,9 @@ CLI = {
                                            ("data.augment.rotate does not apply to digits", "images", "remove it")),
     "train_duplicate_yaml_key": (lambda f: ["train", "--config", f["duplicate_key.yaml"], "--out", f["root"] / "o7"],
                                  ("'seed' is given twice", "keep one")),
+    "bench_unknown_device": (lambda f: ["bench", "--device", "tpu", "--smoke"], ("unknown device 'tpu'", "cpu")),
+    "bench_unknown_compile_backend": (lambda f: ["bench", "--smoke", "--modes", "compile", "--compile-backend", "nope"],
+                                      ("unknown --compile-backend 'nope'", "inductor")),
     "train_resume_dataset_changed": (lambda f: ["train", "--resume", "--out", f["stopped_run"], *NO_DATA(f)],
                                      ("data.name 'digits' → 'cifar10'",)),
 }

@@ -187,3 +187,17 @@ def test_adopted_runs_count_as_done_and_are_marked(interrupted_then_finished, tm
     assert bench.adopt_published(args, edited, state, tmp_path) == []  # already in the state
     with pytest.raises(bench.SpikeDistillError, match="no such file"):
         bench.adopt_published(args, tmp_path / "missing.json", state, tmp_path)
+
+
+def test_a_bad_log_path_or_a_damaged_state_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("not a folder\n")
+    assert bench.main([*SMOKE_ARGS, "--out", str(tmp_path / "out"), "--log", str(tmp_path / "a_file" / "study.log"),
+                       "--plan-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "a_file" in err
+    runs = tmp_path / "out" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "state.json").write_text("{half a state")
+    assert bench.main([*SMOKE_ARGS, "--out", str(tmp_path / "out"), "--plan-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "state.json" in err and "damaged" in err

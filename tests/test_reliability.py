@@ -14,7 +14,6 @@ Everything runs on the CPU in a few seconds: digits, a narrow small_cnn, T = 2.
 from __future__ import annotations
 
 import errno
-import json
 import multiprocessing
 import os
 import signal
@@ -506,10 +505,10 @@ def test_the_teacher_stage_never_trains_into_another_runs_folder(finished, tmp_p
     before = _snapshot(finished)
     student = ["train", "--config", "configs/digits/twkd_small_cnn.yaml", "--out", str(tmp_path / "student"),
                "--train-teacher", "optim.epochs=1", "data.subset=64", "log.progress=false"]
-    for checkpoint, words in ((finished / "missing.pt", ("best.pt", "teacher.checkpoint=NEW_FOLDER/best.pt")),
+    for teacher, words in ((finished / "missing.pt", ("best.pt", "teacher.checkpoint=NEW_FOLDER/best.pt")),
                               (tmp_path / "teacher" / "teacher.pt", ("writes best.pt", "cannot make")),
                               (tmp_path / "student" / "best.pt", ("student's own run folder",))):
-        assert main([*student, f"teacher.checkpoint={checkpoint}"]) == 2
+        assert main([*student, f"teacher.checkpoint={teacher}"]) == 2
         out, err = capsys.readouterr()
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and all(w in lines[0] for w in words), err

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -59,7 +60,7 @@ import torch  # noqa: E402
 
 from benchmarks.fullrange_report import gap_verdict, write_report  # noqa: E402,F401  (gap_verdict: tests)
 
-from spikedistill.checkpoint import atomic_write_text, load_checkpoint  # noqa: E402
+from spikedistill.checkpoint import atomic_write_bytes, atomic_write_text, load_checkpoint  # noqa: E402
 from spikedistill.cli import positive_int  # noqa: E402
 from spikedistill.device import resolve_device  # noqa: E402
 from spikedistill.errors import SpikeDistillError, os_error_message  # noqa: E402
@@ -562,8 +563,9 @@ def write_smoke_data(source_root: Path, target: Path) -> Path:
             offsets = npz["offsets"][: count + 1]
             scan = npz["scan"][offsets[0]: offsets[-1]]
             arrays = {"header": npz["header"], "scan": scan, "offsets": offsets - offsets[0], "y": npz["y"][:count]}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **arrays)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(buffer.getvalue(), path)  # a killed or full-disk write never leaves half an archive
     return target
 
 

@@ -459,6 +459,23 @@ def test_a_lock_is_released_only_by_its_owner(tmp_path):
     RunLock(tmp_path).acquire()
 
 
+def test_a_run_whose_lock_file_was_replaced_does_not_remove_the_new_owners_lock(tmp_path):
+    """A's file removed by hand and B's lock taken in its place: A's release leaves B's file and lock alone."""
+    from spikedistill.train.guards import RunLock
+
+    first = RunLock(tmp_path)
+    first.acquire()
+    (tmp_path / "run.lock").unlink()
+    second = RunLock(tmp_path)
+    second.acquire()
+    first.release()
+    assert (tmp_path / "run.lock").read_text().split()[0] == str(os.getpid())
+    with pytest.raises(SpikeDistillError, match="in use by another training run"):
+        RunLock(tmp_path).acquire()
+    second.release()
+    assert not (tmp_path / "run.lock").exists()
+
+
 def test_the_run_lock_is_taken_before_the_data_loads(recipe, tmp_path, monkeypatch):
     """A second run started while the first loads its data is refused: the folder is already locked then."""
     import spikedistill.data as data

@@ -72,6 +72,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from spikedistill.cli import positive_int  # noqa: E402
+from spikedistill.device import resolve_device  # noqa: E402
 from spikedistill.errors import SpikeDistillError, os_error_message  # noqa: E402
 
 CASES = ("ann_floor", "snn_default", "snn_torch", "snn_sequence", "snn_triton", "spikingjelly", "snntorch")
@@ -147,6 +148,13 @@ def check_plan(plan: BenchPlan) -> None:
             f"modes: {', '.join(MODES)}")
     if plan.device.startswith("cuda") and not torch.cuda.is_available():
         raise SpikeDistillError("--device cuda was asked but no CUDA GPU is visible; use --device cpu")
+    resolve_device(plan.device)  # an unknown device ('tpu') is one line
+    if "compile" in plan.modes:
+        from torch._dynamo import list_backends
+
+        known = list_backends(exclude_tags=())
+        if plan.compile_backend not in known:
+            raise SpikeDistillError(f"unknown --compile-backend '{plan.compile_backend}'; known: {', '.join(known)}")
     if plan.iters < 1 or plan.warmup < 0 or (plan.threads is not None and plan.threads < 1):
         raise SpikeDistillError("--iters and --threads must be positive and --warmup non-negative")
 

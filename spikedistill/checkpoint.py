@@ -56,6 +56,21 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
     _atomic_write(path, lambda file: file.write(text.encode("utf-8")))
 
 
+def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    """Write a whole file (an export, a picture) so a crash or a full disk leaves the old one or the new one.
+    Writers that want a file name serialise into memory first (``io.BytesIO``) and hand the bytes here."""
+    _atomic_write(path, lambda file: file.write(data))
+
+
+def check_not_an_input(output: str | os.PathLike, inputs, option: str = "--out") -> None:
+    """Refuse an output path that is one of the command's input files (it would be replaced by the output)."""
+    out = Path(output).expanduser().resolve()
+    for given in inputs:
+        if given is not None and Path(given).expanduser().resolve() == out:
+            raise SpikeDistillError(f"{option} '{output}' is the input file '{given}'; writing there would replace it: "
+                                    f"choose another {option} path")
+
+
 def remove_stale_temp_files(directory: str | os.PathLike) -> None:
     """Temp files of writes that a killed process never finished (``.NAME.XXXX.tmp``)."""
     for stale in Path(directory).glob(".*.tmp"):
@@ -74,6 +89,7 @@ def _atomic_write(path: str | os.PathLike, write) -> None:
         raise SpikeDistillError(f"cannot write to '{path.parent}' ({exc.strerror}); choose a writable --out directory") from None
     file = None
     try:
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes it private; the result gets what a plain write would
         with os.fdopen(fd, "wb") as raw:
             file = _KeepsWriteError(raw)
             write(file)
@@ -88,11 +104,21 @@ def _atomic_write(path: str | os.PathLike, write) -> None:
             pass
         error = exc if isinstance(exc, OSError) else getattr(file, "error", None)
         if error is not None:  # disk full, quota, I/O error: the previous file is untouched
-            kept = "the previous checkpoint is kept; " if path.exists() else ""
+            kept = f"the previous {'checkpoint' if path.suffix == '.pt' else 'file'} is kept; " if path.exists() else ""
             raise SpikeDistillError(
                 f"cannot write '{path}' ({error.strerror or error}); {kept}free disk space or choose another --out directory"
             ) from None
         raise
+
+
+def _file_mode(path: Path) -> int:
+    """The replaced file's permissions, or those the umask gives a new file."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 class _KeepsWriteError:
@@ -155,6 +181,9 @@ def _read(path: Path, map_location) -> dict:
         raise SpikeDistillError(f"checkpoint '{path}' does not exist; pass the path of a .pt file written by 'spikedistill train'")
     import warnings
 
+    if _wants_cuda(map_location) and not torch.cuda.is_available():
+        raise SpikeDistillError(f"cannot load checkpoint '{path}' with map_location={map_location!r}: no CUDA GPU is "
+                                "visible here; load it with map_location='cpu'")
     try:
         with warnings.catch_warnings():  # torch's "looks like a TorchScript archive" warning: said below, in one line
             warnings.simplefilter("ignore")
@@ -163,6 +192,11 @@ def _read(path: Path, map_location) -> dict:
         what = _other_torch_file(exc)
         if what:
             raise SpikeDistillError(f"'{path}' is {what}, not a spikedistill checkpoint; {_OTHER_FILE_ADVICE}") from None
+        if "numpy" in str(exc) and "weights_only" in str(exc).replace(" ", "_").lower():
+            raise SpikeDistillError(
+                f"checkpoint '{path}' holds numpy objects (e.g. a numpy scalar among its metrics), which a safe load "
+                "refuses; if you trust the file, load it with torch.load(weights_only=False), turn them into Python "
+                "numbers (float(x)) and save it again") from None
         raise SpikeDistillError(
             f"checkpoint '{path}' is corrupt or truncated ({type(exc).__name__}); {_instead(path)}"
         ) from None
@@ -193,6 +227,12 @@ def _other_torch_file(exc: Exception) -> str | None:
     if "Unsupported global" in message:  # a pickle naming a class: torch.save(model) of a whole model
         return "a pickled Python object (torch.save(model) of a whole model)"
     return None
+
+
+def _wants_cuda(map_location) -> bool:
+    if isinstance(map_location, (str, torch.device)):
+        return torch.device(map_location).type == "cuda"
+    return False
 
 
 def _instead(path: Path) -> str:
@@ -388,6 +428,17 @@ def non_finite_tensors(state_dict: dict) -> list[str]:
 def load_weights(model: torch.nn.Module, state_dict: dict, source: str = "checkpoint") -> None:
     """``load_state_dict`` with one readable line when the architecture or class count differs."""
     own = model.state_dict()
+    if not isinstance(state_dict, Mapping):
+        raise SpikeDistillError(f"{source}: the weights must be a state_dict (name → tensor), got {type(state_dict).__name__}")
+    not_tensors = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        what = type(state_dict[not_tensors[0]]).__name__
+        raise SpikeDistillError(f"{source}: weight '{not_tensors[0]}' is of type {what}, not a torch tensor "
+                                f"({len(not_tensors)} such); convert them, e.g. torch.from_numpy(array)")
+    cast = [k for k in own if k in state_dict and own[k].is_floating_point() and not state_dict[k].is_floating_point()]
+    if cast:  # load_state_dict would cast quantised integers to float without a word
+        raise SpikeDistillError(f"{source}: weight '{cast[0]}' is {state_dict[cast[0]].dtype} where the model holds "
+                                f"{own[cast[0]].dtype} ({len(cast)} such); dequantise the weights to float first")
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     mismatched = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="dataset name (default: the checkpoint's training recipe)")
     evaluate.add_argument("--data-root", help="dataset folder (default: the recipe's, else the data room's default)")
     evaluate.add_argument("--split", default="test", choices=("train", "test"))
-    evaluate.add_argument("--limit", type=positive_int, help="evaluate only the first N samples")
+    evaluate.add_argument("--limit", type=positive_int, help="evaluate N samples, every class in its share of the split (deterministic)")
     evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     evaluate.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint (an ANN, or an SNN run at the same T): reference lines for top-1 and energy")
@@ -165,6 +165,9 @@ def import_user_modules(names) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show '·' or '→' gets '?', not a traceback
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -24,6 +24,7 @@ from spikedistill.cli import main
 from spikedistill.data import load_dataset
 from spikedistill.errors import SpikeDistillError
 from spikedistill.train.config import load_config
+from spikedistill.train.guards import RunLock
 
 WIDTHS = (8, 16, 16)  # a narrow small_cnn: every row below runs in milliseconds
 
@@ -40,6 +41,7 @@ log: {progress: false, tensorboard: false}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs: threads cost more than they give
+_HELD = []  # run locks the table's "in use" rows meet
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +87,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
     np.savez(jpeg / "whole.npz", header=np.zeros(600, np.uint8), scan=np.zeros(4000, np.uint8),
              offsets=np.array([0, 2000, 4000]), y=np.array([0, 1]))
     whole = (jpeg / "whole.npz").read_bytes()
+    (root / "damaged_jpeg").mkdir()
+    (root / "damaged_jpeg" / "test_jpeg.npz").write_bytes(whole)  # every key there, the JPEG bytes all zero
+    numpy_metrics = torch.load(good, weights_only=True)
+    numpy_metrics["metrics"] = {"best_top1": np.float64(91.5)}
+    torch.save(numpy_metrics, root / "numpy_scalar.pt")
     for split in ("train", "test"):
         (jpeg / f"{split}_jpeg.npz").write_bytes(whole[: len(whole) // 2])
     for name, value in (("nan.pt", float("nan")), ("inf.pt", float("inf"))):
@@ -96,11 +103,29 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (root / "binary.yaml").write_bytes(bytes(range(256)))
     (root / "list.yaml").write_text("- model\n- loss\n")
     (root / "scalar.yaml").write_text("3\n")
-    (root / "locked").mkdir()
-    (root / "locked" / "run.lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")  # this live process
+    (root / "duplicate_key.yaml").write_text(TINY_RECIPE + "seed: 7\n")  # seed: 0 above
+    _HELD.append(RunLock(root / "locked"))
+    _HELD[-1].acquire()  # held by this live process for the whole module
     (root / "recipe.yaml").write_text(TINY_RECIPE)
+    _stopped_run(root / "stopped_run", training=None)
+    _stopped_run(root / "damaged_run", training={"optimizer": 3, "schedule": "x"})
     (root / "a_file").write_text("a regular file: nothing can be created under it\n")
     return {p.name: p for p in root.iterdir()} | {"root": root}
+
+
+def _stopped_run(folder: Path, training) -> None:
+    """A run folder as the tiny recipe leaves it: config.yaml and a latest.pt (its ``training`` entry given)."""
+    from spikedistill.train.config import dump_config, with_absolute_paths
+
+    cfg = with_absolute_paths(load_config(None, [f"{k}={v}" for k, v in (("model.name", "small_cnn"), ("model.options",
+                              "{widths: [8, 16, 16]}"), ("data.name", "digits"), ("data.subset", 64), ("data.test_subset", 32),
+                              ("optim.epochs", 2), ("optim.batch_size", 32), ("timesteps", 2), ("device", "cpu"),
+                              ("log.progress", "false"), ("log.tensorboard", "false"))]))
+    torch.manual_seed(0)
+    net = sd.create_model("small_cnn", spiking=True, num_classes=10, in_channels=1, widths=WIDTHS, timesteps=2)
+    save_checkpoint(folder / "latest.pt", model=net, spec=model_spec("small_cnn", True, 10, in_channels=1, widths=WIDTHS,
+                    timesteps=2), config=cfg.to_dict(), epoch=1, step=2, training=training)
+    (folder / "config.yaml").write_text(dump_config(cfg))
 
 
 def expect_error(call, *words):
@@ -235,6 +260,32 @@ LIBRARY = {
     "loss_negative_labels": (lambda f: sd.create_loss("twkd")(torch.zeros(2, 4, 10), torch.tensor([0, -3, 2, 1]),
                                                               teacher_logits=torch.zeros(4, 10)), ("labels range over -3..2",)),
     "loss_float_labels": (lambda f: sd.create_loss("tet")(torch.zeros(2, 4, 10), torch.zeros(4)), ("integer tensor", "y.long()")),
+    "loss_int32_labels": (lambda f: sd.create_loss("ce")(torch.zeros(2, 4, 10), torch.tensor([0, 1, 2, 3], dtype=torch.int32)),
+                          ("torch.int32", "y.long()")),
+    "loss_numpy_logits": (lambda f: sd.create_loss("ce")(np.zeros((2, 4, 10), np.float32), torch.tensor([0, 1, 2, 3])),
+                          ("logits must be a torch tensor", "ndarray", "torch.from_numpy")),
+    "loss_numpy_teacher_logits": (lambda f: sd.create_loss("twkd")(torch.zeros(2, 4, 10), torch.tensor([0, 1, 2, 3]),
+                                                                   teacher_logits=np.zeros((4, 10), np.float32)),
+                                  ("teacher_logits must be a torch tensor", "ndarray")),
+    "model_numpy_input": (lambda f: _net()(np.zeros((4, 1, 8, 8), np.float32), timesteps=2),
+                          ("model input must be a torch tensor", "ndarray", "torch.from_numpy")),
+    "model_uint8_input": (lambda f: _net()(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), timesteps=2),
+                          ("float tensor", "torch.uint8", "x.float() / 255")),
+    "model_timesteps_beyond_memory": (lambda f: _net()(torch.zeros(64, 1, 8, 8), timesteps=10**12),
+                                      ("timesteps=1000000000000", "GiB", "fewer timesteps")),
+    "model_spiking_a_string": (lambda f: sd.create_model("small_cnn", spiking="false"), ("spiking", "True or False", "'false'")),
+    "accuracy_nan_inputs": (lambda f: sd.fullrange_accuracy(_net(), [(torch.full((4, 1, 8, 8), float("nan")), torch.tensor([0, 1, 2, 3]))],
+                                                            max_timesteps=2), ("fullrange_accuracy", "NaN or inf", "normalisation")),
+    "config_duplicate_key": (lambda f: load_config(f["duplicate_key.yaml"]), ("duplicate_key.yaml", "'seed' is given twice", "line 9")),
+    "checkpoint_with_a_numpy_scalar": (lambda f: load_checkpoint(f["numpy_scalar.pt"]),
+                                       ("numpy_scalar.pt", "numpy scalar", "float(x)")),
+    "dataset_damaged_jpeg": (lambda f: load_dataset("cifar10_jpeg", f["damaged_jpeg"], split="test", cache_dir=f["root"] / "cache"),
+                             ("test_jpeg.npz", "image 0 of 2 is a damaged JPEG", "copy the file again")),
+    "load_weights_numpy_arrays": (lambda f: load_weights(_net(), {k: v.numpy() for k, v in _net().state_dict().items()}),
+                                  ("of type ndarray, not a torch tensor", "torch.from_numpy")),
+    "load_weights_int8_tensors": (lambda f: load_weights(_net(), {k: v.to(torch.int8) if v.is_floating_point() else v
+                                                                  for k, v in _net().state_dict().items()}),
+                                  ("torch.int8", "torch.float32", "dequantise")),
 }
 
 
@@ -370,6 +421,31 @@ CLI = {
                          ("teacher", "non-finite weights")),
     "export_nan_checkpoint": (lambda f: ["export", f["nan.pt"], "--format", "torchscript", "--out", f["root"] / "nan_net.pt"],
                               ("non-finite weights",)),
+    "export_over_its_input": (lambda f: ["export", f["good.pt"], "--format", "nir", "--out", f["good.pt"]],
+                              ("is the input file", "choose another --out")),
+    "eval_json_over_its_input": (lambda f: ["eval", f["good.pt"], "--json", f["good.pt"], "--data", "digits"],
+                                 ("--json", "is the input file")),
+    "train_timesteps_beyond_memory": (lambda f: ["train", "--config", f["recipe.yaml"], "timesteps=100000000", "--out", f["root"] / "o4"],
+                                      ("timesteps=100000000", "GiB", "largest T that fits", "optim.batch_size")),
+    "train_resume_damaged_training_state": (lambda f: ["train", "--resume", "--out", f["damaged_run"]],
+                                            ("damaged training state", "without --resume")),
+    "train_resume_optimizer_changed": (lambda f: ["train", "--resume", "--out", f["stopped_run"], "optim.name=adamw"],
+                                       ("--resume", "optim.name 'sgd' → 'adamw'", "another --out")),
+    "train_resume_seed_changed": (lambda f: ["train", "--resume", "--out", f["stopped_run"], "seed=9"],
+                                  ("--resume", "seed 60 → 9", "undo the change")),
+    "train_resume_batch_changed": (lambda f: ["train", "--resume", "--out", f["stopped_run"], "optim.batch_size=16"],
+                                   ("optim.batch_size 32 → 16",)),
+    "train_resume_subset_changed": (lambda f: ["train", "--resume", "--out", f["stopped_run"], "data.subset=32"],
+                                    ("data.subset 64 → 32",)),
+    "train_augment_for_events_on_images": (lambda f: ["train", "--config", f["recipe.yaml"], "data.augment.rotate=10", "--out", f["root"] / "o6"],
+                                           ("data.augment.rotate does not apply to digits", "images", "remove it")),
+    "train_duplicate_yaml_key": (lambda f: ["train", "--config", f["duplicate_key.yaml"], "--out", f["root"] / "o7"],
+                                 ("'seed' is given twice", "keep one")),
+    "bench_unknown_device": (lambda f: ["bench", "--device", "tpu", "--smoke"], ("unknown device 'tpu'", "cpu")),
+    "bench_unknown_compile_backend": (lambda f: ["bench", "--smoke", "--modes", "compile", "--compile-backend", "nope"],
+                                      ("unknown --compile-backend 'nope'", "inductor")),
+    "train_resume_dataset_changed": (lambda f: ["train", "--resume", "--out", f["stopped_run"], *NO_DATA(f)],
+                                     ("data.name 'digits' → 'cifar10'",)),
 }
 
 
@@ -459,3 +535,72 @@ def test_the_troubleshooting_table_lists_every_case_and_counts_them_all_clean():
     rows = re.findall(r"^\| (\d+) \| `", doc, flags=re.M)
     assert [int(n) for n in rows] == list(range(1, len(rows) + 1))
     assert f"{len(rows)} kinds tried: {len(rows)} clean." in doc
+
+
+# --- the environment: distributed variables, the terminal's encoding --------------------------------
+
+@pytest.mark.parametrize("env, words", [
+    ({"WORLD_SIZE": "abc"}, ("WORLD_SIZE='abc'", "torchrun")),
+    ({"WORLD_SIZE": "2"}, ("MASTER_ADDR, MASTER_PORT, RANK are not set", "torchrun --nproc_per_node")),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1", "backend": "nccl"},
+     ("distributed.backend=nccl needs CUDA", "gloo")),
+    ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "free"},
+     ("2 training processes did not meet", "torchrun")),
+])
+def test_distributed_environment_mistakes_are_one_error_line(env, words, files, monkeypatch, capsys):
+    import spikedistill.train.distributed as distributed
+
+    monkeypatch.setattr(distributed, "RENDEZVOUS_SECONDS", 1)  # processes that never come: a short wait
+    env = dict(env)
+    backend = env.pop("backend", None)
+    if env.get("MASTER_PORT") == "free":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            env["MASTER_PORT"] = str(probe.getsockname()[1])
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    overrides = [f"distributed.backend={backend}"] if backend else []
+    code, lines = cli(["train", "--config", files["recipe.yaml"], *overrides, "--out", files["root"] / "o5"], capsys)
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and lines[-1] == errors[0], lines
+    for word in words:
+        assert word in errors[0], f"{word!r} not in {errors[0]!r}"
+
+
+def test_a_terminal_that_cannot_show_unicode_gets_question_marks_not_a_traceback(files, monkeypatch, tmp_path):
+    import io
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # PYTHONIOENCODING=ascii
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["train", "--config", str(files["recipe.yaml"]), "--out", str(tmp_path / "run")]) == 0
+    out.flush()
+    printed = out.buffer.getvalue().decode("ascii")
+    assert "small_cnn (SNN, T=2) ? loss ce" in printed and "done: best test top-1" in printed
+
+
+def test_a_good_checkpoint_read_for_a_missing_gpu_is_not_called_corrupt(files):
+    if torch.cuda.is_available():
+        assert load_checkpoint(files["good.pt"], map_location="cuda").name == "small_cnn"
+    else:
+        message = expect_error(lambda: load_checkpoint(files["good.pt"], map_location="cuda"),
+                               "good.pt", "no CUDA GPU", "map_location='cpu'")
+        assert "corrupt" not in message
+
+
+def test_a_relative_teacher_recipe_names_a_file_beside_the_recipe_from_any_directory(tmp_path, monkeypatch):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "teacher.yaml").write_text("model: {name: small_cnn, spiking: false}\n")
+    (tmp_path / "recipes" / "student.yaml").write_text("loss: {name: twkd}\nteacher: {checkpoint: t/best.pt, recipe: teacher.yaml}\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert load_config("../recipes/student.yaml").teacher.recipe == str(tmp_path / "recipes" / "teacher.yaml")
+
+
+def test_an_os_error_without_a_path_is_not_blamed_on_a_file():
+    from spikedistill.errors import os_error_message
+
+    message = os_error_message(OSError("cannot identify image file <_io.BytesIO object>"))
+    assert "a file" not in message and "cannot identify image file" in message
+

@@ -9,7 +9,7 @@ import torch
 
 import spikedistill as sd
 from spikedistill.cli import main
-from spikedistill.data import batches, load_dataset
+from spikedistill.data import batches, load_dataset, stratified_indices
 from spikedistill.train.config import config_from_dict
 from spikedistill.train.loop import train
 
@@ -37,7 +37,8 @@ def test_load_checkpoint_describes_snn_and_ann_checkpoints_and_builds_the_model(
     images = torch.rand(4, *snn.input_shape)
     assert net(images, timesteps=snn.max_timesteps).shape == (5, 4, 10)
     # The weights are the trained ones: the model scores what training measured for best.pt.
-    test = load_dataset("digits", split="test").subset(64)
+    test = load_dataset("digits", split="test")
+    test = test.subset(stratified_indices(test.labels, 64))  # data.test_subset=64
     assert sd.fullrange_accuracy(net, batches(test, 32, shuffle=False), max_timesteps=5) == pytest.approx(snn.metrics["top1"])
 
 
@@ -62,7 +63,8 @@ def test_an_ann_on_event_frames_scores_the_same_in_training_in_fullrange_accurac
     ckpt = sd.load_checkpoint(tmp_path / "ann" / "best.pt")
     assert ckpt.frames and ckpt.input_shape == (2, 16, 16) and ckpt.max_timesteps == 1
 
-    test = load_dataset("nmnist", data["root"], split="test", timesteps=3, size=16).subset(40)
+    test = load_dataset("nmnist", data["root"], split="test", timesteps=3, size=16)
+    test = test.subset(stratified_indices(test.labels, 40))  # data.test_subset=40, eval --limit 40
     loader = [(x.float(), y) for x, y in batches(test, 16, shuffle=False)]          # frames [B, T, C, H, W]
     api = sd.fullrange_accuracy(ckpt.model(), loader, max_timesteps=1)
     code = main(["eval", str(tmp_path / "ann" / "best.pt"), "--json", str(tmp_path / "eval.json"), "--no-plot",

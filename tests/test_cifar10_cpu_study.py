@@ -205,3 +205,17 @@ def test_a_study_given_adopt_trains_only_what_the_file_lacks(interrupted_then_fi
     assert not any(f"== {key}" in text for key in ("skd-s0", "skd-s1", "twkd-s0", "twkd-s1"))  # none trained
     md = (tmp_path / "cifar10_cpu.md").read_text()
     assert "| twkd-s1 ‡ |" in md and "Taken from an earlier sitting's published results" in md
+
+
+def test_a_bad_log_path_or_a_damaged_state_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("not a folder\n")
+    assert bench.main([*SMOKE_ARGS, "--out", str(tmp_path / "out"), "--log", str(tmp_path / "a_file" / "study.log"),
+                       "--plan-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "a_file" in err
+    runs = tmp_path / "out" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "state.json").write_text("{half a state")
+    assert bench.main([*SMOKE_ARGS, "--out", str(tmp_path / "out"), "--plan-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "state.json" in err and "damaged" in err

@@ -37,9 +37,10 @@ def test_eval_writes_the_spec_json_pictures_and_early_exit(tmp_path, capsys):
     assert {"layers", "neurons", "energy_policy", "early_exit", "teacher"} <= set(report)
     assert report["teacher"]["energy_mj"] == pytest.approx(4.6e-9 * report["teacher"]["macs"])
     # Same numbers as the training loop's full-range accuracy on the same 96 test digits.
-    from spikedistill.data import batches, load_dataset
+    from spikedistill.data import batches, load_dataset, stratified_indices
 
-    test = load_dataset("digits", split="test").subset(96)
+    test = load_dataset("digits", split="test")
+    test = test.subset(stratified_indices(test.labels, 96))  # what --limit 96 scores
     expected = sd.fullrange_accuracy(student.eval(), batches(test, 256, shuffle=False), max_timesteps=3)
     assert report["top1"] == pytest.approx(list(expected.values()))
     for picture in ("fullrange.png", "earlyexit.png"):
@@ -99,7 +100,38 @@ def test_eval_scores_the_whole_test_split_unless_limited_and_says_how_many(tmp_p
     assert json.loads(out.read_text())["samples"] == whole > 32
     assert f"all {whole} samples scored" in capsys.readouterr().out
     assert main(["eval", str(tmp_path / "student.pt"), "--device", "cpu", "--limit", "40", "--no-plot"]) == 0
-    assert "the first 40 samples scored" in capsys.readouterr().out
+    assert f"a class-stratified 40 of {whole} samples scored" in capsys.readouterr().out
+
+
+def test_eval_limit_scores_every_class_in_its_share_of_a_split_stored_grouped_by_class(tmp_path, capsys):
+    """A model that always answers class 0, on a split stored as 60 zeros then 60 ones then 60 twos: the
+    first 60 samples would score 100 %; a representative 60 score a third."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    net = sd.create_model("small_cnn", spiking=False, num_classes=3, in_channels=1)
+    with torch.no_grad():
+        net.fc.weight.zero_()
+        net.fc.bias.copy_(torch.tensor([5.0, 0.0, 0.0]))
+    save_checkpoint(tmp_path / "zero.pt", model=net, spec=model_spec("small_cnn", False, 3, in_channels=1))
+    data = tmp_path / "grouped.npz"
+    images = np.random.default_rng(0).integers(0, 256, (180, 8, 8, 1), dtype=np.uint8)
+    np.savez(data, x=images, y=np.repeat(np.arange(3), 60))
+    out = tmp_path / "report.json"
+    assert main(["eval", str(tmp_path / "zero.pt"), "--data", "npz", "--data-root", str(data), "--limit", "60",
+                 "--device", "cpu", "--json", str(out), "--no-plot"]) == 0
+    assert json.loads(out.read_text())["top1"] == [pytest.approx(100 / 3)]
+    assert "a class-stratified 60 of 180 samples scored" in capsys.readouterr().out
+
+
+def test_stratified_indices_keep_each_class_share_in_stored_order():
+    from spikedistill.data import stratified_indices
+
+    labels = torch.tensor([0] * 10 + [1] * 10 + [2] * 5)
+    chosen = stratified_indices(labels, 10)
+    assert torch.bincount(labels[chosen]).tolist() == [4, 4, 2]
+    assert chosen.tolist() == sorted(chosen.tolist()) and len(set(chosen.tolist())) == 10
+    assert stratified_indices(labels, 100).tolist() == list(range(25))
 
 
 def test_the_memory_bound_lets_ordinary_ranges_run(tmp_path, capsys):
@@ -133,3 +165,11 @@ def test_a_missing_matplotlib_is_said_before_the_evaluation_runs(tmp_path, capsy
     assert main(["eval", str(tmp_path / "student.pt"), "--limit", "8"]) == 2
     err = capsys.readouterr().err
     assert "matplotlib" in err and "--no-plot" in err and not ran
+
+
+def test_an_ann_is_said_to_run_one_pass_without_timesteps(tmp_path, capsys):
+    _checkpoint(tmp_path / "ann.pt", spiking=False)  # its recipe said timesteps: 3
+    assert main(["eval", str(tmp_path / "ann.pt"), "--device", "cpu", "--limit", "16", "--no-plot"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "one pass of the ANN (no timesteps)" in first and "T=" not in first
+

@@ -415,3 +415,208 @@ def test_metrics_csv_keeps_test_columns_that_first_appear_after_epoch_one(recipe
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert rows[0]["test_top1_t2"] == "" and 0 <= float(rows[1]["test_top1_t2"]) <= 100
     assert float(rows[1]["test_top1_t1"]) >= 0 and rows[0]["train_loss"] and rows[1]["train_loss"]
+
+
+# --- nothing a user already has is overwritten ------------------------------------------------------
+
+def _lock_rounds(path: Path, barrier, rounds: int, held) -> None:
+    from spikedistill.train.guards import RunLock
+
+    for i in range(rounds):
+        lock = RunLock(path)
+        barrier.wait()
+        try:
+            lock.acquire()
+        except SpikeDistillError:
+            pass
+        held[i] += lock.held  # both processes add to the same round's count
+        barrier.wait()
+        lock.release()
+
+
+def test_two_processes_taking_the_lock_at_the_same_instant_never_both_hold_it(tmp_path):
+    context = multiprocessing.get_context("fork")
+    rounds = 150
+    barrier, held = context.Barrier(2), context.Array("i", rounds, lock=True)
+    workers = [context.Process(target=_lock_rounds, args=(tmp_path, barrier, rounds, held)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert all(worker.exitcode == 0 for worker in workers)
+    assert sorted(set(held[:])) == [1]  # each round exactly one owner: never both, never none
+    assert not (tmp_path / "run.lock").exists()
+
+
+def test_a_lock_is_released_only_by_its_owner(tmp_path):
+    from spikedistill.train.guards import RunLock
+
+    first, second = RunLock(tmp_path), RunLock(tmp_path)
+    first.acquire()
+    with pytest.raises(SpikeDistillError, match=f"pid {os.getpid()}"):
+        second.acquire()
+    second.release()  # not the owner: the first still holds the folder
+    with pytest.raises(SpikeDistillError, match="in use by another training run"):
+        RunLock(tmp_path).acquire()
+    first.release()
+    RunLock(tmp_path).acquire()
+
+
+def test_a_run_whose_lock_file_was_replaced_does_not_remove_the_new_owners_lock(tmp_path):
+    """A's file removed by hand and B's lock taken in its place: A's release leaves B's file and lock alone."""
+    from spikedistill.train.guards import RunLock
+
+    first = RunLock(tmp_path)
+    first.acquire()
+    (tmp_path / "run.lock").unlink()
+    second = RunLock(tmp_path)
+    second.acquire()
+    first.release()
+    assert (tmp_path / "run.lock").read_text().split()[0] == str(os.getpid())
+    with pytest.raises(SpikeDistillError, match="in use by another training run"):
+        RunLock(tmp_path).acquire()
+    second.release()
+    assert not (tmp_path / "run.lock").exists()
+
+
+def test_the_run_lock_is_taken_before_the_data_loads(recipe, tmp_path, monkeypatch):
+    """A second run started while the first loads its data is refused: the folder is already locked then."""
+    import spikedistill.data as data
+    from spikedistill.train.guards import check_not_in_use
+
+    seen = []
+    real = data.load_dataset
+
+    def load_dataset(*args, **kwargs):
+        try:
+            check_not_in_use(tmp_path / "run")
+            seen.append("free")
+        except SpikeDistillError:
+            seen.append("locked")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(data, "load_dataset", load_dataset)
+    train(load_config(recipe, ["optim.epochs=1"]), tmp_path / "run", verbose=False)
+    assert seen and set(seen) == {"locked"}
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_new_run_never_writes_into_a_finished_runs_folder(recipe, tmp_path):
+    out = tmp_path / "run"
+    train(load_config(recipe, ["optim.epochs=1"]), out, verbose=False)
+    before = _snapshot(out)
+    with pytest.raises(SpikeDistillError, match="already holds a run .*--resume"):
+        train(load_config(recipe, ["optim.epochs=1", "seed=6"]), out, verbose=False)
+    assert _snapshot(out) == before
+
+
+@pytest.fixture(scope="module")
+def finished(recipe, tmp_path_factory) -> Path:
+    """A finished tiny run (best.pt, latest.pt, config.yaml, metrics.csv)."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    train(load_config(recipe, ["optim.epochs=1"]), out, verbose=False)
+    return out
+
+
+def test_the_teacher_stage_never_trains_into_another_runs_folder(finished, tmp_path, capsys):
+    before = _snapshot(finished)
+    student = ["train", "--config", "configs/digits/twkd_small_cnn.yaml", "--out", str(tmp_path / "student"),
+               "--train-teacher", "optim.epochs=1", "data.subset=64", "log.progress=false"]
+    for teacher, words in ((finished / "missing.pt", ("best.pt", "teacher.checkpoint=NEW_FOLDER/best.pt")),
+                              (tmp_path / "teacher" / "teacher.pt", ("writes best.pt", "cannot make")),
+                              (tmp_path / "student" / "best.pt", ("student's own run folder",))):
+        assert main([*student, f"teacher.checkpoint={teacher}"]) == 2
+        out, err = capsys.readouterr()
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and all(w in lines[0] for w in words), err
+        assert "teacher stage:" not in out  # nothing was started
+    assert _snapshot(finished) == before
+    assert not (tmp_path / "teacher").exists() and not (tmp_path / "student").exists()
+
+
+def test_a_smoke_runs_cached_teacher_does_not_teach_a_full_run(tmp_path, capsys):
+    """A teacher trained on data.subset=64 (a smoke run's) is refused by a run asking for all the data;
+    a teacher of all the data serves a smoke student."""
+    import spikedistill as sd
+    from spikedistill.checkpoint import model_spec, save_checkpoint
+    from spikedistill.train.teacher import teacher_config
+
+    teacher = tmp_path / "teacher" / "best.pt"
+    student = ["configs/digits/twkd_small_cnn.yaml", [f"teacher.checkpoint={teacher}"]]
+    model = sd.create_model("small_cnn", spiking=False, num_classes=10, in_channels=1)
+    for subset in ("64", "null"):
+        smoke = teacher_config(load_config(student[0], [*student[1], f"data.subset={subset}"]))
+        save_checkpoint(teacher, model=model, spec=model_spec("small_cnn", False, 10, in_channels=1),
+                        config=smoke.to_dict())
+        if subset == "64":
+            code = main(["train", "--config", student[0], *student[1], "--out", str(tmp_path / "full")])
+            err = capsys.readouterr().err.strip()
+            assert code == 2 and len(err.splitlines()) == 1, err
+            assert "another recipe" in err and "data.subset 64 (recipe: None)" in err and "--train-teacher" in err
+            assert not (tmp_path / "full").exists()
+        else:
+            from spikedistill.train.run import teacher_checkpoint
+
+            assert teacher_checkpoint(load_config(student[0], [*student[1], "data.subset=64"])).name == "small_cnn"
+
+
+def _read_only(folder: Path):
+    """Make ``folder`` read-only for this process's children (a read-only bind mount when we are root,
+    whom permissions do not stop); returns the undo."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return lambda: folder.chmod(0o755)
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+    return lambda: subprocess.run(["umount", str(folder)], check=True)
+
+
+def _full_disk(limit: int):
+    """From here on no file of this process grows past ``limit`` bytes (the write fails with EFBIG, as on a
+    full disk: Python ignores SIGXFSZ); returns the undo."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_a_full_disk_a_read_only_folder_and_a_second_run_leave_every_earlier_file_byte_identical(finished, tmp_path,
+                                                                                                 capsys):
+    folder = tmp_path / "outputs"
+    checkpoint = finished / "best.pt"
+    writes = [["export", checkpoint, "--format", "nir", "--out", folder / "net.nir"],
+              ["export", checkpoint, "--format", "onnx", "--out", folder / "net.onnx"],
+              ["export", checkpoint, "--format", "torchscript", "--out", folder / "net.ts"],
+              ["eval", checkpoint, "--device", "cpu", "--limit", "32", "--json", folder / "eval.json",
+               "--plot", folder / "fullrange.png"]]
+    writes = [[str(a) for a in argv] for argv in writes]
+    for argv in writes:
+        assert main(argv) == 0
+    before, run_before = _snapshot(folder), _snapshot(finished)
+    assert {"net.nir", "net.onnx", "net.ts", "eval.json", "fullrange.png"} <= set(before)
+    capsys.readouterr()
+
+    second_run = ["train", "--config", str(finished / "config.yaml"), "--out", str(finished), "optim.epochs=2"]
+    over_its_input = ["export", str(checkpoint), "--format", "nir", "--out", str(checkpoint)]
+    undo = _full_disk(1024)  # every write here is larger: each one meets the full disk
+    try:
+        codes = [main(argv) for argv in [*writes, second_run, over_its_input]]
+    finally:
+        undo()
+    err = capsys.readouterr().err
+    assert codes == [2] * 6 and "Traceback" not in err and err.count("error: ") == 6, err
+    assert err.count("the previous file is kept") == 4 and "already holds a run" in err and "is the input file" in err
+    assert _snapshot(folder) == before and _snapshot(finished) == run_before
+
+    undo = _read_only(folder)
+    try:
+        codes = [main(argv) for argv in writes]
+    finally:
+        undo()
+    err = capsys.readouterr().err
+    assert codes == [2] * 4 and "Traceback" not in err and err.count("error: ") == 4, err
+    assert _snapshot(folder) == before

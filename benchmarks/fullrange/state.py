@@ -28,7 +28,16 @@ PATH_OPTIONS = ("--out", "--runs", "--log", "--adopt")
 
 def load_state(path: Path) -> dict:
     if path.is_file():
-        return json.loads(path.read_text())
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            raise SpikeDistillError(f"the study's state '{path}' is damaged ({type(exc).__name__}); restore it from a "
+                                    "copy (a published JSON can be taken in with --adopt), or move it aside to start "
+                                    "afresh") from None
+        if not isinstance(state, dict):
+            raise SpikeDistillError(f"the study's state '{path}' is not a JSON object; restore it from a copy "
+                                    "or move it aside")
+        return state
     return {"dataset": DATASET_LABEL, "max_timesteps": MAX_TIMESTEPS, "plan": {}, "teacher": None,
             "students": {}, "commands": []}
 

@@ -17,6 +17,7 @@ from .dataset import (
     default_cache_dir,
     default_data_root,
     load_dataset,
+    stratified_indices,
 )
 from . import arrays, cifar, imagefolder  # noqa: F401  (registers the datasets)
 from .augment import GpuAugment, cutout, normalize

@@ -148,8 +148,13 @@ def decode_jpeg_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     images = np.empty((len(offsets) - 1, 32, 32, 3), dtype=np.uint8)
     for i in range(len(images)):
         data = header + scan[offsets[i] : offsets[i + 1]].tobytes()
-        with Image.open(io.BytesIO(data)) as image:
-            images[i] = np.asarray(image.convert("RGB"))
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                images[i] = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL's words for a damaged image, not a disk problem
+            reason = str(exc).split(" <")[0]  # without PIL's "<_io.BytesIO object at 0x...>"
+            raise SpikeDistillError(f"{path}: image {i} of {len(images)} is a damaged JPEG ({reason}); copy the file again "
+                                    "from the folder of the JPEG copy") from None
     return images, labels
 
 

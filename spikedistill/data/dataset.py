@@ -139,6 +139,22 @@ def with_normalisation(dataset, mean: Optional[Sequence[float]], std: Optional[S
     return renormalised
 
 
+def stratified_indices(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of ``n`` samples with every class in its share of the split, in stored order, whatever that
+    order is (a split stored grouped by class gives the same mix as a shuffled one). Deterministic: the
+    i-th of a class's c samples is ranked at (i + ½) / c, and the n lowest ranks are kept."""
+    labels = torch.as_tensor(labels).cpu()
+    n = min(int(n), len(labels))
+    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    order = torch.argsort(inverse, stable=True)  # grouped by class, stored order within each class
+    position = torch.empty_like(order)
+    starts = torch.cumsum(counts, 0) - counts
+    position[order] = torch.arange(len(labels)) - starts.repeat_interleave(counts)
+    rank = (position.double() + 0.5) / counts[inverse].double()
+    chosen = torch.argsort(rank, stable=True)[:n]
+    return chosen.sort().values
+
+
 def as_indices(selection: Union[Sequence[int], torch.Tensor, np.ndarray]) -> torch.Tensor:
     """int64 indices from a list, array or tensor of indices, or from a boolean mask."""
     array = np.asarray(selection.cpu() if isinstance(selection, torch.Tensor) else selection)

@@ -101,7 +101,7 @@ def check_memory(model, ckpt, timesteps_text: str | None, last: int, batch_size:
 def build_loader(args: argparse.Namespace, ckpt, device: torch.device):
     """Test batches for the checkpoint (``--data``/``--data-root`` or the training recipe's ``data``), the
     dataset's name and how many samples it holds: the whole split unless ``--limit``."""
-    from ..data import batches, load_dataset
+    from ..data import batches, load_dataset, stratified_indices
     from ..data.dataset import with_normalisation
 
     data = ckpt.config.get("data")
@@ -113,9 +113,10 @@ def build_loader(args: argparse.Namespace, ckpt, device: torch.device):
     dataset = load_dataset(name, root, split=args.split)
     if name == data.get("name"):  # the recipe's data: its normalisation too (data.mean/data.std)
         dataset = with_normalisation(dataset, data.get("mean"), data.get("std"))
+    args.split_size = len(dataset)  # the scope line says what share --limit scored
     limit = args.limit  # the full split unless asked: the recipe's data.test_subset was for quick training tests
-    if limit:
-        dataset = dataset.subset(min(int(limit), len(dataset)))
+    if limit and limit < len(dataset):  # every class in its share: a split stored grouped by class stays fair
+        dataset = dataset.subset(stratified_indices(dataset.labels, limit))
     return batches(dataset, args.batch_size, shuffle=False, augment=None, device=device, drop_last=False), name, len(dataset)
 
 
@@ -133,7 +134,7 @@ def teacher_reference(report: dict) -> dict:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_checkpoint
+    from ..checkpoint import atomic_write_text, check_not_an_input, load_checkpoint
     from ..device import resolve_device
 
     # Every option is checked before any data is loaded or any sample evaluated.
@@ -141,6 +142,9 @@ def run_eval(args: argparse.Namespace) -> int:
     thresholds = parse_thresholds(getattr(args, "early_exit", None))
     if not args.no_plot:
         check_plot_path(args.plot)  # matplotlib installed, a format it writes
+    for option, output in (("--json", args.json), ("--plot", None if args.no_plot else args.plot)):
+        if output is not None:
+            check_not_an_input(output, [args.checkpoint, args.teacher], option)
     check_writable(args.json)
     out_dir = Path(args.json).parent if args.json else Path(".")
     ckpt = load_checkpoint(args.checkpoint)
@@ -167,8 +171,10 @@ def run_eval(args: argparse.Namespace) -> int:
         teacher = {"checkpoint": str(args.teacher), "model": teacher_ckpt.name, "kind": kind,
                    "timesteps": teacher_steps, **teacher_reference(teacher_report)}
         report["teacher"] = teacher
-    scope = f"the first {report['samples']}" if args.limit else f"all {report['samples']}"
-    print(f"{report['model']} on {dataset}/{args.split} ({scope} samples scored), one pass at T={last}")
+    scope = (f"a class-stratified {report['samples']} of {args.split_size}" if report["samples"] < args.split_size
+             else f"all {report['samples']}")
+    passes = f"one pass at T={last}" if ckpt.spiking else "one pass of the ANN (no timesteps)"
+    print(f"{report['model']} on {dataset}/{args.split} ({scope} samples scored), {passes}")
     print(format_report(report))
     if teacher:
         at = f" at T={teacher['timesteps']}" if teacher["kind"] == "SNN" else ""
@@ -178,7 +184,7 @@ def run_eval(args: argparse.Namespace) -> int:
         print("early exit (per-sample, running-mean softmax confidence >= threshold):")
         print(format_early_exit(report["early_exit"]))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        atomic_write_text(json.dumps(report, indent=1), args.json)
         print(f"wrote {args.json}")
     if not args.no_plot:
         from .plot import plot_early_exit, plot_fullrange

@@ -43,6 +43,9 @@ def unpack_batch(batch, where: str) -> tuple[torch.Tensor, torch.Tensor]:
         what = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise SpikeDistillError(f"{where}: labels must be an integer tensor of class indices, got {what}; "
                                 "pass y.long() (one class index per sample)")
+    if not bool(torch.isfinite(inputs).all()):  # a NaN image would score as a wrong answer, silently
+        raise SpikeDistillError(f"{where}: the inputs hold NaN or inf values; check the data and its normalisation "
+                                "(a zero standard deviation divides by zero)")
     if labels.dim() != 1 or labels.numel() != inputs.shape[0]:
         raise SpikeDistillError(f"{where}: labels of shape {tuple(labels.shape)} for a batch of {inputs.shape[0]} inputs; "
                                 "pass one class index per sample")

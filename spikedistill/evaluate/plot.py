@@ -23,10 +23,15 @@ def _pyplot():
 
 
 def _save(plt, fig, path: str | Path) -> Path:
+    import io
+
+    from ..checkpoint import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    buffer = io.BytesIO()  # drawn whole, then written atomically: a full disk never leaves half a picture
+    fig.savefig(buffer, format=path.suffix.lstrip(".").lower() or "png")
     plt.close(fig)
+    atomic_write_bytes(buffer.getvalue(), path)
     return path
 
 

@@ -22,8 +22,9 @@ def parse_input_shape(text: str | None, ckpt) -> tuple[int, int, int]:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_checkpoint
+    from ..checkpoint import check_not_an_input, load_checkpoint
 
+    check_not_an_input(args.out, [args.checkpoint])
     ckpt = load_checkpoint(args.checkpoint)
     model = ckpt.model()
     input_shape = parse_input_shape(getattr(args, "input_shape", None), ckpt)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..checkpoint import atomic_write_bytes
 from ..errors import SpikeDistillError
 from ..neurons import LIF, LIFConfig
 
@@ -87,7 +89,9 @@ def export_torchscript(model: nn.Module, path, input_shape, timesteps: int, fram
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(wrapper, (example,), check_trace=False)
-        torch.jit.save(traced, str(path))
+        buffer = io.BytesIO()  # written whole, then renamed: a full disk or a crash never leaves half a file
+        torch.jit.save(traced, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
     return Path(path)
 
 
@@ -103,19 +107,20 @@ def export_onnx(model: nn.Module, path, input_shape, timesteps: int, frames: boo
     batch_axis = 1 if frames else 0
     with torch.no_grad(), warnings.catch_warnings(), _unflatten_as_reshape():
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=opset,
+        buffer = io.BytesIO()  # written whole, then renamed: a full disk or a crash never leaves half a file
+        torch.onnx.export(wrapper, (example,), buffer, dynamo=False, opset_version=opset,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {batch_axis: "batch"}, "logits": {1: "batch"}})
     try:
         import onnx
     except ImportError:
-        return Path(path)
-    onnx.checker.check_model(onnx.load(str(path)))
-    try:
-        check_onnx_batch(wrapper, path, example_input(model, input_shape, timesteps, frames, batch=CHECK_BATCH))
-    except SpikeDistillError:
-        Path(path).unlink(missing_ok=True)
-        raise
+        onnx = None
+    model_bytes = buffer.getvalue()
+    if onnx is not None:
+        onnx.checker.check_model(onnx.load_from_string(model_bytes))
+    # run at a second batch size before anything is written: a refused file never reaches the disk
+    check_onnx_batch(wrapper, model_bytes, example_input(model, input_shape, timesteps, frames, batch=CHECK_BATCH))
+    atomic_write_bytes(model_bytes, path)
     return Path(path)
 
 
@@ -139,8 +144,8 @@ def _unflatten_as_reshape():
         torch.Tensor.unflatten = original
 
 
-def check_onnx_batch(wrapper: nn.Module, path, inputs: torch.Tensor) -> None:
-    """Run the ONNX file on ``inputs`` (another batch size than the traced example) with onnxruntime and
+def check_onnx_batch(wrapper: nn.Module, model, inputs: torch.Tensor) -> None:
+    """Run the ONNX model (a file's path or its bytes) on ``inputs`` (another batch size than the traced example) with onnxruntime and
     refuse, in one line, a file that fails or whose logits differ from ``wrapper``'s: a model that turns
     a size into a Python number or builds a tensor of a fixed shape while traced runs only at the
     example's batch size. Without onnxruntime: a warning, and no check."""
@@ -154,7 +159,8 @@ def check_onnx_batch(wrapper: nn.Module, path, inputs: torch.Tensor) -> None:
     with torch.no_grad():
         expected = wrapper(inputs).float().cpu().numpy()
     try:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        source = model if isinstance(model, bytes) else str(model)
+        session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
         (got,) = session.run(None, {"input": inputs.cpu().numpy()})
     except Exception as exc:  # noqa: BLE001  (onnxruntime's Fail, InvalidArgument... derive from Exception only)
         cause = str(exc).strip().splitlines()[-1][-300:] if str(exc).strip() else type(exc).__name__

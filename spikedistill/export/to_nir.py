@@ -140,8 +140,14 @@ def write_nir(model: nn.Module, path, input_shape: tuple[int, int, int], timeste
     """Build the graph and write it to ``path`` (HDF5, ``nir.write``); returns the graph."""
     nir = _nir()
     graph = to_nir(model, input_shape, timesteps, target)
-    nir.write(str(path), graph)
-    _omit_default_v_reset(path)
+    import io
+
+    from ..checkpoint import atomic_write_bytes
+
+    buffer = io.BytesIO()  # written whole, then renamed: a full disk or a crash never leaves half a file
+    nir.write(buffer, graph)
+    _omit_default_v_reset(buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
     return graph
 
 
@@ -160,5 +166,5 @@ def _omit_default_v_reset(path) -> None:
                 del item["v_reset"]
             visit(item)
 
-    with h5py.File(str(path), "r+") as file:
+    with h5py.File(path if hasattr(path, "read") else str(path), "r+") as file:
         visit(file)

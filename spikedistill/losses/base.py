@@ -155,6 +155,12 @@ def _check_inputs_agree(objective: "Objective", args: tuple, kwargs: dict) -> No
     names = ("logits", "labels", "teacher_logits")
     given = {**dict(zip(names, args)), **{k: v for k, v in kwargs.items() if k in names}}
     logits, labels, teacher = (given.get(name) for name in names)
+    for name in ("logits", "teacher_logits"):
+        if given.get(name) is not None and not isinstance(given[name], torch.Tensor):
+            raise SpikeDistillError(f"loss '{objective.name}': {name} must be a torch tensor, got "
+                                    f"{type(given[name]).__name__}; convert it, e.g. torch.from_numpy(x)")
+    if isinstance(labels, torch.Tensor) and labels.dtype in (torch.int8, torch.int16, torch.int32):
+        raise SpikeDistillError(f"loss '{objective.name}': labels are {labels.dtype}; class indices are int64: pass y.long()")
     if not isinstance(logits, torch.Tensor) or logits.dim() not in (2, 3):
         return None  # steps() names the problem
     batch, classes = logits.shape[-2], logits.shape[-1]

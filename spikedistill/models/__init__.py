@@ -29,6 +29,8 @@ def create_model(name: str, spiking: bool = True, num_classes: int = 10, **kwarg
     ``surrogate_param``, ``detach_reset``, ``decay_input``).
     """
     entry = MODELS.get(name)
+    if not isinstance(spiking, bool):  # "false" is a true string: it would build the SNN without a word
+        raise SpikeDistillError(f"spiking must be True or False, got {spiking!r}")
     check_positive_int("num_classes", num_classes)
     for option in ("in_channels", "timesteps"):
         if kwargs.get(option) is not None:

@@ -53,8 +53,23 @@ def encode_input(x: torch.Tensor, timesteps: int | None, default_timesteps: int)
 
     if timesteps is not None:
         check_positive_int("timesteps", timesteps)
+    if not isinstance(x, torch.Tensor):
+        raise SpikeDistillError(f"model input must be a torch tensor, got {type(x).__name__}; convert it, e.g. "
+                                "torch.from_numpy(x).float()")
+    if not x.is_floating_point():
+        raise SpikeDistillError(f"model input must be a float tensor (normalised images or frames), got {x.dtype}; "
+                                "convert it, e.g. x.float() / 255 then normalise as in training")
     if x.dim() == 4:
-        return x, timesteps or default_timesteps
+        timesteps = timesteps or default_timesteps
+        if timesteps * x.numel() > 2**28:  # a gigabyte of input alone over T: is there room for even that?
+            from ..evaluate.report import free_memory
+
+            need, free = timesteps * x.numel() * x.element_size(), free_memory(x.device)
+            if need > free:
+                raise SpikeDistillError(f"timesteps={timesteps}: the input alone repeated over T needs {need / 2**30:.1f} GiB "
+                                        f"and {free / 2**30:.1f} GiB are free on {x.device}; ask for fewer timesteps or a "
+                                        "smaller batch")
+        return x, timesteps
     if x.dim() == 5:
         if timesteps is not None and timesteps != x.shape[0]:
             raise SpikeDistillError(

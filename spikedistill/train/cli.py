@@ -32,7 +32,7 @@ def check_out_dir(out: Path) -> None:
 
 
 def run_train(args) -> int:
-    from .loop import train
+    from .loop import check_holds_no_run, train
 
     if args.config is None and not args.resume:
         raise SpikeDistillError("no recipe given; pass --config FILE (see configs/), or --resume --out RUN_DIR")
@@ -52,8 +52,7 @@ def run_train(args) -> int:
         cfg = load_config(saved if saved.is_file() else args.config, args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)
-        if (out / "latest.pt").exists():
-            raise SpikeDistillError(f"'{out}' already holds a run; continue it with --resume or choose another --out")
+        check_holds_no_run(out)
         check_out_dir(out)
     imports = list(getattr(args, "imports", None) or [])
     cfg.imports = list(dict.fromkeys([*cfg.imports, *imports]))  # recorded in config.yaml and the checkpoints
@@ -62,13 +61,16 @@ def run_train(args) -> int:
         raise SpikeDistillError(f"'{out}' was trained by sd.fit on data held in Python; resume it there with the same "
                                 "objects: sd.fit(..., out=..., resume=True)")
     MODELS.get(cfg.model.name)  # an unknown model is named before any talk of its teacher
-    from .teacher import describe, missing_teacher_message, teacher_config, teacher_needed
+    from .teacher import describe, missing_teacher_message, stage_problem, teacher_config, teacher_needed
 
     if teacher_needed(cfg):  # hours of work are never a side effect: the teacher stage is asked for
         if not getattr(args, "train_teacher", False) or not cfg.teacher.recipe:
             raise SpikeDistillError(missing_teacher_message(cfg))
+        problem = stage_problem(cfg, out)
+        if problem:  # never into another run's folder, never for a file the stage does not write
+            raise SpikeDistillError(problem)
         teacher_dir = Path(cfg.teacher.checkpoint).parent
-        print(f"teacher stage: {describe(cfg)} → {teacher_dir}")
+        print(f"teacher stage: {describe(cfg)} → {teacher_dir}/best.pt")
         train(teacher_config(cfg), teacher_dir)
     result = train(cfg, out, resume=args.resume)
     best = result["best_top1"]

@@ -356,12 +356,34 @@ def _refused_tag(exc: yaml.YAMLError) -> str | None:
     return found.group(1).replace("tag:yaml.org,2002:", "!!") if found else None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (safe_load keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        written = [key for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"]  # before '<<' is merged in
+        mapping = super().construct_mapping(node, deep=deep)  # a refused tag is said first
+        seen = set()
+        for key_node in written:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # an unhashable key: the mapping itself reports it
+            if key in seen:
+                raise SpikeDistillError(f"the key '{key}' is given twice in one section (line {key_node.start_mark.line + 1}); "
+                                        "keep one of them")
+            seen.add(key)
+        return mapping
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise SpikeDistillError(f"recipe '{path}' does not exist; pick one under configs/ (e.g. configs/cifar10/twkd_resnet19.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # data only: safe_load refuses tags that build objects
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # data only: refuses tags that build objects
+    except SpikeDistillError as exc:  # a key given twice
+        raise SpikeDistillError(f"recipe '{path}': {exc}") from None
     except UnicodeDecodeError:
         raise SpikeDistillError(f"recipe '{path}' is not a text file (not UTF-8); pass a YAML recipe, "
                                 "e.g. configs/cifar10/twkd_resnet19.yaml") from None
@@ -382,7 +404,23 @@ def read_yaml(path: str | Path) -> dict:
 def load_config(path: str | Path | None = None, overrides=()) -> Config:
     """Read a recipe (or start from the defaults), apply ``key=value`` overrides, validate."""
     data = read_yaml(path) if path is not None else {}
+    if path is not None:
+        _resolve_teacher_recipe(data, Path(path))
     return config_from_dict(apply_overrides(data, overrides))
+
+
+def _resolve_teacher_recipe(data: dict, recipe: Path) -> None:
+    """A relative ``teacher.recipe`` in a recipe file names a file beside that recipe (or under one of its
+    parent folders, as the shipped recipes name ``configs/...``), wherever the command runs from."""
+    teacher = data.get("teacher")
+    named = teacher.get("recipe") if isinstance(teacher, dict) else None
+    if not isinstance(named, str) or Path(named).expanduser().is_absolute():
+        return
+    folder = recipe.expanduser().resolve().parent
+    for base in (folder, *folder.parents):
+        if (base / named).is_file():
+            teacher["recipe"] = str(base / named)
+            return
 
 
 def dump_config(cfg: Config) -> str:

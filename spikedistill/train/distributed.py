@@ -35,18 +35,58 @@ class Context:
         return self.rank == 0
 
 
+RENDEZVOUS_SECONDS = 300  # how long processes started by hand (not by torchrun) wait for each other
+
+
 def setup(device_name: str, backend: str | None = None) -> Context:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
+    world_size = _env_int("WORLD_SIZE", "1")
+    local_rank = _env_int("LOCAL_RANK", os.environ.get("RANK", "0"))
     device = resolve_device(device_name, local_rank)
     if world_size <= 1:
         return Context(device=device)
+    backend = backend or ("nccl" if device.type == "cuda" else "gloo")
+    if backend == "nccl" and device.type != "cuda":
+        raise SpikeDistillError(f"distributed.backend=nccl needs CUDA devices, and this run is on {device}; "
+                                "set distributed.backend=gloo (or leave it unset) for CPU processes")
     owns = not dist.is_initialized()
     if owns:
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend or ("nccl" if device.type == "cuda" else "gloo"))
+        _init_process_group(backend, world_size)
     return Context(dist.get_rank(), dist.get_world_size(), local_rank, device, owns)
+
+
+def _env_int(name: str, default: str) -> int:
+    value = os.environ.get(name, default)
+    try:
+        return int(value)
+    except ValueError:
+        raise SpikeDistillError(f"the environment variable {name}={value!r} is not a whole number; launch with "
+                                f"torchrun (which sets it), or unset {name} to train in one process") from None
+
+
+def _init_process_group(backend: str, world_size: int) -> None:
+    """Join the group; processes started by hand meet within ``RENDEZVOUS_SECONDS`` or stop with one line
+    (torchrun runs its own rendezvous, with its own timeout)."""
+    from datetime import timedelta
+
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT", "RANK") if name not in os.environ]
+    if missing:
+        raise SpikeDistillError(f"WORLD_SIZE={world_size} but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; launch the processes with "
+                                "torchrun --nproc_per_node=N -m spikedistill train ..., or unset WORLD_SIZE")
+    rank, address, port = _env_int("RANK", "0"), os.environ["MASTER_ADDR"], _env_int("MASTER_PORT", "0")
+    try:
+        if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun: its agent holds the store
+            dist.init_process_group(backend)
+            return
+        print(f"rank {rank}: waiting up to {RENDEZVOUS_SECONDS} s for {world_size} processes at {address}:{port}", flush=True)
+        store = dist.TCPStore(address, port, world_size, is_master=rank == 0,
+                              timeout=timedelta(seconds=RENDEZVOUS_SECONDS), wait_for_workers=True)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
+    except (RuntimeError, ValueError) as exc:  # torch's DistStoreError (a timeout) and DistNetworkError are RuntimeErrors
+        raise SpikeDistillError(f"the {world_size} training processes did not meet at {address}:{port} "
+                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:100]}); start all of them "
+                                "(torchrun --nproc_per_node=N starts them together), or unset WORLD_SIZE") from None
 
 
 def cleanup(ctx: Context) -> None:

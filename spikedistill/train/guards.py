@@ -173,18 +173,52 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-class RunLock:
-    """One training run per run folder: ``run.lock`` holds the owner's pid and host while it trains.
+def check_training_memory(model, sample_shape, batch_size: int, timesteps: int, device) -> None:
+    """Refuse a training T whose step cannot fit in memory, naming the largest that does (before the
+    first step, not as an out-of-memory kill). A step keeps about every layer's output, and its gradient,
+    for each of the T steps and B samples; measured with one sample at T = 1, so it costs milliseconds."""
+    from ..evaluate.report import free_memory
 
-    A second run into the same folder stops with one line naming the owner. A lock whose owner is gone
-    (a killed run: its pid no longer lives on this host) is stale and taken over; a lock from another
-    host cannot be checked from here, so the message says how to remove it by hand."""
+    total = [0]
+
+    def hook(module, inputs, output):
+        if isinstance(output, torch.Tensor) and not list(module.children()):
+            total[0] += output.numel() * output.element_size()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *sample_shape, device=device), timesteps=1)
+    except (RuntimeError, ValueError, TypeError):  # a model the first step will name better: no estimate
+        return
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    per_step = 2 * total[0] * batch_size
+    free = free_memory(torch.device(device))
+    if per_step * timesteps > free:
+        raise SpikeDistillError(
+            f"timesteps={timesteps}: one training step needs about {per_step * timesteps / 2**30:.1f} GiB with a batch of "
+            f"{batch_size}, and {free / 2**30:.1f} GiB are free on {device}; the largest T that fits is "
+            f"{free // max(per_step, 1)} (or lower optim.batch_size)")
+
+
+class RunLock:
+    """One training run per run folder: ``run.lock``, held with an exclusive ``flock`` while the run trains,
+    names the owner's pid and host.
+
+    A second run into the same folder stops with one line naming the owner. The kernel drops the lock when
+    its process ends, however it ends, so a killed run's leftover file is simply taken over; only the owner
+    removes the file, and a lock taken on a file that another process has just removed is tried again."""
 
     NAME = "run.lock"
 
     def __init__(self, out_dir: Path):
         self.path = Path(out_dir) / self.NAME
         self.held = False
+        self._fd, self._made = None, False
 
     def __enter__(self):
         self.acquire()
@@ -198,34 +232,68 @@ class RunLock:
         import os
         import socket
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = f"{os.getpid()} {socket.gethostname()}\n"
-        for _ in range(3):  # a stale lock is removed and the creation tried again
+        try:
+            self._made = not self.path.parent.exists()  # removed again on release if the run left it empty
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from ..errors import os_error_message
+
+            raise SpikeDistillError(os_error_message(exc)) from None
+        for _ in range(10):  # the file was removed by its owner between our open and our lock: open it again
+            fd = _try_lock(self.path)
+            if fd is None:
+                raise SpikeDistillError(in_use_message(self.path, lock_owner(self.path)))
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = lock_owner(self.path)
-                if owner is not None and not owner_is_gone(*owner):
-                    raise SpikeDistillError(in_use_message(self.path, owner)) from None
-                try:
-                    self.path.unlink()  # stale: its run was killed
-                except FileNotFoundError:
-                    pass
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
-            self.held = True
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+            self._fd, self.held = fd, True
             return
-        raise SpikeDistillError(f"cannot take the lock '{self.path}' (another run keeps creating it); "
+        raise SpikeDistillError(f"cannot take the lock '{self.path}' (another run keeps removing it); "
                                 "wait for the other run or choose another --out")
 
     def release(self) -> None:
-        if self.held:
-            try:
+        """Remove the lock file (still under the lock, so no other run can hold it), then drop the lock."""
+        import os
+
+        if not self.held:
+            return
+        try:
+            if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:  # ours: never another run's file
                 self.path.unlink()
-            except FileNotFoundError:
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd, self.held = None, False
+        if self._made:
+            try:
+                self.path.parent.rmdir()  # a run refused before it wrote anything leaves no folder behind
+            except OSError:
                 pass
-            self.held = False
+
+
+def _try_lock(path: Path):
+    """An fd of ``path`` holding its exclusive lock, or None when another process holds it."""
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        from ..errors import os_error_message
+
+        raise SpikeDistillError(os_error_message(exc)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def lock_owner(path: Path) -> tuple[int, str] | None:
@@ -237,35 +305,24 @@ def lock_owner(path: Path) -> tuple[int, str] | None:
         return None
 
 
-def owner_is_gone(pid: int, host: str) -> bool:
-    """True when ``pid`` no longer runs on this host (or is a zombie). Another host: unknown → False."""
-    import os
-    import socket
-
-    if host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state == "Z"  # killed, not yet reaped by its parent
-    except (OSError, IndexError):
-        return False
-
-
-def in_use_message(path: Path, owner: tuple[int, str]) -> str:
-    pid, host = owner
-    return (f"'{path.parent}' is in use by another training run (pid {pid} on {host}); wait for it to finish or "
-            f"choose another --out (if no such run is alive, delete '{path}')")
+def in_use_message(path: Path, owner: tuple[int, str] | None) -> str:
+    who = f" (pid {owner[0]} on {owner[1]})" if owner is not None else ""
+    return f"'{path.parent}' is in use by another training run{who}; wait for it to finish or choose another --out"
 
 
 def check_not_in_use(out_dir: Path) -> None:
     """Refuse at once (before loading anything) when a live run holds ``out_dir``."""
+    import fcntl
+    import os
+
     path = Path(out_dir) / RunLock.NAME
-    owner = lock_owner(path) if path.exists() else None
-    if owner is not None and not owner_is_gone(*owner):
-        raise SpikeDistillError(in_use_message(path, owner))
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # no lock file: nobody holds the folder (the run's own lock decides, atomically)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SpikeDistillError(in_use_message(path, lock_owner(path))) from None
+    finally:
+        os.close(fd)

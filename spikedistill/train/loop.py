@@ -27,11 +27,11 @@ from ..evaluate import fullrange_accuracy, fullrange_accuracy_events
 from ..registry import import_modules
 from . import distributed as dist_utils
 from .config import Config, dump_config, with_absolute_paths
-from .guards import NonFiniteLoss, RunLock, StopFlag, Stopwatch, progress
+from .guards import NonFiniteLoss, RunLock, StopFlag, Stopwatch, check_training_memory, progress
 from .metrics_log import MetricsLog
 from .rng import rng_state, seed_everything, set_rng_state
 from .run import Run, build_run
-from .state import RECIPE_KEYS, TrainState
+from .state import RECIPE_KEYS, TrainState, resume_changes
 from .task import DistillationTask
 
 
@@ -52,17 +52,23 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
     say = print if (verbose and ctx.main) else (lambda *a, **k: None)
     lock = RunLock(out_dir)
     try:
-        seed_everything(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-        run = build(cfg, ctx)
         refused = None
         if ctx.main:
             try:
-                lock.acquire()  # one run per folder: a second one stops here, saying whose it is
+                lock.acquire()  # one run per folder, before any work: a second one stops here, saying whose it is
+                if not resume:  # checked under the lock: no second run slips in between
+                    check_holds_no_run(out_dir)
             except SpikeDistillError as exc:
                 refused = str(exc)
         refused = dist_utils.broadcast_object(refused, ctx)  # every process stops, none waits for rank 0
         if refused:
             raise SpikeDistillError(refused)
+        if resume:  # before the data: a recipe changed under a run is one line, not minutes later
+            check_resumable(cfg, out_dir)
+        seed_everything(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+        run = build(cfg, ctx)
+        if cfg.model.spiking and not run.events:
+            check_training_memory(run.model, run.inputs["shape"], run.batch_size, run.train_timesteps, run.device)
         if resume:
             state = resume_state(run, out_dir, ctx, say)
         else:
@@ -115,6 +121,23 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
         dist_utils.cleanup(ctx)
 
 
+def check_resumable(cfg: Config, out_dir: Path) -> None:
+    """Refuse a resume whose recipe changed what the run is (its model, data, optimizer kind, seed...)."""
+    changes = resume_changes(load_checkpoint(out_dir / "latest.pt").config, with_absolute_paths(cfg).to_dict())
+    if changes:
+        raise SpikeDistillError(f"--resume: the run's recipe changed since it started ({'; '.join(changes[:3])}); a run "
+                                "continues with its own recipe: undo the change (in config.yaml or the override), or start "
+                                "a new run with another --out")
+
+
+def check_holds_no_run(out_dir: Path) -> None:
+    """A new run never writes into a folder with another run's checkpoints."""
+    held = [name for name in ("latest.pt", "best.pt") if (out_dir / name).exists()]
+    if held:
+        raise SpikeDistillError(f"'{out_dir}' already holds a run ({' and '.join(held)}); continue it with --resume "
+                                "or choose another --out")
+
+
 def result(out_dir: Path, state: TrainState, run: Run, stopped: bool) -> dict:
     return {"out": str(out_dir), "top1": state.top1, "best_top1": state.best, "step": state.step, "stopped": stopped,
             "model": run.model}
@@ -141,14 +164,22 @@ def resume_state(run: Run, out_dir: Path, ctx, say=print) -> TrainState:
     training = ckpt["training"]
     optimizer, schedule, cfg = run.optimizer, run.schedule, run.cfg
     recipe = [{k: v for k, v in group.items() if k in RECIPE_KEYS} for group in optimizer.param_groups]
-    optimizer.load_state_dict(training["optimizer"])
+    try:
+        optimizer.load_state_dict(training["optimizer"])
+        schedule.load_state_dict(training["schedule"])
+        run.objective.load_state_dict(training["objective"])
+        state = TrainState.from_checkpoint(ckpt, ctx.rank)
+        set_rng_state(state.rng)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        raise SpikeDistillError(f"'{path}' holds a damaged training state ({type(exc).__name__}: {str(exc)[:80]}); "
+                                "resume from a good copy of it, or start the run again without --resume "
+                                "(best.pt keeps the best weights)") from None
     changes = []
     for group, wanted in zip(optimizer.param_groups, recipe):
         changes += [f"optim.{k} {group[k]} → {v}" for k, v in wanted.items() if group.get(k) != v]
         group.update(wanted)
     for change in dict.fromkeys(changes):
         say(f"{change} from here on")
-    schedule.load_state_dict(training["schedule"])
     saved_lr = (ckpt.config.get("optim") or {}).get("lr")
     if saved_lr and saved_lr != cfg.optim.lr:  # optim.lr=... on --resume, e.g. after a diverged run
         scale = cfg.optim.lr / saved_lr        # the saved state would silently keep the old rate
@@ -156,9 +187,6 @@ def resume_state(run: Run, out_dir: Path, ctx, say=print) -> TrainState:
         for group in optimizer.param_groups:
             group["lr"] *= scale
         say(f"optim.lr {saved_lr:g} → {cfg.optim.lr:g} from here on")
-    run.objective.load_state_dict(training["objective"])
-    state = TrainState.from_checkpoint(ckpt, ctx.rank)
-    set_rng_state(state.rng)
     say(f"resuming {out_dir} at epoch {state.epoch + 1}, step {state.step} ({state.step_in_epoch} steps into the epoch)")
     return state
 

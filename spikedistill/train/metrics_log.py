@@ -31,10 +31,15 @@ class MetricsLog:
         if not rows:
             self.path.unlink()
             return
-        with self.path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns or list(rows[0]), restval="")
-            writer.writeheader()
-            writer.writerows(rows)
+        import io
+
+        from ..checkpoint import atomic_write_text
+
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns or list(rows[0]), restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(text.getvalue(), self.path)  # a full disk keeps the earlier rows
 
     def write(self, row: dict) -> None:
         """Append ``row``; a row with new columns (the first tested epoch under ``log.eval_every > 1``)

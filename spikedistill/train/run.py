@@ -71,7 +71,13 @@ def teacher_checkpoint(cfg: Config):
         from .teacher import missing_teacher_message
 
         raise SpikeDistillError(missing_teacher_message(cfg))
-    return load_checkpoint(path, role="teacher")
+    ckpt = load_checkpoint(path, role="teacher")
+    from .teacher import recipe_differences, stale_teacher_message
+
+    differences = recipe_differences(cfg, ckpt.config)
+    if differences:  # e.g. a smoke run's teacher, trained on 64 images, never teaches a full run
+        raise SpikeDistillError(stale_teacher_message(cfg, differences))
+    return ckpt
 
 
 def build_run(cfg: Config, ctx) -> Run:
@@ -88,8 +94,10 @@ def build_run(cfg: Config, ctx) -> Run:
     events = getattr(train_set, "images", None) is not None and train_set.images.dim() == 5  # frames [N, T, C, H, W]
     if data.subset:
         train_set = train_set.subset(min(data.subset, len(train_set)))
-    if data.test_subset:
-        test_set = test_set.subset(min(data.test_subset, len(test_set)))
+    if data.test_subset:  # every class in its share, as eval --limit: a split stored by class stays fair
+        from ..data import stratified_indices
+
+        test_set = test_set.subset(stratified_indices(test_set.labels, data.test_subset))
     augment = make_augment(data.augment, train_set, events)
     if cfg.optim.batch_size % ctx.world_size:
         raise SpikeDistillError(f"optim.batch_size={cfg.optim.batch_size} must divide by the {ctx.world_size} processes; change it")
@@ -142,6 +150,7 @@ def build_teacher(teacher, num_classes: int) -> nn.Module:
 
 
 def make_augment(cfg, dataset, events: bool) -> nn.Module:
+    check_augment_applies(cfg, dataset, events)
     if events:
         from ..data.events import EventAugment
 
@@ -150,6 +159,21 @@ def make_augment(cfg, dataset, events: bool) -> nn.Module:
 
     return GpuAugment(crop_padding=cfg.crop_padding, flip=cfg.flip, autoaugment=cfg.autoaugment, cutout=cfg.cutout,
                       erasing=cfg.erasing, mean=dataset.mean, std=dataset.std, resized_crop=cfg.resized_crop)
+
+
+def check_augment_applies(cfg, dataset, events: bool) -> None:
+    """An augmentation option the dataset's kind has no use for is refused, not ignored."""
+    if events:
+        unused = {"autoaugment": cfg.autoaugment not in (False, None, "none", ""), "erasing": bool(cfg.erasing),
+                  "resized_crop": bool(cfg.resized_crop)}
+        kind, applies = "event frames", "flip, roll, rotate, cutout"
+    else:
+        unused = {"roll": bool(cfg.roll), "rotate": bool(cfg.rotate)}
+        kind, applies = "images", "crop_padding, flip, autoaugment, cutout, erasing, resized_crop"
+    given = [name for name, used in unused.items() if used]
+    if given:
+        raise SpikeDistillError(f"data.augment.{given[0]} does not apply to {getattr(dataset, 'name', 'this dataset')} "
+                                f"({kind}; it takes {applies}); remove it from the recipe")
 
 
 def load_teacher(cfg: Config, device: torch.device, num_classes: int | None = None, loaded=None) -> nn.Module:

@@ -39,3 +39,30 @@ class TrainState:
         return cls(epoch=ckpt["epoch"], step=ckpt["step"], step_in_epoch=training["step_in_epoch"],
                    best=training["best"], top1=dict(metrics.get("top1") or {}), rng=training["rng"][rank],
                    epoch_rng=training["epoch_rng"][rank], partial=training.get("partial") or {})
+
+
+# What a run keeps from start to end: changed before --resume (in config.yaml or as an override), the
+# saved state would continue a run of another recipe without a word. Everything else (optim.lr, epochs,
+# logging, device, paths) may change and takes effect from the resumed step.
+FIXED_ON_RESUME = ("model.", "loss.", "data.name", "data.subset", "data.options", "data.augment.", "optim.name",
+                   "optim.batch_size", "optim.schedule", "optim.warmup_epochs", "optim.decay_all", "seed", "timesteps")
+
+
+def resume_changes(saved: dict | None, current: dict) -> list[str]:
+    """``["optim.name 'sgd' → 'adamw'", ...]``: what ``current`` changes of the run's ``saved`` recipe."""
+    if not isinstance(saved, dict):
+        return []
+    before, after = _flat(saved), _flat(current)
+    return [f"{k} {before[k]!r} → {after[k]!r}" for k in after
+            if k.startswith(FIXED_ON_RESUME) and k in before and before[k] != after[k]]
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key != "options":
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+

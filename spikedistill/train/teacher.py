@@ -3,7 +3,9 @@
 A student recipe names ``teacher.checkpoint`` and, optionally, the ``teacher.recipe`` that makes it.
 When the checkpoint does not exist, ``spikedistill train`` says what would be trained (model, epochs,
 data) and stops; with ``--train-teacher`` it runs that stage first (``teacher_config(cfg)`` through the
-same loop, into the checkpoint's folder), on the student's data and device.
+same loop, into the checkpoint's folder), on the student's data and device. The stage writes that folder's
+``best.pt``, so ``teacher.checkpoint`` must name one, in a folder that holds no other run; a checkpoint
+that exists is used only if it was trained with the recipe asked for (:func:`recipe_differences`).
 """
 
 from __future__ import annotations
@@ -37,8 +39,58 @@ def describe(cfg: Config) -> str:
             f"on {teacher.data.name} from {cfg.teacher.recipe}")
 
 
+def stage_problem(cfg: Config, student_out: Path | None = None) -> str | None:
+    """Why the teacher stage cannot train ``teacher.checkpoint`` (one line), or None."""
+    path = Path(cfg.teacher.checkpoint)
+    if path.name != "best.pt":
+        return (f"the teacher stage writes best.pt into its folder, so it cannot make teacher.checkpoint '{path}'; "
+                f"set teacher.checkpoint=NEW_FOLDER/best.pt")
+    if student_out is not None and path.parent.resolve() == Path(student_out).resolve():
+        return (f"teacher.checkpoint '{path}' is in the student's own run folder; set teacher.checkpoint to a best.pt "
+                "in another folder")
+    held = [name for name in ("latest.pt", "best.pt") if (path.parent / name).exists()]
+    if held:
+        return (f"the teacher stage would write into '{path.parent}', which holds another run ({', '.join(held)}); "
+                f"continue that run with 'spikedistill train --resume --out {path.parent}' if it is the teacher, "
+                "or set teacher.checkpoint=NEW_FOLDER/best.pt")
+    return None
+
+
+def recipe_differences(cfg: Config, saved: dict | None) -> list[str]:
+    """``["data.subset 64 (recipe: None)", ...]``: where the config a teacher checkpoint was trained with
+    differs from ``teacher_config(cfg)`` in what shapes the weights (model, objective, optimizer, data)."""
+    if not cfg.teacher.recipe or not isinstance(saved, dict):
+        return []
+    wanted = _flat(teacher_config(cfg).to_dict())
+    have = _flat(saved)
+    keys = [k for k in wanted if k.split(".")[0] in ("model", "loss", "optim", "timesteps")
+            or k in ("data.name", "data.subset", "data.options") or k.startswith("data.augment.")]
+    full_data = have.get("data.subset") is None  # a teacher of all the data serves a smoke student's subset too
+    return [f"{k} {have[k]!r} (recipe: {wanted[k]!r})" for k in keys
+            if k in have and have[k] != wanted[k] and not (k == "data.subset" and full_data)]
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key != "options":
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def stale_teacher_message(cfg: Config, differences: list[str]) -> str:
+    path = Path(cfg.teacher.checkpoint)
+    return (f"teacher checkpoint '{path}' was trained with another recipe than {cfg.teacher.recipe} asks for: "
+            f"{'; '.join(differences[:3])}; to retrain it, move '{path.parent}' away and add --train-teacher, "
+            "or set teacher.checkpoint=NEW_FOLDER/best.pt")
+
+
 def missing_teacher_message(cfg: Config) -> str:
     path = cfg.teacher.checkpoint
+    if cfg.teacher.recipe and stage_problem(cfg):
+        return f"teacher checkpoint '{path}' does not exist, and {stage_problem(cfg)}"
     if not cfg.teacher.recipe:
         return (f"teacher checkpoint '{path}' does not exist; train a teacher first (spikedistill train --config "
                 "<teacher recipe>) and set teacher.checkpoint=PATH/best.pt")

@@ -189,14 +189,14 @@ def _read(path: Path, map_location) -> dict:
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated, corrupt, or not a torch file at all
-        what = _other_torch_file(exc)
-        if what:
-            raise SpikeDistillError(f"'{path}' is {what}, not a spikedistill checkpoint; {_OTHER_FILE_ADVICE}") from None
         if "numpy" in str(exc) and "weights_only" in str(exc).replace(" ", "_").lower():
             raise SpikeDistillError(
                 f"checkpoint '{path}' holds numpy objects (e.g. a numpy scalar among its metrics), which a safe load "
                 "refuses; if you trust the file, load it with torch.load(weights_only=False), turn them into Python "
                 "numbers (float(x)) and save it again") from None
+        what = _other_torch_file(exc)
+        if what:
+            raise SpikeDistillError(f"'{path}' is {what}, not a spikedistill checkpoint; {_OTHER_FILE_ADVICE}") from None
         raise SpikeDistillError(
             f"checkpoint '{path}' is corrupt or truncated ({type(exc).__name__}); {_instead(path)}"
         ) from None

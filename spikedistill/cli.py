@@ -34,13 +34,23 @@ def _dispatch(feature: str, module: str, function: str) -> Callable[[argparse.Na
 
 def _bench(args: argparse.Namespace) -> int:
     """``bench ARGS``: ``python benchmarks/bench_step.py ARGS`` of the source checkout, which defines the options."""
-    import subprocess
+    import runpy
     from pathlib import Path
 
     for folder in (Path(__file__).resolve().parents[1], Path.cwd()):
         script = folder / "benchmarks" / "bench_step.py"
-        if script.is_file():
-            return subprocess.call([sys.executable, str(script), *args.arguments])
+        if script.is_file():  # run in this process: its output and exit code are this command's
+            argv = sys.argv
+            sys.argv = [str(script), *args.arguments]
+            try:
+                runpy.run_path(str(script), run_name="__main__")
+            except SystemExit as exit_:
+                if isinstance(exit_.code, str):  # sys.exit("message"): said, and a failure
+                    print(exit_.code, file=sys.stderr)
+                return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+            finally:
+                sys.argv = argv
+            return 0
     raise SpikeDistillError("'spikedistill bench' runs benchmarks/bench_step.py of the source checkout, and none is "
                             "here; run it from the spikedistill source folder (a clone of the repository)")
 
@@ -74,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    demo = sub.add_parser("demo", help="train a teacher, an skd and a twkd student offline and report")
+    demo = sub.add_parser("demo", help="teacher, skd and twkd students offline, with their report")
     demo.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--quick", action="store_true", help="a few epochs only: checks the pipeline, not the result")

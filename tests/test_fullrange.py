@@ -92,7 +92,7 @@ def test_an_ann_is_scored_once():
 
 
 def test_eval_report_top1_is_the_number_the_training_loops_per_epoch_test_reports(tmp_path):
-    from spikedistill.data import batches, load_dataset
+    from spikedistill.data import batches, load_dataset, stratified_indices
     from spikedistill.evaluate import fullrange_report
     from spikedistill.train.config import config_from_dict
     from spikedistill.train.loop import train
@@ -105,7 +105,8 @@ def test_eval_report_top1_is_the_number_the_training_loops_per_epoch_test_report
                "device": "cpu", "log": {"progress": False, "tensorboard": False}, "timesteps": 3}
         trained = train(config_from_dict(cfg), tmp_path / "run", verbose=False)
         net = sd.load_checkpoint(tmp_path / "run" / "latest.pt").model()
-        test = load_dataset("digits", split="test").subset(64)
+        test = load_dataset("digits", split="test")
+        test = test.subset(stratified_indices(test.labels, 64))  # data.test_subset's draw, as training takes it
         report = fullrange_report(net, batches(test, 24, shuffle=False), 3)
     finally:
         torch.set_num_threads(threads)

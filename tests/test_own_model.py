@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -446,3 +447,34 @@ def test_resume_of_a_run_whose_module_is_gone_is_one_line(cli_run, tmp_path, cap
     assert main(["train", "--resume", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"the run '{out}' needs the module 'gone_user_pkg'" in err
+
+
+@pytest.mark.parametrize("which", ["cli", "fit"])
+def test_onnx_and_nir_exports_of_user_checkpoints_run_in_other_runtimes(which, cli_run, fitted, tmp_path):
+    """``spikedistill --import own_model_pkg export`` in a fresh process: the ONNX file runs in onnxruntime
+    at batch 1 and 5 as the model does, the NIR files in snnTorch and Norse to the model's predictions."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from test_nir_interop import READERS, TIMESTEPS, _agreement
+
+    checkpoint = (cli_run if which == "cli" else fitted[0]) / "best.pt"
+    net = sd.load_checkpoint(checkpoint).model()
+    onnx_file = tmp_path / "net.onnx"
+    done = spikedistill_cli("--import", "own_model_pkg", "export", checkpoint, "--format", "onnx", "--out", onnx_file)
+    assert done.returncode == 0, done.stderr
+    session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    for batch in (1, 5):
+        x = normalised(pkg.blobs(batch, seed=7)[0])
+        (got,) = session.run(None, {"input": x.numpy()})
+        with torch.no_grad():
+            expected = net(x, timesteps=2)
+        np.testing.assert_allclose(got, expected.numpy(), atol=1e-4, rtol=1e-4)
+    images = normalised(pkg.blobs(32, seed=8)[0])
+    with torch.no_grad():
+        ours = net(images, timesteps=TIMESTEPS)  # the readers run that many steps
+    for target, read in READERS.items():
+        nir_file = tmp_path / f"net_{target}.nir"
+        done = spikedistill_cli("--import", "own_model_pkg", "export", checkpoint, "--format", "nir",
+                                "--nir-target", target, "--out", nir_file)
+        assert done.returncode == 0, done.stderr
+        same_prediction, _ = _agreement(ours, read(nir_file, images))
+        assert same_prediction >= 0.95, (target, same_prediction)

@@ -224,7 +224,7 @@ LIBRARY = {
         ("does not fit", "missing", "model name")),
     "checkpoint_teacher_class_count": (lambda f: load_checkpoint(f["teacher5.pt"], role="teacher").model(num_classes=10),
                                        ("predicts 5 classes but 10", "same dataset")),
-    # round 2 (issue 16): what still gave a traceback or a silently wrong number
+    # what still gave a traceback or a silently wrong number
     "config_seed_beyond_64_bits": (lambda f: load_config(f["recipe.yaml"], ["seed=1180591620717411303424"]), ("'seed'", "0..2**63-1")),
     "config_negative_seed": (lambda f: load_config(f["recipe.yaml"], ["seed=-1"]), ("'seed'", "seed=60")),
     "config_binary_recipe": (lambda f: load_config(f["binary.yaml"]), ("binary.yaml", "not a text file", "YAML recipe")),
@@ -366,7 +366,7 @@ CLI = {
     "export_random_bytes": (lambda f: ["export", f["random.pt"], "--out", f["root"] / "x.nir"], ("corrupt or truncated", "another checkpoint")),
     "export_out_under_a_file": (lambda f: ["export", f["good.pt"], "--format", "torchscript", "--out", f["a_file"] / "sub" / "net.pt"],
                                 ("a_file", "not a file")),
-    # round 2 (issue 16): tracebacks, silently wrong numbers, errors that came late
+    # tracebacks, silently wrong numbers, errors that came late
     "train_seed_beyond_64_bits": (lambda f: ["train", "--config", f["recipe.yaml"], "seed=1180591620717411303424", "--out", f["root"] / "o4"],
                                   ("'seed'", "0..2**63-1")),
     "train_model_options_of_the_wrong_kind": (lambda f: ["train", "--config", f["recipe.yaml"], "model.options={widths: abc}",

@@ -1,4 +1,4 @@
-"""One-pass full-range evaluation (§1.9).
+"""One-pass full-range evaluation (docs/deployment.md#spikedistill-eval).
 
 In eval mode BN uses running statistics and every neuron is causal, so the first k steps of a T_max
 run equal a separate k-step run. Top-1 at every k ≤ T_max therefore comes from one forward pass at

@@ -224,7 +224,7 @@ def _other_torch_file(exc: Exception) -> str | None:
     message = str(exc)
     if "TorchScript" in message:
         return "a TorchScript file"
-    if "Unsupported global" in message:  # a pickle naming a class: torch.save(model) of a whole model
+    if "Unsupported global" in message and "GLOBAL numpy" not in message:  # torch.save(model) of a whole model
         return "a pickled Python object (torch.save(model) of a whole model)"
     return None
 

@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="sweep per-sample early exit; optional comma-separated confidence thresholds")
     evaluate.add_argument("--stem-macs", choices=("once", "per_step"), default="once",
                           help="static images: count the stem conv's MACs once (default) or at every step")
-    evaluate.add_argument("--plot", help="picture path (default: fullrange.png beside --json)")
+    evaluate.add_argument("--plot", help="draw the picture here (default: fullrange.png beside --json; none without either)")
     evaluate.add_argument("--no-plot", action="store_true", help="skip the pictures")
     evaluate.set_defaults(run=_dispatch("eval", "evaluate.cli", "run_eval"))
 

@@ -224,7 +224,7 @@ LIBRARY = {
         ("does not fit", "missing", "model name")),
     "checkpoint_teacher_class_count": (lambda f: load_checkpoint(f["teacher5.pt"], role="teacher").model(num_classes=10),
                                        ("predicts 5 classes but 10", "same dataset")),
-    # round 2 (issue 16): what still gave a traceback or a silently wrong number
+    # what still gave a traceback or a silently wrong number
     "config_seed_beyond_64_bits": (lambda f: load_config(f["recipe.yaml"], ["seed=1180591620717411303424"]), ("'seed'", "0..2**63-1")),
     "config_negative_seed": (lambda f: load_config(f["recipe.yaml"], ["seed=-1"]), ("'seed'", "seed=60")),
     "config_binary_recipe": (lambda f: load_config(f["binary.yaml"]), ("binary.yaml", "not a text file", "YAML recipe")),
@@ -286,6 +286,14 @@ LIBRARY = {
     "load_weights_int8_tensors": (lambda f: load_weights(_net(), {k: v.to(torch.int8) if v.is_floating_point() else v
                                                                   for k, v in _net().state_dict().items()}),
                                   ("torch.int8", "torch.float32", "dequantise")),
+    "lif_integer_input": (lambda f: sd.LIF()(torch.ones(2, 4, 3, dtype=torch.int64)), ("LIF input", "floating-point", "torch.int64",
+                                                                                        "x.float()")),
+    "lif_boolean_input_with_batchnorm": (lambda f: sd.LIF()(torch.ones(2, 4, 3, 5, 5, dtype=torch.bool), bn=torch.nn.BatchNorm2d(3)),
+                                         ("LIF input", "torch.bool", "x.float()")),
+    "report_timesteps_beyond_memory": (lambda f: _report([(_images(), torch.tensor([0, 1, 2, 3]))], 10**9),
+                                       ("fullrange_report", "max_timesteps=1000000000", "GiB", "fewer timesteps")),
+    "accuracy_out_of_memory": (lambda f: sd.fullrange_accuracy(_OutOfMemory(), [(_images(), torch.tensor([0, 1, 2, 3]))], 2),
+                               ("fullrange_accuracy", "ran out of memory", "fewer timesteps or smaller batches")),
 }
 
 
@@ -298,10 +306,21 @@ def _images():
     return torch.randn(4, 1, 8, 8)
 
 
-def _report(loader):
+def _report(loader, max_timesteps=2):
     from spikedistill.evaluate import fullrange_report
 
-    return fullrange_report(_net(), loader, 2)
+    return fullrange_report(_net(), loader, max_timesteps)
+
+
+class _OutOfMemory(torch.nn.Module):
+    """A network whose forward runs out of GPU memory."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(1, 10)
+
+    def forward(self, x, timesteps=None):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
 
 @pytest.mark.parametrize("case", list(LIBRARY))
@@ -366,7 +385,7 @@ CLI = {
     "export_random_bytes": (lambda f: ["export", f["random.pt"], "--out", f["root"] / "x.nir"], ("corrupt or truncated", "another checkpoint")),
     "export_out_under_a_file": (lambda f: ["export", f["good.pt"], "--format", "torchscript", "--out", f["a_file"] / "sub" / "net.pt"],
                                 ("a_file", "not a file")),
-    # round 2 (issue 16): tracebacks, silently wrong numbers, errors that came late
+    # tracebacks, silently wrong numbers, errors that came late
     "train_seed_beyond_64_bits": (lambda f: ["train", "--config", f["recipe.yaml"], "seed=1180591620717411303424", "--out", f["root"] / "o4"],
                                   ("'seed'", "0..2**63-1")),
     "train_model_options_of_the_wrong_kind": (lambda f: ["train", "--config", f["recipe.yaml"], "model.options={widths: abc}",
@@ -604,3 +623,26 @@ def test_an_os_error_without_a_path_is_not_blamed_on_a_file():
     message = os_error_message(OSError("cannot identify image file <_io.BytesIO object>"))
     assert "a file" not in message and "cannot identify image file" in message
 
+
+
+def test_each_network_is_fed_in_its_own_precision_wherever_inputs_enter(tmp_path):
+    """float64 data (``torch.from_numpy`` of a float64 array) on float32 weights, or float32 data on a
+    float64 network, is cast to the network's precision in evaluation, in the training step and in
+    ``sd.fit`` — the numbers of the matching precision, not a torch dtype error."""
+    from torch.utils.data import TensorDataset
+
+    from spikedistill.train.task import DistillationTask
+
+    x, y = torch.randn(16, 1, 8, 8, dtype=torch.float64), torch.arange(16) % 10
+    expected = sd.fullrange_accuracy(_net(), [(x.float(), y)], 2)
+    assert sd.fullrange_accuracy(_net(), [(x, y)], 2) == expected
+    assert _report([(x, y)])["top1"] == list(expected.values())
+    wide = _net().double()
+    assert sd.fullrange_accuracy(wide, [(x.float(), y)], 2) == sd.fullrange_accuracy(wide, [(x.float().double(), y)], 2)
+    teacher = sd.create_model("small_cnn", spiking=False, num_classes=10, widths=WIDTHS).double()
+    task = DistillationTask(_net(), sd.create_loss("skd"), teacher, train_timesteps=2)
+    logits, loss = task(x[:4], y[:4])
+    assert logits.dtype == torch.float32 and logits.shape == (2, 4, 10) and torch.isfinite(loss.total)
+    result = sd.fit(_net().double(), TensorDataset(x, y), loss="ce", epochs=1, batch_size=8, out=tmp_path / "fit",
+                    device="cpu", verbose=False)
+    assert result["step"] == 2 and next(result["model"].parameters()).dtype == torch.float64

@@ -162,9 +162,30 @@ def test_a_missing_matplotlib_is_said_before_the_evaluation_runs(tmp_path, capsy
     ran = []
     monkeypatch.setattr(eval_cli, "fullrange_report", lambda *a, **k: ran.append(1))
     _checkpoint(tmp_path / "student.pt")
-    assert main(["eval", str(tmp_path / "student.pt"), "--limit", "8"]) == 2
+    assert main(["eval", str(tmp_path / "student.pt"), "--limit", "8", "--json", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
     assert "matplotlib" in err and "--no-plot" in err and not ran
+
+
+def test_eval_writes_no_picture_unless_asked(tmp_path, capsys, monkeypatch):
+    """A plain ``eval`` prints its table and leaves the working folder as it was; ``--plot FILE`` draws
+    there (with ``earlyexit.png`` beside it); ``--json`` alone draws beside the JSON."""
+    _checkpoint(tmp_path / "student.pt")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["eval", str(tmp_path / "student.pt"), "--limit", "16", "--device", "cpu", "--early-exit"]) == 0
+    assert "energy mJ" in capsys.readouterr().out
+    assert list(work.iterdir()) == []
+    picture = tmp_path / "pictures" / "curve.png"
+    assert main(["eval", str(tmp_path / "student.pt"), "--limit", "16", "--device", "cpu", "--early-exit",
+                 "--plot", str(picture)]) == 0
+    assert picture.stat().st_size > 10_000 and (picture.parent / "earlyexit.png").stat().st_size > 10_000
+    assert list(work.iterdir()) == []
+    out = tmp_path / "eval" / "report.json"
+    assert main(["eval", str(tmp_path / "student.pt"), "--limit", "16", "--device", "cpu", "--json", str(out)]) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fullrange.png", "report.json"]
+    assert list(work.iterdir()) == []
 
 
 def test_an_ann_is_said_to_run_one_pass_without_timesteps(tmp_path, capsys):

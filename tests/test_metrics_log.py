@@ -1,6 +1,10 @@
+import csv
+import io
+
 import pytest
 import torch
 
+from spikedistill.errors import SpikeDistillError
 from spikedistill.train.metrics_log import MetricsLog
 
 
@@ -44,3 +48,69 @@ def test_training_writes_step_scalars_every_n_optimizer_steps(tmp_path):
     events.Reload()
     assert [e.step for e in events.Scalars("step/train_loss")] == [2, 4, 6]
     assert [e.step for e in events.Scalars("step/lr")] == [2, 4, 6]
+
+
+class Killed(BaseException):
+    """A SIGKILL in the middle of a write: nothing after it runs, no handler catches it."""
+
+
+def _dies_mid_line(at: str):
+    """A csv.DictWriter that writes half of the line whose 'epoch' field is ``at`` (``"epoch"``: the
+    header) and then dies, as a process killed mid-write would."""
+    real = csv.DictWriter
+
+    class DiesMidLine(real):
+        def __init__(self, f, fieldnames, **kwargs):
+            super().__init__(f, fieldnames, **kwargs)
+            self.file = f
+
+        def writerow(self, rowdict):
+            if str(rowdict.get("epoch")) == at:
+                line = io.StringIO()
+                real(line, self.fieldnames, restval="").writerow(rowdict)
+                self.file.write(line.getvalue()[: len(line.getvalue()) // 2])
+                raise Killed
+            return super().writerow(rowdict)
+
+        def writerows(self, rowdicts):
+            for row in rowdicts:
+                self.writerow(row)
+
+    return DiesMidLine
+
+
+def test_a_kill_while_writing_a_row_leaves_the_earlier_rows_whole_and_resume_continues(tmp_path, monkeypatch):
+    log = MetricsLog(tmp_path, 0, tensorboard=False)
+    log.write({"epoch": 1, "train_loss": 0.5, "test_top1_t1": 40.0})
+    log.write({"epoch": 2, "train_loss": 0.25, "test_top1_t1": 60.0})
+    before = (tmp_path / "metrics.csv").read_bytes()
+    monkeypatch.setattr(csv, "DictWriter", _dies_mid_line("3"))
+    with pytest.raises(Killed):
+        log.write({"epoch": 3, "train_loss": 0.125, "test_top1_t1": 70.0})
+    monkeypatch.undo()
+    assert (tmp_path / "metrics.csv").read_bytes() == before  # no half line
+    resumed = MetricsLog(tmp_path, 2, tensorboard=False)  # latest.pt says 2 epochs are done
+    resumed.write({"epoch": 3, "train_loss": 0.125, "test_top1_t1": 70.0})
+    with (tmp_path / "metrics.csv").open(newline="") as f:
+        assert [(r["epoch"], r["train_loss"]) for r in csv.DictReader(f)] == [("1", "0.5"), ("2", "0.25"), ("3", "0.125")]
+
+
+def test_a_kill_while_writing_the_first_row_leaves_no_file_a_resume_trips_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(csv, "DictWriter", _dies_mid_line("epoch"))
+    with pytest.raises(Killed):
+        MetricsLog(tmp_path, 0, tensorboard=False).write({"epoch": 1, "train_loss": 0.5})
+    monkeypatch.undo()
+    assert not (tmp_path / "metrics.csv").exists()
+    log = MetricsLog(tmp_path, 0, tensorboard=False)
+    log.write({"epoch": 1, "train_loss": 0.5})
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == ["epoch,train_loss", "1,0.5"]
+
+
+def test_half_lines_of_an_earlier_crash_are_dropped_on_resume_and_a_foreign_file_is_one_line(tmp_path):
+    (tmp_path / "metrics.csv").write_text("epoch,train_loss,test_top1_t1\n1,0.5,40\n2,0.25")  # the row of epoch 2 cut
+    MetricsLog(tmp_path, 2, tensorboard=False).write({"epoch": 3, "train_loss": 0.125, "test_top1_t1": 70.0})
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == ["epoch,train_loss,test_top1_t1", "1,0.5,40",
+                                                                   "3,0.125,70"]
+    (tmp_path / "metrics.csv").write_text("epo")  # a header cut short
+    with pytest.raises(SpikeDistillError, match="metrics.csv.*no integer 'epoch' column.*move it aside"):
+        MetricsLog(tmp_path, 1, tensorboard=False)

@@ -89,3 +89,28 @@ def test_optimizer_overrides_given_on_resume_take_effect(tmp_path, capsys, monke
     assert state.keys() == saved["state"].keys() and state
     printed = capsys.readouterr().out
     assert "optim.momentum 0.9 → 0.8" in printed and "optim.weight_decay 0.0005 → 0.001" in printed
+
+
+def test_a_failure_writing_an_epochs_row_redoes_that_epoch_on_resume(tmp_path, monkeypatch):
+    """The epoch's metrics.csv row is written before latest.pt moves on: a crash or a full disk at the row
+    leaves latest.pt at the epoch before, so the resumed run redoes the epoch and the log ends with one
+    whole row per epoch — the row is never lost behind a checkpoint that says the epoch is done."""
+    from spikedistill.train import metrics_log
+
+    cfg = config_from_dict(tiny())
+    real = metrics_log.MetricsLog.write
+
+    def disk_full_at_epoch_2(self, row):
+        if row["epoch"] == 2:
+            raise OSError(28, "No space left on device")
+        real(self, row)
+
+    monkeypatch.setattr(metrics_log.MetricsLog, "write", disk_full_at_epoch_2)
+    with pytest.raises(OSError):
+        train(cfg, tmp_path / "run", verbose=False)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "run" / "latest.pt")["epoch"] == 1
+    assert [r["epoch"] for r in rows(tmp_path / "run")] == ["1"]
+    resumed = train(cfg, tmp_path / "run", resume=True, verbose=False)
+    assert resumed["step"] == 16
+    assert [r["epoch"] for r in rows(tmp_path / "run")] == ["1", "2"]

@@ -1,8 +1,10 @@
 """``spikedistill eval CHECKPOINT``: the full-range report of a trained checkpoint.
 
-Writes the report JSON (``--json``, fields in docs/deployment.md), prints a per-k table, draws ``fullrange.png`` (top-1 and energy
-against timesteps, the ANN teacher as reference lines with ``--teacher``) and, with ``--early-exit``,
-sweeps confidence thresholds and draws ``earlyexit.png``. Everything comes from one pass at T_max.
+Prints a per-k table and, when asked, writes the report JSON (``--json``, fields in docs/deployment.md) and
+draws ``fullrange.png`` (``--plot FILE``, or beside the ``--json`` file: top-1 and energy against timesteps,
+the ANN teacher as reference lines with ``--teacher``). With ``--early-exit`` it sweeps confidence
+thresholds, and a picture run also draws ``earlyexit.png`` beside ``fullrange.png``. Everything comes from
+one pass at T_max. Without ``--json`` or ``--plot`` nothing is written.
 """
 
 from __future__ import annotations
@@ -133,6 +135,16 @@ def teacher_reference(report: dict) -> dict:
     return {"top1": report["top1"][-1], "macs": report["macs"][-1], "energy_mj": report["energy_mj"][-1]}
 
 
+def picture_path(args: argparse.Namespace) -> Path | None:
+    """Where ``fullrange.png`` goes: ``--plot FILE``, else beside the ``--json`` file; ``None`` (no picture)
+    with ``--no-plot`` or when neither was given, so a plain ``eval`` writes nothing into the working folder."""
+    if args.no_plot:
+        return None
+    if args.plot:
+        return Path(args.plot)
+    return Path(args.json).with_name("fullrange.png") if args.json else None
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from ..checkpoint import atomic_write_text, check_not_an_input, load_checkpoint
     from ..device import resolve_device
@@ -140,13 +152,13 @@ def run_eval(args: argparse.Namespace) -> int:
     # Every option is checked before any data is loaded or any sample evaluated.
     device = resolve_device(getattr(args, "device", None) or "auto")
     thresholds = parse_thresholds(getattr(args, "early_exit", None))
-    if not args.no_plot:
+    picture = picture_path(args)
+    if picture is not None:
         check_plot_path(args.plot)  # matplotlib installed, a format it writes
-    for option, output in (("--json", args.json), ("--plot", None if args.no_plot else args.plot)):
+    for option, output in (("--json", args.json), ("--plot", picture)):
         if output is not None:
             check_not_an_input(output, [args.checkpoint, args.teacher], option)
     check_writable(args.json)
-    out_dir = Path(args.json).parent if args.json else Path(".")
     ckpt = load_checkpoint(args.checkpoint)
     first, last = parse_timesteps(args.timesteps, ckpt.max_timesteps)
     model = ckpt.model(device=device)
@@ -186,10 +198,10 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         atomic_write_text(json.dumps(report, indent=1), args.json)
         print(f"wrote {args.json}")
-    if not args.no_plot:
+    if picture is not None:
         from .plot import plot_early_exit, plot_fullrange
 
-        png = plot_fullrange(report, args.plot or out_dir / "fullrange.png", teacher,
+        png = plot_fullrange(report, picture, teacher,
                              title=f"{report['model']} on {dataset}: full-range accuracy and energy")
         print(f"wrote {png}")
         if "early_exit" in report:

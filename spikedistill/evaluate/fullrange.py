@@ -1,4 +1,4 @@
-"""One-pass full-range evaluation (§1.9).
+"""One-pass full-range evaluation (docs/deployment.md#spikedistill-eval).
 
 In eval mode BN uses running statistics and every neuron is causal, so the first k steps of a T_max
 run equal a separate k-step run. Top-1 at every k ≤ T_max therefore comes from one forward pass at
@@ -8,13 +8,14 @@ Accuracies are percentages.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable
 
 import torch
 
 from ..errors import SpikeDistillError, check_positive_int
-from ..models.inputs import model_input
+from ..models.inputs import input_dtype, model_input
 
 
 def cumulative_mean(logits: torch.Tensor) -> torch.Tensor:
@@ -72,6 +73,45 @@ def check_label_range(labels: torch.Tensor, classes: int, where: str) -> None:
                                 f"predicts {classes} classes (0..{classes - 1}); use the dataset the model was trained on")
 
 
+def check_pass_fits(inputs: torch.Tensor, steps: int, device, where: str, per_sample_step: int = 0) -> None:
+    """Refuse, before anything is allocated, a pass at ``steps`` that cannot fit: it holds at least one
+    input-sized activation per step (a static image is repeated over T), ``per_sample_step`` bytes of
+    bookkeeping per sample and step, and the ``[T]`` counts — a lower bound, so a pass it lets through
+    may still run out of memory (said in one line by :func:`fullrange_pass`), while an absurd T is
+    refused at once."""
+    batch = inputs.shape[0]
+    frame = math.prod(inputs.shape[2:] if inputs.dim() == 5 else inputs.shape[1:])  # one step of one sample
+    per_step = (frame * 4 + per_sample_step) * batch + 8  # float32 activations
+    need, free = steps * per_step, free_memory(torch.device(device))
+    if need > free:
+        raise SpikeDistillError(
+            f"{where}: a pass at max_timesteps={steps} holds at least {need / 2**30:.1f} GiB for a batch of {batch} "
+            f"and {free / 2**30:.1f} GiB are free on {device}; no T above {free // per_step} can fit: evaluate fewer "
+            "timesteps (or pass smaller batches)")
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch running out of memory: a GPU's ``OutOfMemoryError`` or the CPU allocator's."""
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes free for tensors on ``device``: the GPU's free memory, or the host's available memory."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
 @dataclass
 class FullRangePass:
     """What one evaluation pass measured: top-1 counts at every k, and per sample what early exit needs."""
@@ -119,13 +159,19 @@ def fullrange_pass(model: torch.nn.Module, loader: Iterable, max_timesteps: int,
     was_training = model.training
     model.eval()
     spiking = bool(getattr(model, "spiking", True))
-    correct = torch.zeros(max_timesteps if spiking else 1, dtype=torch.long, device=device)
+    dtype = input_dtype(model)  # float64 data for float32 weights (or the reverse) is cast, not a torch error
+    steps = max_timesteps if spiking else 1
+    correct = None
     confidence, hits = [], []
     total = 0
     try:
         for batch in loader:
             inputs, labels = unpack_batch(batch, where)
-            inputs = model_input(inputs.to(device, non_blocking=True), spiking)
+            if correct is None:  # the first batch: does a pass at T fit at all?
+                bookkeeping = (8 if recorder is not None else 0) + (5 if keep_confidence else 0)
+                check_pass_fits(inputs, steps, device, where, bookkeeping)
+                correct = torch.zeros(steps, dtype=torch.long, device=device)
+            inputs = model_input(inputs.to(device, non_blocking=True), spiking, dtype)
             labels = labels.to(device, non_blocking=True)
             frames = inputs.dim() == 5
             if frames and inputs.shape[0] < max_timesteps:
@@ -134,10 +180,15 @@ def fullrange_pass(model: torch.nn.Module, loader: Iterable, max_timesteps: int,
                     f"evaluate at max_timesteps={inputs.shape[0]}, or bin the recordings into {max_timesteps} frames")
             if frames:
                 inputs = inputs[:max_timesteps]  # the prefix policy
-            steps = correct.shape[0]
             if recorder is not None:
                 recorder.begin_batch(labels.numel(), steps)
-            logits = model(inputs, timesteps=None if frames else steps)
+            try:
+                logits = model(inputs, timesteps=None if frames else steps)
+            except RuntimeError as exc:
+                if not out_of_memory(exc):
+                    raise
+                raise SpikeDistillError(f"{where}: a pass at max_timesteps={steps} for a batch of {labels.numel()} ran "
+                                        f"out of memory on {device}; evaluate fewer timesteps or smaller batches") from None
             check_step_logits(logits, labels.numel(), steps, where)
             check_label_range(labels, logits.shape[-1], where)
             running = cumulative_mean(logits.float())

@@ -15,7 +15,7 @@ import torch
 
 from .earlyexit import DEFAULT_THRESHOLDS, early_exit_sweep
 from .energy import CostRecorder
-from .fullrange import fullrange_pass
+from .fullrange import free_memory, fullrange_pass
 
 
 @torch.no_grad()
@@ -107,18 +107,3 @@ def timesteps_that_fit(model: torch.nn.Module, input_shape, batch_size: int, sam
     free = free_memory(torch.device(device))
     return max(0, (free // 2) // max(per_step, 1)), per_step * wanted, free
 
-
-def free_memory(device: torch.device) -> int:
-    """Bytes free for tensors on ``device``: the GPU's free memory, or the host's available memory."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))

@@ -1,4 +1,4 @@
-"""Objectives: every distillation method of the method notes (docs/objectives.md) behind one call, from one registry.
+"""Objectives: every distillation method in docs/objectives.md behind one call, from one registry.
 
 >>> crit = create_loss("twkd", alpha=0.2, beta=0.5, tau=3.0)
 >>> out = crit(logits, labels, teacher_logits=teacher_logits)   # logits [T, B, K]

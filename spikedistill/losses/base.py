@@ -1,7 +1,7 @@
 """What every objective shares: the result type, the base class the training loop reads, the one KL
 helper, and option checks.
 
-Conventions (§0.2): student logits are per-step ``[T, B, K]``; ``z_ens`` is their mean
+Conventions (docs/objectives.md#notation): student logits are per-step ``[T, B, K]``; ``z_ens`` is their mean
 over T; every KL puts the target first, ``KL(p_target ‖ p_student)``, with the target detached.
 """
 
@@ -33,11 +33,12 @@ def full_precision(x: torch.Tensor) -> torch.Tensor:
 
 def kd_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, tau: float,
           scale_tau2: bool = True) -> torch.Tensor:
-    """``τ² · batchmean KL(p^τ(target) ‖ p^τ(student))``, target detached (§0.2, §8).
+    """``τ² · batchmean KL(p^τ(target) ‖ p^τ(student))``, target detached (docs/objectives.md#notation).
 
     ``p^τ(v) = softmax(v/τ)`` over the last dim; KL is summed over classes and averaged over every
     leading dim, so ``[T, B, K]`` students against a ``[B, K]`` target give the mean over t of the
-    per-step batchmean KL (the temporal-wise terms of §1). ``scale_tau2=False`` drops the τ² factor.
+    per-step batchmean KL (the temporal-wise terms of the full-range paper, docs/objectives.md#twkd).
+    ``scale_tau2=False`` drops the τ² factor.
     """
     log_p_student = F.log_softmax(full_precision(student_logits) / tau, dim=-1)
     log_p_target = F.log_softmax(full_precision(target_logits.detach()) / tau, dim=-1)

@@ -1,4 +1,5 @@
-"""``ckdsnn``: SAMD + NLD (Liu et al., "A Closer Look at KD in SNN Training", AAAI 2026), §4.
+"""``ckdsnn``: SAMD + NLD (Liu et al., "A Closer Look at KD in SNN Training", AAAI 2026;
+docs/objectives.md#ckdsnn).
 
 Inputs: ``features`` (student stages, ``[T, B, C, H, W]``), ``teacher_features`` (teacher stages,
 ``[1, B, D, H, W]``), ``teacher_logits`` and ``teacher`` — the teacher module, used only for its head:
@@ -6,9 +7,9 @@ Inputs: ``features`` (student stages, ``[T, B, C, H, W]``), ``teacher_features``
 ``teacher.fc1`` + ``teacher.fc1_act`` (the ResNet-19 two-layer head). The CAM channel weights are the
 gradient of the teacher's class-c logit with respect to its pooled feature: for a single linear head
 that is exactly ``W_fc[c]`` (classic CAM, the code's choice), for a deeper head it is Grad-CAM (the
-paper's choice); §4.2 point 3. No gradient reaches the teacher.
+paper's choice); the official code's ``compute_cam``. No gradient reaches the teacher.
 
-Paper (default) vs official code (§4.2), as options:
+Paper (default) vs official code (``plt_train_kd_ckd_snn.py``), as options:
 * ``nld_mode="paper_logit_noise"``: z_soft = z + λ·ε, ε ~ N(μ, σ²) per sample (σ = std over classes),
   ``"code_prob_mix"``: q = (1−λ)·softmax(z/τ) + λ·softmax(ε/τ) with ε = μ + n·σ² (variance as scale).
 * ``samd_tau2=True`` (paper, 𝒯² = 4 on SAMD) or ``False`` (code).
@@ -42,18 +43,19 @@ def minmax(maps: torch.Tensor, per_sample: bool = False) -> torch.Tensor:
 
 
 def spike_activation_map(feature: torch.Tensor) -> torch.Tensor:
-    """``SAM = Σ_t Σ_c F[t, :, c]``: ``[T, B, C, H, W] → [B, H, W]`` (§4.1)."""
+    """``SAM = Σ_t Σ_c F[t, :, c]``: ``[T, B, C, H, W] → [B, H, W]`` (the paper)."""
     return feature.sum(dim=(0, 2))
 
 
 def class_activation_map(feature: torch.Tensor, channel_weights: torch.Tensor) -> torch.Tensor:
-    """``CAM = ReLU(Σ_d w[b, d]·A[b, d])``: A ``[B, D, H, W]``, w ``[B, D]`` → ``[B, H, W]`` (§4.2)."""
+    """``CAM = ReLU(Σ_d w[b, d]·A[b, d])``: A ``[B, D, H, W]``, w ``[B, D]`` → ``[B, H, W]``
+    (the code's ``compute_cam``)."""
     return F.relu(torch.einsum("bdhw,bd->bhw", feature, channel_weights))
 
 
 def samd_loss(student_feature: torch.Tensor, teacher_map: torch.Tensor, tau: float = 2.0, tau2: bool = True,
               per_sample_norm: bool = False) -> torch.Tensor:
-    """``L_SAMD = [𝒯²]·batchmean KL(softmax_HW(CAM/𝒯) ‖ softmax_HW(SAM/𝒯))``, min–max maps (§4.1, §4.2).
+    """``L_SAMD = [𝒯²]·batchmean KL(softmax_HW(CAM/𝒯) ‖ softmax_HW(SAM/𝒯))``, min–max maps (paper and code).
 
     ``teacher_map`` is the un-normalised CAM ``[B, H, W]``; the student SAM is pooled to its size.
     """
@@ -66,7 +68,7 @@ def samd_loss(student_feature: torch.Tensor, teacher_map: torch.Tensor, tau: flo
 
 def nld_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, noise: torch.Tensor, tau: float = 2.0,
              lam: float = 0.1, mode: str = "paper_logit_noise") -> torch.Tensor:
-    """Noise-smoothed logit distillation (§4.1 paper, §4.2 code); ``noise`` ~ N(0, 1), shape ``[B, K]``::
+    """Noise-smoothed logit distillation (paper and official code); ``noise`` ~ N(0, 1), shape ``[B, K]``::
 
         μ, σ = mean_k z, std_k z (unbiased), per sample; gradient flows through both
         paper: L = τ²·KL(p^τ(z_A) ‖ p^τ(z + λ·(μ + σ·n)))
@@ -101,7 +103,7 @@ def teacher_channel_weights(teacher, pooled: torch.Tensor, classes: torch.Tensor
 def ckdsnn_loss(logits, labels, teacher_logits, student_feature, teacher_feature, teacher, noise,
                 beta=1.0, gamma=1.0, samd_tau=2.0, nld_tau=2.0, lam=0.1, nld_mode="paper_logit_noise",
                 samd_tau2=True, map_norm="batch", cam_class="predicted"):
-    """``L = CE(z_ens, y) + β·L_SAMD + γ·L_NLD`` (§4.1). Returns ``(total, ce, samd, nld)``."""
+    """``L = CE(z_ens, y) + β·L_SAMD + γ·L_NLD`` (the paper). Returns ``(total, ce, samd, nld)``."""
     z_ens = time_mean(logits)
     ce = F.cross_entropy(z_ens, labels)
     feature = teacher_feature.detach().mean(0) if teacher_feature.dim() == 5 else teacher_feature.detach()

@@ -1,4 +1,5 @@
-"""``tssd``: self-distillation from temporal-spatial consistency (Zuo et al., 2024), §2.
+"""``tssd``: self-distillation from temporal-spatial consistency (Zuo et al., 2024;
+docs/objectives.md#tssd).
 
 No teacher network. The student is trained at an extended ``T_t = T_s + extra_timesteps`` steps
 (``train_timesteps``); the LIF is causal, so the first T_s steps of that run are exactly the deployed
@@ -6,10 +7,10 @@ T_s-step student. The detached T_t-step mean teaches the T_s-step mean (temporal
 classifier on an intermediate stage — trained only, discarded at inference — learns from the detached
 T_t-step output (spatial SD). Its gradient does reach the backbone below that stage.
 
-UNVERIFIED (§2.3: no TSSD text or code was readable). Defaults chosen here:
+UNVERIFIED (no TSSD text or code was readable). Defaults chosen here:
 ``extra_timesteps=2``; ``stage`` = the second-to-last stage of the features dict; weak classifier =
 global average pool → Linear, per step, then the time-mean; τ = 2 and α = β = 1 (the conventions of
-the same group's [SYN] paper, §2.4); the task CE is on the T_s output only (§2.2); both
+the same group's "Synergy between the Strong and the Weak" paper); the task CE is on the T_s output only; both
 self-distillation targets are detached. Set ``ce_weight=0, alpha=0`` to use only the spatial term,
 e.g. inside ``sum`` next to ``twkd`` (then ``train_timesteps`` does not extend T).
 """
@@ -70,7 +71,7 @@ class WeakClassifier(LazyModuleMixin, nn.Module):
 
 def tssd_loss(logits: torch.Tensor, labels: torch.Tensor, weak_logits: torch.Tensor, student_timesteps: int,
               alpha: float = 1.0, beta: float = 1.0, tau: float = 2.0, ce_weight: float = 1.0):
-    """``L = w_ce·L_task + α·L_tsd + β·L_ssd`` (§2.1, §2.2)::
+    """``L = w_ce·L_task + α·L_tsd + β·L_ssd`` (the TSSD abstract's loss)::
 
         z_s   = (1/T_s) Σ_{t≤T_s} z[t]        z_tch = (1/T_t) Σ_{t≤T_t} z[t]     (logits: [T_t, B, K])
         L_task = CE(z_s, y)

@@ -11,7 +11,7 @@ from torch import nn
 from ..errors import SpikeDistillError, check_positive_int
 from ..neurons import NEURON_OPTIONS, LIFConfig
 from . import resnet, preact_resnet, vgg, small, ckdsnn_resnet  # noqa: F401,I001  (each registers its models, in this order)
-from .inputs import model_input
+from .inputs import input_dtype, model_input
 from .layers import TimeModel, per_step
 from .ckdsnn_resnet import CKDSNNResNet
 from .preact_resnet import PreActResNet

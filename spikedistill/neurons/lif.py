@@ -53,6 +53,7 @@ def lif_multistep(x_seq: torch.Tensor, cfg: LIFConfig = LIFConfig(), backend: st
     """
     if x_seq.dim() < 2:
         raise SpikeDistillError(f"LIF input must be time-first [T, ...] with at least 2 dims, got {tuple(x_seq.shape)}")
+    check_currents(x_seq)
     backend = resolve_backend(x_seq, backend)
     if backend == "sequence":
         return lif_sequence(x_seq, cfg)
@@ -61,6 +62,14 @@ def lif_multistep(x_seq: torch.Tensor, cfg: LIFConfig = LIFConfig(), backend: st
     if backend == "triton":
         return lif_fused(x_seq, cfg)
     raise SpikeDistillError(f"unknown LIF backend '{backend}'; known: {', '.join(BACKENDS)}")
+
+
+def check_currents(x_seq) -> None:
+    """LIF input is floating-point current: integer or boolean tensors (spike counts, raw frames) would
+    integrate in integer arithmetic or fail inside a kernel, so they are refused, naming the cast."""
+    if isinstance(x_seq, torch.Tensor) and not x_seq.is_floating_point():
+        raise SpikeDistillError(f"LIF input must be a floating-point current, got {x_seq.dtype}; cast it first, "
+                                "e.g. x.float()")
 
 
 def batch_norm_lif(
@@ -77,6 +86,7 @@ def batch_norm_lif(
     for backward) by the Triton kernel on CUDA and by the torch-ops layer (``backend="sequence"``)
     elsewhere; ``fold=False``, ``backend="torch"``, ``SyncBatchNorm`` and any input it cannot view as
     ``[T·B, C, ...]`` run ``bn`` as its own layer."""
+    check_currents(x_seq)
     backend = resolve_backend(x_seq, backend)
     if not (fold and _fusible(x_seq, bn, backend, residual)):
         y = bn(x_seq.flatten(0, 1)).unflatten(0, x_seq.shape[:2])

@@ -58,9 +58,9 @@ class AugmentConfig:
     flip: bool = True
     autoaugment: Union[bool, str] = False  # fr_cifar10 | torchvision_cifar10; true = fr_cifar10, false = off
     cutout: int = 0
-    roll: int = 0         # event frames only: roll by up to ±roll pixels (§1.8)
+    roll: int = 0         # event frames only: roll by up to ±roll pixels (the FR CIFAR10-DVS recipe)
     rotate: float = 0.0   # event frames only: rotate by up to ±rotate degrees
-    erasing: float = 0.0  # probability of RandomErasing(scale 0.02–0.2), CKDSNN's Cutout substitute (§4.4)
+    erasing: float = 0.0  # probability of RandomErasing(scale 0.02–0.2), CKDSNN's Cutout substitute
     resized_crop: int = 0  # random resized crop to this side (scale 0.08–1, ratio 3/4–4/3), ImageNet's training crop
 
 

@@ -4,8 +4,8 @@ On scikit-learn's bundled handwritten digits (1,797 real 8×8 images — shipped
 dependency, so nothing is downloaded) it trains, with the same loop as every recipe:
 
 1. an ANN teacher (``small_cnn``, ReLU, plain CE);
-2. an SNN student with standard KD on the time-mean logits (``skd``, §5.2);
-3. an SNN student with full-range temporal-wise KD (``twkd``, §1),
+2. an SNN student with standard KD on the time-mean logits (``skd``, docs/objectives.md#skd);
+3. an SNN student with full-range temporal-wise KD (``twkd``, docs/objectives.md#twkd),
 
 both students at T_max = 4 with identical settings, then scores each at every timestep 1..4 in one
 pass. ``DIR/report.json`` follows docs/training.md; the teacher, an ANN, has one accuracy whatever the
@@ -32,8 +32,8 @@ STUDENT_WIDTHS = [16, 32, 64]  # a narrow small_cnn: the two students train in a
 def demo_config(method: str, out: Path, seed: int, epochs: int) -> dict:
     spiking = method != "teacher"
     loss = {"teacher": {"name": "ce"},
-            "skd": {"name": "skd", "options": {"alpha": 0.2, "tau": 3.0}},                     # §5.2, FR α, τ
-            "twkd": {"name": "twkd", "options": {"alpha": 0.2, "beta": 0.5, "tau": 3.0}}}[method]  # §1.3
+            "skd": {"name": "skd", "options": {"alpha": 0.2, "tau": 3.0}},                     # the FR paper's α, τ
+            "twkd": {"name": "twkd", "options": {"alpha": 0.2, "beta": 0.5, "tau": 3.0}}}[method]  # its α, β, τ
     return {
         "model": {"name": "small_cnn", "spiking": spiking, "options": {"widths": STUDENT_WIDTHS} if spiking else {}},
         "teacher": {"checkpoint": str(out / "teacher" / "best.pt")} if spiking else {},

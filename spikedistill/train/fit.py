@@ -133,13 +133,13 @@ def build_fit_run(cfg, ctx, student, train_data, test_data, teacher, objective) 
 def check_contract(student: nn.Module, sample: torch.Tensor, timesteps: int) -> None:
     """One forward of two samples (eval mode, no gradient, the RNG untouched) checks the model contract:
     ``forward(x, timesteps=None, return_features=False)`` returning per-step logits ``[T, B, K]``."""
-    from ..models import model_input
+    from ..models import input_dtype, model_input
     from .task import _accepts
 
     if not (_accepts(student, "timesteps") and _accepts(student, "return_features")):
         raise SpikeDistillError(f"{type(student).__name__}.forward must take (x, timesteps=None, return_features=False) "
                                 "and return per-step logits [T, B, K]; see docs/own-model.md")
-    x = model_input(sample, bool(getattr(student, "spiking", True)))
+    x = model_input(sample, bool(getattr(student, "spiking", True)), input_dtype(student))
     expected = x.shape[0] if x.dim() == 5 else timesteps
     was_training = student.training
     try:

@@ -106,11 +106,12 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
                 state.best = dist_utils.broadcast_object(state.best, ctx)
                 state.epoch, state.step_in_epoch = epoch + 1, 0
                 metrics = {"top1": state.top1, "best_top1": state.best, "best_by": selection_column(cfg)}
+                if ctx.main:  # the row first: a crash before latest.pt redoes the epoch, and resume drops its row
+                    log.write(row)
                 if improved:
                     save(run, state, ctx, out_dir / "best.pt", metrics, with_state=False)
                 save(run, state, ctx, out_dir / "latest.pt", metrics)
                 if ctx.main:
-                    log.write(row)
                     say(epoch_line(row, state.top1, cfg.eval_timesteps))
         if log is not None:
             log.close()

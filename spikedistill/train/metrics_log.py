@@ -6,18 +6,22 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ..errors import SpikeDistillError
+
 
 class MetricsLog:
-    """Appends epoch rows to ``run_dir/metrics.csv``; on resume, rows of epochs to be redone are dropped."""
+    """Epoch rows of ``run_dir/metrics.csv``. Every row rewrites the whole (small) file atomically, so a
+    crash, a kill or a full disk leaves the earlier rows and never half a line; on resume, rows of epochs
+    to be redone are dropped."""
 
     def __init__(self, run_dir: Path, start_epoch: int, tensorboard: bool = True):
         self.path = Path(run_dir) / "metrics.csv"
         self.columns: list[str] | None = None
+        self.rows: list[dict] = []
         if self.path.exists():
-            with self.path.open(newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= start_epoch]  # epochs count from 1
-                self.columns = list(rows[0]) if rows else None
-            self._rewrite(rows)
+            self.columns, rows = read_rows(self.path)
+            self.rows = [r for r in rows if int(r["epoch"]) <= start_epoch]  # epochs count from 1
+            self._rewrite()
         self.writer = None
         if tensorboard:
             try:
@@ -27,40 +31,27 @@ class MetricsLog:
             if SummaryWriter is not None:
                 self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
 
-    def _rewrite(self, rows: list[dict], columns: list[str] | None = None) -> None:
-        if not rows:
-            self.path.unlink()
+    def _rewrite(self) -> None:
+        if not self.rows:
+            self.path.unlink(missing_ok=True)
             return
         import io
 
         from ..checkpoint import atomic_write_text
 
         text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, fieldnames=columns or list(rows[0]), restval="")
+        writer = csv.DictWriter(text, fieldnames=self.columns, restval="")
         writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(text.getvalue(), self.path)  # a full disk keeps the earlier rows
+        writer.writerows(self.rows)
+        atomic_write_text(text.getvalue(), self.path)  # a crash or a full disk keeps the earlier rows
 
     def write(self, row: dict) -> None:
-        """Append ``row``; a row with new columns (the first tested epoch under ``log.eval_every > 1``)
-        rewrites the file with the union of columns, earlier rows left empty there — no value is dropped."""
-        new = not self.path.exists()
-        if self.columns is None:
-            self.columns = list(row)
-        added = [k for k in row if k not in self.columns]
-        if added and not new:
-            with self.path.open(newline="") as f:
-                rows = list(csv.DictReader(f))
-            self.columns += added
-            self._rewrite(rows, self.columns)
-            new = not self.path.exists()
-        elif added:
-            self.columns += added
-        with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.columns, restval="")
-            if new:
-                writer.writeheader()
-            writer.writerow({k: _fmt(v) for k, v in row.items()})
+        """Add ``row``; a row with new columns (the first tested epoch under ``log.eval_every > 1``)
+        widens the file to the union of columns, earlier rows left empty there — no value is dropped."""
+        self.columns = self.columns or []
+        self.columns += [k for k in row if k not in self.columns]
+        self.rows.append({k: _fmt(v) for k, v in row.items()})
+        self._rewrite()
         if self.writer is not None:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)):
@@ -88,3 +79,16 @@ class MetricsLog:
 
 def _fmt(value):
     return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def read_rows(path: Path) -> tuple[list[str], list[dict]]:
+    """The columns and whole rows of a ``metrics.csv``. A short or overlong line (half a row, left by a
+    writer that was killed mid-line) is dropped: its epoch is run again or was never finished."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        columns = list(reader.fieldnames or [])
+        rows = [r for r in reader if None not in r and None not in r.values()]
+    if "epoch" not in columns or not all(r["epoch"].isdigit() for r in rows):
+        raise SpikeDistillError(f"'{path}' is not a metrics log this run wrote (no integer 'epoch' column); move it "
+                                "aside and resume again (the checkpoints are intact)")
+    return columns, rows

@@ -16,7 +16,7 @@ DECAYED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 def param_groups(modules: Iterable[nn.Module], weight_decay: float, decay_all: bool = False) -> list[dict]:
     """Two groups: conv/linear weights (decayed) and everything else — BN affine, biases — undecayed
-    (§1.3, FR ``split_params``). ``decay_all`` decays every parameter (CKDSNN code, §4.4)."""
+    (the FR code's ``split_params``). ``decay_all`` decays every parameter (CKDSNN code)."""
     decay, no_decay, seen = [], [], set()
     for module in modules:
         for layer in module.modules():

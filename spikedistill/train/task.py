@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import SpikeDistillError
-from ..models import model_input
+from ..models import input_dtype, model_input
 from ..models.contract import logits_and_features
 
 
@@ -63,9 +63,9 @@ class DistillationTask(nn.Module):
         if teacher is not None:
             with self.teacher_clock, torch.no_grad():
                 teacher_logits, teacher_feats = logits_and_features(
-                    teacher, model_input(images, bool(getattr(teacher, "spiking", False))), self.teacher_features,
-                    "teacher")
-        x = model_input(images, self.student_spiking)
+                    teacher, model_input(images, bool(getattr(teacher, "spiking", False)), input_dtype(teacher)),
+                    self.teacher_features, "teacher")
+        x = model_input(images, self.student_spiking, input_dtype(self.student))
         logits, features = logits_and_features(self.student, x, objective.needs_features,
                                                timesteps=None if x.dim() == 5 else self.train_timesteps)
         loss = objective(logits, labels, teacher_logits=teacher_logits, features=features,

@@ -134,8 +134,9 @@ def teacher_reference(report: dict) -> dict:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..checkpoint import atomic_write_text, check_not_an_input, load_checkpoint
+    from ..checkpoint import load_checkpoint
     from ..device import resolve_device
+    from ..io import atomic_write_text, check_not_an_input
 
     # Every option is checked before any data is loaded or any sample evaluated.
     device = resolve_device(getattr(args, "device", None) or "auto")

@@ -10,7 +10,7 @@ from ..errors import SpikeDistillError
 from ..models import MODELS
 from ..registry import import_modules
 from .config import load_config
-from .guards import check_not_in_use
+from .runlock import check_not_in_use
 
 
 def default_out_dir(config_path: str) -> Path:

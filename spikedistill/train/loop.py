@@ -21,16 +21,19 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..checkpoint import atomic_write_text, load_checkpoint, load_weights, remove_stale_temp_files, save_checkpoint
+from ..checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ..errors import SpikeDistillError
 from ..evaluate import fullrange_accuracy, fullrange_accuracy_events
+from ..io import atomic_write_text, remove_stale_temp_files
 from ..registry import import_modules
 from . import distributed as dist_utils
 from .config import Config, dump_config, with_absolute_paths
-from .guards import NonFiniteLoss, RunLock, StopFlag, Stopwatch, check_training_memory, progress
+from .guards import NonFiniteLoss, StopFlag, check_training_memory
 from .metrics_log import MetricsLog
+from .progress import Stopwatch, progress
 from .rng import rng_state, seed_everything, set_rng_state
 from .run import Run, build_run
+from .runlock import RunLock
 from .state import RECIPE_KEYS, TrainState, resume_changes
 from .task import DistillationTask
 

@@ -241,7 +241,7 @@ class Checkpoint(Mapping):
             return bool(self._input["frames"])
         data = self.config.get("data")
         name = data.get("name") if isinstance(data, dict) else None
-        from .data.events.datasets import EVENT_DATASETS  # older files: the recipe's dataset decides
+        from .data.events.dataset import EVENT_DATASETS  # older files: the recipe's dataset decides
 
         return name in EVENT_DATASETS
 

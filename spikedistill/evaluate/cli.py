@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import SpikeDistillError
+from ..errors import DataNotFoundError, SpikeDistillError
 from .earlyexit import DEFAULT_THRESHOLDS, format_early_exit
 from .report import fullrange_report, select_timesteps
 
@@ -110,7 +110,10 @@ def build_loader(args: argparse.Namespace, ckpt, device: torch.device):
     if not name:
         raise SpikeDistillError("the checkpoint does not name its dataset; pass --data NAME (and --data-root DIR)")
     root = args.data_root or data.get("root")
-    dataset = load_dataset(name, root, split=args.split)
+    try:
+        dataset = load_dataset(name, root, split=args.split)
+    except DataNotFoundError as exc:  # the data room's advice, in this command's words (it does not download)
+        raise SpikeDistillError(exc.message(root="pass --data-root {place}{holds}", download=None)) from None
     if name == data.get("name"):  # the recipe's data: its normalisation too (data.mean/data.std)
         dataset = with_normalisation(dataset, data.get("mean"), data.get("std"))
     args.split_size = len(dataset)  # the scope line says what share --limit scored

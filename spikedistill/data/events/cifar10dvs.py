@@ -68,11 +68,11 @@ def load_cifar10dvs(root: Optional[Path] = None, split: str = "train", download:
                     split_by: str = "count", size: Optional[int] = 48, split_mode: str = "random", seed: int = 42,
                     cache_dir=None) -> EventDataset:
     """CIFAR10-DVS (128×128 DVS128, 10 classes × 1,000), resized to ``size`` (48, as the FR code)."""
-    fix = ("download the 10 class zips of CIFAR10-DVS from figshare (https://figshare.com/articles/dataset/"
-           "CIFAR10-DVS_New/4724671), extract them into one folder and pass root=")
-    refuse_download("cifar10dvs", download, fix)
+    get = ("download the 10 class zips of CIFAR10-DVS from figshare (https://figshare.com/articles/dataset/"
+           "CIFAR10-DVS_New/4724671), extract them into one folder")
+    refuse_download("cifar10dvs", download, get=get)
     timesteps, split_by, size = check_frame_options(timesteps, split_by, size)
-    base = dataset_root(root, "cifar10dvs", "CIFAR10-DVS", fix)
+    base = dataset_root(root, "cifar10dvs", "CIFAR10-DVS", get=get)
     items = cifar10dvs_files(base)
     cache = cache_folder(cache_dir)
     build = lambda: EventRecordings.from_list([(read_cifar10dvs(f), label) for f, label in items], (128, 128),

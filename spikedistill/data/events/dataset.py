@@ -23,7 +23,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ...errors import SpikeDistillError
+from ...errors import DataNotFoundError, SpikeDistillError
 from ..dataset import default_cache_dir, default_data_root
 from .frames import check_size, check_split_by, check_timesteps
 from .recordings import EventRecordings
@@ -107,10 +107,12 @@ def make_event_dataset(recordings: EventRecordings, timesteps: int, split_by: st
 
 # --- what the three dataset files share ---------------------------------------------------------
 
-def dataset_root(root: Optional[Path], folder: str, what: str, fix: str) -> Path:
+def dataset_root(root: Optional[Path], folder: str, what: str, **advice) -> Path:
+    """``root`` (default ``$SPIKEDISTILL_DATA/folder``) if it is a directory, else a :class:`DataNotFoundError`
+    (``advice``: its ``holds`` and ``get``)."""
     path = Path(root).expanduser() if root is not None else default_data_root() / folder
     if not path.is_dir():
-        raise SpikeDistillError(f"{what} not found at {path}; {fix}")
+        raise DataNotFoundError(f"{what} not found at {path}", path, **advice)
     return path
 
 
@@ -121,9 +123,10 @@ def cache_folder(cache_dir) -> Optional[Path]:
     return default_cache_dir() / "events" if cache_dir in (None, True) else Path(cache_dir).expanduser()
 
 
-def refuse_download(name: str, download: bool, fix: str) -> None:
+def refuse_download(name: str, download: bool, **advice) -> None:
+    """Event datasets are not downloaded: where to get them instead (``advice``: ``holds`` and ``get``)."""
     if download:
-        raise SpikeDistillError(f"dataset '{name}' cannot be downloaded by spikedistill; {fix}")
+        raise DataNotFoundError(f"dataset '{name}' cannot be downloaded by spikedistill", **advice)
 
 
 def check_frame_options(timesteps, split_by, size):

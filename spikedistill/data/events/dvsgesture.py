@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from ...errors import SpikeDistillError
+from ...errors import DataNotFoundError, SpikeDistillError
 from ..dataset import DATASETS
 from .dataset import (
     EventDataset,
@@ -42,9 +42,9 @@ def gesture_trials(base: Path, split: str) -> list[Path]:
         files = sorted(f for f, match in numbered if match and int(match.group(1)) in users)
     missing = [f.name for f in files if not f.is_file()]
     if missing or not files:
-        raise SpikeDistillError(
-            f"DVS-Gesture {split} trials missing under {base} ({', '.join(missing[:3]) or 'no user*.aedat files'}); "
-            "extract DvsGesture.tar.gz there and pass root=")
+        raise DataNotFoundError(
+            f"DVS-Gesture {split} trials missing under {base} ({', '.join(missing[:3]) or 'no user*.aedat files'})", base,
+            get="extract DvsGesture.tar.gz there")
     return files
 
 
@@ -52,10 +52,10 @@ def gesture_trials(base: Path, split: str) -> list[Path]:
 def load_dvs_gesture(root: Optional[Path] = None, split: str = "train", download: bool = False, timesteps: int = 16,
                      split_by: str = "count", size: Optional[int] = None, cache_dir=None) -> EventDataset:
     """IBM DVS-Gesture (128×128, 11 classes): one recording per labelled gesture of each trial."""
-    fix = "download DvsGesture.tar.gz from IBM (https://research.ibm.com/interactive/dvsgesture/), extract it and pass root="
-    refuse_download("dvsgesture", download, fix)
+    get = "download DvsGesture.tar.gz from IBM (https://research.ibm.com/interactive/dvsgesture/), extract it"
+    refuse_download("dvsgesture", download, get=get)
     timesteps, split_by, size = check_frame_options(timesteps, split_by, size)
-    base = dataset_root(root, "DvsGesture", "DVS-Gesture", fix)
+    base = dataset_root(root, "DvsGesture", "DVS-Gesture", get=get)
     trials = gesture_trials(base, split)
 
     def build() -> EventRecordings:

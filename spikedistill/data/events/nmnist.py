@@ -25,10 +25,11 @@ from .dataset import (
 from .readers import read_nmnist
 from .recordings import EventRecordings
 
+HOLDS = "a folder with train.npz and test.npz of nmnist_small, or the original Train/ and Test/ folders of .bin files"
+
 
 def load_nmnist_recordings(root: Optional[Path] = None, split: str = "train", cache_dir=None) -> EventRecordings:
-    base = dataset_root(root, "nmnist_small", "N-MNIST", "pass root= a folder with train.npz/test.npz (nmnist_small) "
-                        "or the original Train/ and Test/ folders of .bin files")
+    base = dataset_root(root, "nmnist_small", "N-MNIST", holds=HOLDS)
     classes = tuple(str(d) for d in range(10))
     npz = base / f"{split}.npz"
     if npz.is_file():
@@ -48,6 +49,6 @@ def load_nmnist_recordings(root: Optional[Path] = None, split: str = "train", ca
 def load_nmnist(root: Optional[Path] = None, split: str = "train", download: bool = False, timesteps: int = 10,
                 split_by: str = "count", size: Optional[int] = None, cache_dir=None) -> EventDataset:
     """N-MNIST (34×34, 2 polarities, 10 digits) as ``timesteps`` frames per recording."""
-    refuse_download("nmnist", download, "get it from https://www.garrickorchard.com/datasets/n-mnist and pass root=")
+    refuse_download("nmnist", download, get="get it from https://www.garrickorchard.com/datasets/n-mnist", holds=HOLDS)
     timesteps, split_by, size = check_frame_options(timesteps, split_by, size)
     return make_event_dataset(load_nmnist_recordings(root, split, cache_dir), timesteps, split_by, size, cache_folder(cache_dir))

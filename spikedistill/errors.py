@@ -35,7 +35,7 @@ class DataNotFoundError(SpikeDistillError):
     ``"FILE.npz"``); ``holds``: what that place must hold; ``get``: how to obtain data that spikedistill
     cannot download; ``downloadable``: whether the download switch fetches it."""
 
-    PYTHON_ROOT = "pass root={place}{holds} or --data-root {place} on the command line"
+    PYTHON_ROOT = "pass root={place}{holds}; in a recipe data.root=, for spikedistill eval --data-root"
     PYTHON_DOWNLOAD = "pass download=True"
 
     def __init__(self, problem: str, path=None, *, place: str = "DIR", holds: str = "", get: str = "",

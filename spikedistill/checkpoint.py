@@ -8,7 +8,7 @@ Layout (a dict saved with ``torch.save``)::
 
     {"format": "spikedistill-checkpoint", "version": 1,
      "model": {"name": "resnet19", "spiking": True, "num_classes": 10, "options": {...}},  # create_model args
-     "input": {"shape": [C, H, W], "frames": bool, "max_timesteps": T},  # what one sample is (absent before 0.2)
+     "input": {"shape": [C, H, W], "frames": bool, "max_timesteps": T},  # what one sample is (None: see Checkpoint)
      "state_dict": {...},                 # model weights
      "config": {...} | None,              # the resolved recipe that trained it
      "epoch": int, "step": int,           # progress (for --resume)
@@ -160,8 +160,9 @@ class Checkpoint(Mapping):
     """A loaded checkpoint: the file's layout by key (``ckpt["training"]``) and what a user needs by name.
 
     ``model()`` rebuilds the network it describes with its weights, in eval mode; ``max_timesteps``,
-    ``input_shape`` ``(C, H, W)`` and ``frames`` say how to feed it (older files without an ``input``
-    entry fall back to the recipe and the model family's registered input shape).
+    ``input_shape`` ``(C, H, W)`` and ``frames`` say how to feed it (a file saved without an ``input``
+    entry, ``save_checkpoint(..., inputs=None)``, falls back to the recipe and the model family's registered
+    input shape).
     """
 
     def __init__(self, data: dict, path=None, role: str = "checkpoint"):
@@ -241,7 +242,7 @@ class Checkpoint(Mapping):
             return bool(self._input["frames"])
         data = self.config.get("data")
         name = data.get("name") if isinstance(data, dict) else None
-        from .data.events.dataset import EVENT_DATASETS  # older files: the recipe's dataset decides
+        from .data.events.dataset import EVENT_DATASETS  # no input entry: the recipe's dataset decides
 
         return name in EVENT_DATASETS
 

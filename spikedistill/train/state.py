@@ -52,7 +52,7 @@ class TrainState:
                    partial=training.get("partial") or {})
 
 
-def resume_state(run: "Run", out_dir: Path, ctx, say=print) -> TrainState:
+def resume_state(run: Run, out_dir: Path, ctx, say=print) -> TrainState:
     """Load ``latest.pt`` into the run (weights, optimizer buffers, schedule, objective) → its TrainState.
 
     The recipe, with this command's overrides, decides the hyper-parameters: ``optim.weight_decay=...`` or
@@ -92,7 +92,7 @@ def resume_state(run: "Run", out_dir: Path, ctx, say=print) -> TrainState:
     return state
 
 
-def save(run: "Run", state: TrainState, ctx, path: Path, metrics: dict, with_state: bool = True) -> None:
+def save(run: Run, state: TrainState, ctx, path: Path, metrics: dict, with_state: bool = True) -> None:
     """Write a checkpoint atomically (collective: every rank calls it; rank 0 writes)."""
     rngs = dist_utils.gather_objects(rng_state(), ctx)
     if not ctx.main:
@@ -100,7 +100,6 @@ def save(run: "Run", state: TrainState, ctx, path: Path, metrics: dict, with_sta
     training = state.training_entry(run.optimizer, run.schedule, run.objective, rngs) if with_state else None
     save_checkpoint(path, model=run.model, spec=run.spec, config=run.cfg.to_dict(), epoch=state.epoch,
                     step=state.step, training=training, metrics=metrics, inputs=run.inputs)
-
 
 
 # What a run keeps from start to end: changed before --resume (in config.yaml or as an override), the

@@ -16,17 +16,8 @@ import torch
 
 from ...errors import SpikeDistillError
 from ..dataset import DATASETS
-from .dataset import (
-    EventDataset,
-    cache_folder,
-    cached_recordings,
-    check_frame_options,
-    dataset_root,
-    listing_key,
-    make_event_dataset,
-    refuse_download,
-    trailing_number,
-)
+from . import dataset as shared
+from .dataset import EventDataset
 from .readers import read_cifar10dvs
 from .recordings import EventRecordings
 
@@ -59,7 +50,7 @@ def cifar10dvs_split(items: Sequence[tuple[Path, int]], split: str, split_mode: 
         order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed)).numpy()
         cut = int(round(train_fraction * len(items)))
         return np.sort(order[:cut]) if split == "train" else np.sort(order[cut:])
-    numbers = np.array([trailing_number(f) for f, _ in items])
+    numbers = np.array([shared.trailing_number(f) for f, _ in items])
     return np.flatnonzero(numbers >= 100) if split == "train" else np.flatnonzero(numbers < 100)
 
 
@@ -70,15 +61,15 @@ def load_cifar10dvs(root: Optional[Path] = None, split: str = "train", download:
     """CIFAR10-DVS (128×128 DVS128, 10 classes × 1,000), resized to ``size`` (48, as the FR code)."""
     get = ("download the 10 class zips of CIFAR10-DVS from figshare (https://figshare.com/articles/dataset/"
            "CIFAR10-DVS_New/4724671), extract them into one folder")
-    refuse_download("cifar10dvs", download, get=get)
-    timesteps, split_by, size = check_frame_options(timesteps, split_by, size)
-    base = dataset_root(root, "cifar10dvs", "CIFAR10-DVS", get=get)
+    shared.refuse_download("cifar10dvs", download, get=get)
+    timesteps, split_by, size = shared.check_frame_options(timesteps, split_by, size)
+    base = shared.dataset_root(root, "cifar10dvs", "CIFAR10-DVS", get=get)
     items = cifar10dvs_files(base)
-    cache = cache_folder(cache_dir)
+    cache = shared.cache_folder(cache_dir)
     build = lambda: EventRecordings.from_list([(read_cifar10dvs(f), label) for f, label in items], (128, 128),
                                               "cifar10dvs", CIFAR10DVS_CLASSES)
-    recordings = cached_recordings(cache, listing_key("cifar10dvs", [f for f, _ in items]), build, "cifar10dvs",
+    recordings = shared.cached_recordings(cache, shared.listing_key("cifar10dvs", [f for f, _ in items]), build, "cifar10dvs",
                                     CIFAR10DVS_CLASSES)
     chosen = recordings.subset(cifar10dvs_split(items, split, split_mode, seed))
     chosen.name = f"cifar10dvs-{split_mode}{seed if split_mode == 'random' else ''}-{split}"
-    return make_event_dataset(chosen, timesteps, split_by, size, cache)
+    return shared.make_event_dataset(chosen, timesteps, split_by, size, cache)

@@ -13,16 +13,8 @@ from typing import Optional
 
 from ...errors import DataNotFoundError, SpikeDistillError
 from ..dataset import DATASETS
-from .dataset import (
-    EventDataset,
-    cache_folder,
-    cached_recordings,
-    check_frame_options,
-    dataset_root,
-    listing_key,
-    make_event_dataset,
-    refuse_download,
-)
+from . import dataset as shared
+from .dataset import EventDataset
 from .readers import read_dvs_gesture
 from .recordings import EventRecordings
 
@@ -53,9 +45,9 @@ def load_dvs_gesture(root: Optional[Path] = None, split: str = "train", download
                      split_by: str = "count", size: Optional[int] = None, cache_dir=None) -> EventDataset:
     """IBM DVS-Gesture (128×128, 11 classes): one recording per labelled gesture of each trial."""
     get = "download DvsGesture.tar.gz from IBM (https://research.ibm.com/interactive/dvsgesture/), extract it"
-    refuse_download("dvsgesture", download, get=get)
-    timesteps, split_by, size = check_frame_options(timesteps, split_by, size)
-    base = dataset_root(root, "DvsGesture", "DVS-Gesture", get=get)
+    shared.refuse_download("dvsgesture", download, get=get)
+    timesteps, split_by, size = shared.check_frame_options(timesteps, split_by, size)
+    base = shared.dataset_root(root, "DvsGesture", "DVS-Gesture", get=get)
     trials = gesture_trials(base, split)
 
     def build() -> EventRecordings:
@@ -67,6 +59,6 @@ def load_dvs_gesture(root: Optional[Path] = None, split: str = "train", download
             items += read_dvs_gesture(aedat, labels)
         return EventRecordings.from_list(items, (128, 128), f"dvsgesture-{split}", GESTURE_CLASSES)
 
-    key = listing_key(f"dvsgesture-{split}", trials + [t.with_name(t.stem + "_labels.csv") for t in trials])
-    recordings = cached_recordings(cache_folder(cache_dir), key, build, f"dvsgesture-{split}", GESTURE_CLASSES)
-    return make_event_dataset(recordings, timesteps, split_by, size, cache_folder(cache_dir))
+    key = shared.listing_key(f"dvsgesture-{split}", trials + [t.with_name(t.stem + "_labels.csv") for t in trials])
+    recordings = shared.cached_recordings(shared.cache_folder(cache_dir), key, build, f"dvsgesture-{split}", GESTURE_CLASSES)
+    return shared.make_event_dataset(recordings, timesteps, split_by, size, shared.cache_folder(cache_dir))

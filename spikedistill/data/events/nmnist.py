@@ -11,17 +11,8 @@ from typing import Optional
 
 from ...errors import SpikeDistillError
 from ..dataset import DATASETS
-from .dataset import (
-    EventDataset,
-    cache_folder,
-    cached_recordings,
-    check_frame_options,
-    dataset_root,
-    listing_key,
-    make_event_dataset,
-    refuse_download,
-    trailing_number,
-)
+from . import dataset as shared
+from .dataset import EventDataset
 from .readers import read_nmnist
 from .recordings import EventRecordings
 
@@ -29,7 +20,7 @@ HOLDS = "a folder with train.npz and test.npz of nmnist_small, or the original T
 
 
 def load_nmnist_recordings(root: Optional[Path] = None, split: str = "train", cache_dir=None) -> EventRecordings:
-    base = dataset_root(root, "nmnist_small", "N-MNIST", holds=HOLDS)
+    base = shared.dataset_root(root, "nmnist_small", "N-MNIST", holds=HOLDS)
     classes = tuple(str(d) for d in range(10))
     npz = base / f"{split}.npz"
     if npz.is_file():
@@ -37,18 +28,18 @@ def load_nmnist_recordings(root: Optional[Path] = None, split: str = "train", ca
     folder = base / split.capitalize()
     if not folder.is_dir():
         raise SpikeDistillError(f"N-MNIST split '{split}' not found under {base}: expected {npz.name} or {folder.name}/<digit>/*.bin")
-    files = sorted((f for f in folder.glob("[0-9]/*.bin")), key=lambda f: (int(f.parent.name), trailing_number(f)))
+    files = sorted((f for f in folder.glob("[0-9]/*.bin")), key=lambda f: (int(f.parent.name), shared.trailing_number(f)))
     if not files:
         raise SpikeDistillError(f"no .bin files under {folder}/<digit>/; extract the N-MNIST archive there")
     build = lambda: EventRecordings.from_list([(read_nmnist(f), int(f.parent.name)) for f in files], (34, 34),
                                               f"nmnist-{split}", classes)
-    return cached_recordings(cache_folder(cache_dir), listing_key(f"nmnist-{split}", files), build, f"nmnist-{split}", classes)
+    return shared.cached_recordings(shared.cache_folder(cache_dir), shared.listing_key(f"nmnist-{split}", files), build, f"nmnist-{split}", classes)
 
 
 @DATASETS.register("nmnist")
 def load_nmnist(root: Optional[Path] = None, split: str = "train", download: bool = False, timesteps: int = 10,
                 split_by: str = "count", size: Optional[int] = None, cache_dir=None) -> EventDataset:
     """N-MNIST (34×34, 2 polarities, 10 digits) as ``timesteps`` frames per recording."""
-    refuse_download("nmnist", download, get="get it from https://www.garrickorchard.com/datasets/n-mnist", holds=HOLDS)
-    timesteps, split_by, size = check_frame_options(timesteps, split_by, size)
-    return make_event_dataset(load_nmnist_recordings(root, split, cache_dir), timesteps, split_by, size, cache_folder(cache_dir))
+    shared.refuse_download("nmnist", download, get="get it from https://www.garrickorchard.com/datasets/n-mnist", holds=HOLDS)
+    timesteps, split_by, size = shared.check_frame_options(timesteps, split_by, size)
+    return shared.make_event_dataset(load_nmnist_recordings(root, split, cache_dir), timesteps, split_by, size, shared.cache_folder(cache_dir))

@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))  # this checkout's spikedistill and benchmarks
 
 import torch  # noqa: E402
 
-from spikedistill.checkpoint import atomic_write_text  # noqa: E402
 from spikedistill.errors import SpikeDistillError  # noqa: E402
+from spikedistill.io import atomic_write_text  # noqa: E402
 
 PARTS = ("parity", "steps", "training")
 

@@ -23,10 +23,20 @@ def _dispatch(feature: str, module: str, function: str) -> Callable[[argparse.Na
     def run(args: argparse.Namespace) -> int:
         import importlib
 
+        name = f"spikedistill.{module}"
         try:
-            entry = getattr(importlib.import_module(f"spikedistill.{module}"), function)
-        except (ImportError, AttributeError):
-            raise SpikeDistillError(f"'{feature}' is not available in this version yet") from None
+            room = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):  # no such room here
+                raise SpikeDistillError(f"'{feature}' is not available in this version yet") from None
+            if exc.name is not None and not exc.name.startswith("spikedistill"):  # a package it needs
+                package = exc.name.split(".")[0]
+                raise SpikeDistillError(f"'{feature}' needs the Python module '{package}', which is not installed here; "
+                                        "install the package that provides it") from None
+            raise  # a broken installation or a bug: its own traceback says where
+        entry = getattr(room, function, None)
+        if entry is None:
+            raise SpikeDistillError(f"'{feature}' is not available in this version yet")
         return entry(args)
 
     return run
@@ -136,31 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The data room words its advice for every caller; on the command line it names the option that command
-# has: `train` takes the data folder as data.root=..., `eval` as --data-root.
-_DATA_ADVICE = {
-    "train": (("pass download=True (in a recipe: data.download=true) or --data-root",
-               "set data.download=true, or data.root=DIR"),
-              ("(CLI: --data-root FILE.npz)", "(data.root=FILE.npz)"),
-              ("--data-root FILE.npz", "data.root=FILE.npz"),
-              ("pass --data-root (or set SPIKEDISTILL_DATA)", "set data.root=DIR (or SPIKEDISTILL_DATA)"),
-              ("--data-root", "data.root=DIR"),
-              ("pass root=", "set data.root=")),
-    "eval": (("pass download=True (in a recipe: data.download=true) or --data-root",
-              "pass --data-root DIR (the folder that holds it)"),
-             ("(CLI: --data-root FILE.npz)", ""),
-             ("pass root=", "pass --data-root")),
-}
-
-
-def advice_for(command: str, message: str) -> str:
-    """``message`` with its data advice in the words of ``command`` (see ``_DATA_ADVICE``)."""
-    for old, new in _DATA_ADVICE.get(command, ()):
-        if old in message:
-            message = message.replace(old, new)
-    return message
-
-
 def import_user_modules(names) -> None:
     """``--import MODULE``: the current directory first on the path, as ``python -m`` has it."""
     if not names:
@@ -184,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import_user_modules(args.imports)
         return int(args.run(args) or 0)
     except SpikeDistillError as exc:
-        print(f"error: {advice_for(args.command, str(exc))}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as exc:  # the file system said no: an unwritable or missing --out, a full disk
         print(f"error: {os_error_message(exc)}", file=sys.stderr)

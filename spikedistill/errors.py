@@ -24,6 +24,38 @@ class UnknownNameError(SpikeDistillError, KeyError):
         return one_line(str(self.args[0])) if self.args else ""
 
 
+class DataNotFoundError(SpikeDistillError):
+    """Data that is not where it was looked for, or cannot be fetched as asked. It carries what is missing,
+    so each entry point words the fix in its own options: :meth:`message` takes how the caller names the
+    data's place and the download switch (``root=``/``download=True`` in Python, ``data.root=`` and
+    ``data.download=true`` in a recipe, ``--data-root`` for ``eval``).
+
+    ``problem``: what is wrong (``"CIFAR folder not found at data/cifar-10-batches-py"``); ``path``: where
+    it was looked for (None: nothing was given); ``place``: the placeholder for the data's place (``"DIR"``,
+    ``"FILE.npz"``); ``holds``: what that place must hold; ``get``: how to obtain data that spikedistill
+    cannot download; ``downloadable``: whether the download switch fetches it."""
+
+    PYTHON_ROOT = "pass root={place}{holds}; in a recipe data.root=, for spikedistill eval --data-root"
+    PYTHON_DOWNLOAD = "pass download=True"
+
+    def __init__(self, problem: str, path=None, *, place: str = "DIR", holds: str = "", get: str = "",
+                 downloadable: bool = False):
+        self.problem, self.path, self.place, self.holds, self.get = problem, path, place, holds, get
+        self.downloadable = downloadable
+        super().__init__(self.message())
+
+    def message(self, root: str = PYTHON_ROOT, download: str | None = PYTHON_DOWNLOAD) -> str:
+        """The problem and its fix. ``root``: how to name the data's place, with ``{place}`` and ``{holds}``
+        (e.g. ``"set data.root={place}{holds}"``); ``download``: how to ask for the download (None where
+        the caller cannot download)."""
+        fix = root.format(place=self.place, holds=f" ({self.holds})" if self.holds else "")
+        if self.get:
+            fix = f"{self.get} and {fix}"
+        if self.downloadable and download:
+            fix = f"{download}, or {fix}"
+        return f"{self.problem}; {fix}"
+
+
 def one_line(message: str) -> str:
     """The message on one line, whatever the user typed into a name or key (a newline in a YAML key)."""
     return message.replace("\r", "\\r").replace("\n", "\\n")

@@ -90,7 +90,7 @@ def importers_of(prefix: str) -> set[str]:
 def test_the_import_graph_sees_function_level_imports():
     graph = import_graph()
     assert "spikedistill.neurons.dynamics" in graph["spikedistill.neurons.lif"]
-    assert "spikedistill.data.events.datasets" in graph["spikedistill.checkpoint"]  # imported inside a method
+    assert "spikedistill.data.events.dataset" in graph["spikedistill.checkpoint"]  # imported inside a method
     assert import_cycles({"a": frozenset("b"), "b": frozenset("c"), "c": frozenset("a"), "d": frozenset("a")}) \
         == [frozenset("abc")]
     assert import_cycles({"a": frozenset("b"), "b": frozenset()}) == []

@@ -24,7 +24,7 @@ from spikedistill.cli import main
 from spikedistill.data import load_dataset
 from spikedistill.errors import SpikeDistillError
 from spikedistill.train.config import load_config
-from spikedistill.train.guards import RunLock
+from spikedistill.train.runlock import RunLock
 
 WIDTHS = (8, 16, 16)  # a narrow small_cnn: every row below runs in milliseconds
 

@@ -153,6 +153,25 @@ def test_imagefolder_decodes_in_memory_and_streams_the_same_batches(data_root, t
         assert torch.equal(ys, ym) and torch.equal(xs, xm)
 
 
+def test_a_streamed_epoch_resumes_at_any_batch_and_leaves_the_global_rng_alone():
+    """``start=k`` gives the epoch's batches from the k-th on, the same as an uninterrupted epoch, and the
+    DataLoader draws its workers' seeds from its own generator: a resumed run's RNG stream is its own."""
+    read = lambda index: torch.full((1, 2, 2), index, dtype=torch.uint8)
+    streamed = StreamingDataset(read, torch.arange(23) % 3, 3, (0.0,), (1.0,), "counting", num_workers=0)
+    torch.manual_seed(7)
+    state = torch.get_rng_state()
+    whole = [(x.clone(), y.clone()) for x, y in batches(streamed, 4, shuffle=True, seed=1, epoch=2, drop_last=True)]
+    assert torch.equal(torch.get_rng_state(), state)
+    indices = torch.cat([x[:, 0, 0, 0] for x, _ in whole]).mul(255).round().long()
+    assert len(whole) == 5 and len(set(indices.tolist())) == 20  # 20 different samples of 23, shuffled
+    assert indices.tolist() != sorted(indices.tolist())
+    for start in (1, 3, 5):
+        rest = list(batches(streamed, 4, shuffle=True, seed=1, epoch=2, drop_last=True, start=start))
+        assert len(rest) == 5 - start
+        assert all(torch.equal(x, wx) and torch.equal(y, wy) for (x, y), (wx, wy) in zip(rest, whole[start:]))
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_imagefolder_resize_and_mixed_sizes(tmp_path):
     from PIL import Image
 

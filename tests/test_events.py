@@ -271,7 +271,7 @@ def test_cifar10dvs_dataset_splits_and_caches(tmp_path, monkeypatch):
     assert len(per_class) == 20 and per_class.labels.tolist() == [c for c in range(10) for _ in range(2)]
     assert len(list(cache.glob("cifar10dvs-events-*.npz"))) == 1
     # The next load takes the events from the cache: the raw files are not read again.
-    import spikedistill.data.events.datasets as datasets_module
+    import spikedistill.data.events.cifar10dvs as datasets_module
 
     def no_read(_):
         raise AssertionError("raw file read despite the event cache")

@@ -15,9 +15,9 @@ import torch
 from spikedistill.checkpoint import load_checkpoint
 from spikedistill.cli import build_parser
 from spikedistill.train.config import load_config
-from spikedistill.train.guards import progress
 from spikedistill.train.loop import train
 from spikedistill.train.optim import build_schedule
+from spikedistill.train.progress import progress
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = """\

@@ -28,9 +28,10 @@ import torch
 
 import spikedistill.train.run as run  # where the run's parts are built
 from spikedistill import checkpoint
-from spikedistill.checkpoint import atomic_save, load_checkpoint
+from spikedistill.checkpoint import load_checkpoint
 from spikedistill.cli import main
 from spikedistill.errors import SpikeDistillError
+from spikedistill.io import atomic_save
 from spikedistill.train.config import load_config
 from spikedistill.train.loop import train
 
@@ -301,8 +302,8 @@ def test_a_diverging_learning_rate_ends_the_cli_run_with_one_error_line(recipe, 
 
 def test_resume_without_the_runs_config_names_the_fix(tmp_path, capsys):
     """A run directory whose config.yaml was deleted: one line saying to pass the recipe again."""
-    from spikedistill.checkpoint import atomic_save
     from spikedistill.cli import main
+    from spikedistill.io import atomic_save
 
     run = tmp_path / "run"
     atomic_save({"anything": 1}, run / "latest.pt")
@@ -312,7 +313,7 @@ def test_resume_without_the_runs_config_names_the_fix(tmp_path, capsys):
 
 
 def test_stale_temp_files_of_a_killed_write_are_removed_and_others_kept(tmp_path):
-    from spikedistill.checkpoint import atomic_write_text, remove_stale_temp_files
+    from spikedistill.io import atomic_write_text, remove_stale_temp_files
 
     (tmp_path / ".latest.pt.abc123.tmp").write_bytes(b"half a checkpoint")
     atomic_write_text("model: {}\n", tmp_path / "config.yaml")
@@ -357,7 +358,7 @@ def test_two_runs_into_one_out_folder_the_second_stops_in_one_line_and_the_first
 
 
 def test_the_api_refuses_a_folder_held_by_another_run(recipe, tmp_path):
-    from spikedistill.train.guards import RunLock
+    from spikedistill.train.runlock import RunLock
 
     with RunLock(tmp_path / "run"):
         with pytest.raises(SpikeDistillError, match="in use by another training run"):
@@ -420,7 +421,7 @@ def test_metrics_csv_keeps_test_columns_that_first_appear_after_epoch_one(recipe
 # --- nothing a user already has is overwritten ------------------------------------------------------
 
 def _lock_rounds(path: Path, barrier, rounds: int, held) -> None:
-    from spikedistill.train.guards import RunLock
+    from spikedistill.train.runlock import RunLock
 
     for i in range(rounds):
         lock = RunLock(path)
@@ -449,7 +450,7 @@ def test_two_processes_taking_the_lock_at_the_same_instant_never_both_hold_it(tm
 
 
 def test_a_lock_is_released_only_by_its_owner(tmp_path):
-    from spikedistill.train.guards import RunLock
+    from spikedistill.train.runlock import RunLock
 
     first, second = RunLock(tmp_path), RunLock(tmp_path)
     first.acquire()
@@ -464,7 +465,7 @@ def test_a_lock_is_released_only_by_its_owner(tmp_path):
 
 def test_a_run_whose_lock_file_was_replaced_does_not_remove_the_new_owners_lock(tmp_path):
     """A's file removed by hand and B's lock taken in its place: A's release leaves B's file and lock alone."""
-    from spikedistill.train.guards import RunLock
+    from spikedistill.train.runlock import RunLock
 
     first = RunLock(tmp_path)
     first.acquire()
@@ -482,7 +483,7 @@ def test_a_run_whose_lock_file_was_replaced_does_not_remove_the_new_owners_lock(
 def test_the_run_lock_is_taken_before_the_data_loads(recipe, tmp_path, monkeypatch):
     """A second run started while the first loads its data is refused: the folder is already locked then."""
     import spikedistill.data as data
-    from spikedistill.train.guards import check_not_in_use
+    from spikedistill.train.runlock import check_not_in_use
 
     seen = []
     real = data.load_dataset

@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from spikedistill.checkpoint import atomic_write_text
+from spikedistill.io import atomic_write_text
 
 from .state import DATA, portable_command
 

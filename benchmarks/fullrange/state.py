@@ -14,8 +14,8 @@ import os
 import shlex
 from pathlib import Path
 
-from spikedistill.checkpoint import atomic_write_text
 from spikedistill.errors import SpikeDistillError
+from spikedistill.io import atomic_write_text
 from spikedistill.train.config import Config
 
 from .console import say

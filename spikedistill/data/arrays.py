@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..errors import SpikeDistillError
+from ..errors import DataNotFoundError, SpikeDistillError
 from .dataset import DAMAGED_NPZ, DATASETS, ArrayDataset, channel_stats
 
 
@@ -55,11 +55,11 @@ def load_npz(
     """
     file = Path(path if path is not None else root) if (path or root) else None
     if file is None:
-        raise SpikeDistillError("dataset 'npz' needs a file: pass root=FILE.npz (CLI: --data-root FILE.npz)")
+        raise DataNotFoundError("dataset 'npz' needs a file", place="FILE.npz")
     if download:
         raise SpikeDistillError("dataset 'npz' cannot be downloaded; pass an existing .npz file")
     if not file.is_file():
-        raise SpikeDistillError(f"npz file not found at {file}; pass --data-root FILE.npz")
+        raise DataNotFoundError(f"npz file not found at {file}", file, place="FILE.npz")
     with _open_npz(file) as npz:
         keys = ("x", "y") if "x" in npz.files else (f"x_{split}", f"y_{split}")
         if not set(keys) <= set(npz.files):

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..errors import SpikeDistillError
+from ..errors import DataNotFoundError, SpikeDistillError
 from .dataset import DAMAGED_NPZ, DATASETS, ArrayDataset, default_cache_dir, default_data_root, require_dir
 from .download import download_and_extract, file_hash
 
@@ -71,7 +71,7 @@ def _cifar_root(root: Optional[Path], folder: str, url: str, md5: str, download:
     root = root if root is not None else default_data_root()
     if download:
         return download_and_extract(url, md5, root, folder)
-    return require_dir(root / folder, "CIFAR folder", "pass download=True (in a recipe: data.download=true) or --data-root")
+    return require_dir(root / folder, "CIFAR folder", holds=f"the folder that holds {folder}", downloadable=True)
 
 
 @DATASETS.register("cifar10")
@@ -197,9 +197,8 @@ def load_cifar10_jpeg(
     if download:
         raise SpikeDistillError("cifar10_jpeg cannot be downloaded; use cifar10 with download=True instead")
     if not path.is_file():
-        raise SpikeDistillError(
-            f"{name} not found at {path}; pass --data-root (or set SPIKEDISTILL_DATA) to the folder holding train_jpeg.npz and test_jpeg.npz"
-        )
+        raise DataNotFoundError(f"{name} not found at {path}", path,
+                                holds="the folder holding train_jpeg.npz and test_jpeg.npz, or set SPIKEDISTILL_DATA to it")
     images, labels = load_jpeg_arrays(path, cache_dir)
     return ArrayDataset(
         torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),

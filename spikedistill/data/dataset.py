@@ -16,7 +16,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ..errors import SpikeDistillError, did_you_mean
+from ..errors import DataNotFoundError, SpikeDistillError, did_you_mean
 from ..registry import Registry
 
 DATASETS: Registry[Callable[..., "ArrayDataset"]] = Registry("dataset")
@@ -302,8 +302,9 @@ def _damaged_npz_errors() -> tuple:
 DAMAGED_NPZ = _damaged_npz_errors()
 
 
-def require_dir(path: Path, what: str, fix: str) -> Path:
-    """``path`` if it is a directory, else a one-line error naming it and the fix."""
+def require_dir(path: Path, what: str, holds: str = "", downloadable: bool = False) -> Path:
+    """``path`` if it is a directory, else a :class:`DataNotFoundError` naming it; ``holds``: what the
+    data's place (the ``root`` option) must hold."""
     if not path.is_dir():
-        raise SpikeDistillError(f"{what} not found at {path}; {fix}")
+        raise DataNotFoundError(f"{what} not found at {path}", path, holds=holds, downloadable=downloadable)
     return path

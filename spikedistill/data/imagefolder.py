@@ -20,10 +20,11 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..errors import SpikeDistillError
+from ..errors import DataNotFoundError, SpikeDistillError
 from .dataset import DATASETS, ArrayDataset, StreamingDataset, default_data_root, require_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff"}
+CLASS_FOLDERS = "a folder with train/ and test/ or val/ class folders"  # what the data's root holds
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 Size = Union[int, Sequence[int], None]
@@ -115,12 +116,12 @@ def scan_class_folders(folder: Path) -> Tuple[List[Path], List[int], List[str]]:
 
 def _split_folder(root: Path, split: str, split_folder: Optional[str]) -> Path:
     if split_folder is not None:
-        return require_dir(root / split_folder, "image folder", "check --data-root")
+        return require_dir(root / split_folder, "image folder", holds=f"the folder that holds {split_folder}/")
     candidates = [root / split] + ([root / "val"] if split == "test" else [])
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    require_dir(root, "image folder root", "pass --data-root (a folder with train/ and test/ or val/ class folders)")
+    require_dir(root, "image folder root", holds=CLASS_FOLDERS)
     raise SpikeDistillError(
         f"no '{split}' folder in {root}; expected {root}/{split}/<class>/<image> "
         f"(or pass split_folder='' to use {root} itself)"
@@ -156,7 +157,7 @@ def load_imagefolder(
     CIFAR-10's) where they differ.
     """
     if download:
-        raise SpikeDistillError("dataset 'imagefolder' cannot be downloaded; pass --data-root to your folders")
+        raise DataNotFoundError("dataset 'imagefolder' cannot be downloaded", holds=CLASS_FOLDERS)
     if channels not in (1, 3):
         raise SpikeDistillError(f"imagefolder channels must be 1 or 3, got {channels}")
     if len(mean) != channels or len(std) != channels:

@@ -101,7 +101,7 @@ def batches(
             keys = [(index, _seed(seed, epoch, index)) for index in indices.tolist()]
         else:
             keys = indices.tolist()
-        source = _streamed(dataset, keys, batch_size, device, num_workers)
+        source = _streamed(dataset, keys, batch_size, device, num_workers, _seed(seed, epoch, rank))
     else:
         images, labels = dataset.on_device(device)
         indices = indices.to(device)
@@ -141,6 +141,7 @@ def _streamed(
     batch_size: int,
     device: torch.device,
     num_workers: Optional[int],
+    seed: int,
 ) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     workers = dataset.num_workers if num_workers is None else num_workers
     loader = torch.utils.data.DataLoader(
@@ -151,6 +152,7 @@ def _streamed(
         pin_memory=device.type == "cuda",
         drop_last=False,
         persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed),  # its workers' seeds: not drawn from the global RNG
     )
     batches_of_loader = iter(loader)
     while True:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import SpikeDistillError
+from ..errors import DataNotFoundError, SpikeDistillError
 from .earlyexit import DEFAULT_THRESHOLDS, format_early_exit
 from .report import fullrange_report, select_timesteps
 
@@ -112,7 +112,10 @@ def build_loader(args: argparse.Namespace, ckpt, device: torch.device):
     if not name:
         raise SpikeDistillError("the checkpoint does not name its dataset; pass --data NAME (and --data-root DIR)")
     root = args.data_root or data.get("root")
-    dataset = load_dataset(name, root, split=args.split)
+    try:
+        dataset = load_dataset(name, root, split=args.split)
+    except DataNotFoundError as exc:  # the data room's advice, in this command's words (it does not download)
+        raise SpikeDistillError(exc.message(root="pass --data-root {place}{holds}", download=None)) from None
     if name == data.get("name"):  # the recipe's data: its normalisation too (data.mean/data.std)
         dataset = with_normalisation(dataset, data.get("mean"), data.get("std"))
     args.split_size = len(dataset)  # the scope line says what share --limit scored
@@ -146,8 +149,9 @@ def picture_path(args: argparse.Namespace) -> Path | None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..checkpoint import atomic_write_text, check_not_an_input, load_checkpoint
+    from ..checkpoint import load_checkpoint
     from ..device import resolve_device
+    from ..io import atomic_write_text, check_not_an_input
 
     # Every option is checked before any data is loaded or any sample evaluated.
     device = resolve_device(getattr(args, "device", None) or "auto")

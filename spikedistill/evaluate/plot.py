@@ -25,7 +25,7 @@ def _pyplot():
 def _save(plt, fig, path: str | Path) -> Path:
     import io
 
-    from ..checkpoint import atomic_write_bytes
+    from ..io import atomic_write_bytes
 
     path = Path(path)
     buffer = io.BytesIO()  # drawn whole, then written atomically: a full disk never leaves half a picture

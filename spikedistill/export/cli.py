@@ -22,7 +22,8 @@ def parse_input_shape(text: str | None, ckpt) -> tuple[int, int, int]:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..checkpoint import check_not_an_input, load_checkpoint
+    from ..checkpoint import load_checkpoint
+    from ..io import check_not_an_input
 
     check_not_an_input(args.out, [args.checkpoint])
     ckpt = load_checkpoint(args.checkpoint)

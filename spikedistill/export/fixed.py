@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import atomic_write_bytes
 from ..errors import SpikeDistillError
+from ..io import atomic_write_bytes
 from ..neurons import LIF, LIFConfig
 
 

@@ -142,7 +142,7 @@ def write_nir(model: nn.Module, path, input_shape: tuple[int, int, int], timeste
     graph = to_nir(model, input_shape, timesteps, target)
     import io
 
-    from ..checkpoint import atomic_write_bytes
+    from ..io import atomic_write_bytes
 
     buffer = io.BytesIO()  # written whole, then renamed: a full disk or a crash never leaves half a file
     nir.write(buffer, graph)

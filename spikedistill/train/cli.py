@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 from ..data.tensors import IN_MEMORY
-from ..errors import SpikeDistillError
+from ..errors import DataNotFoundError, SpikeDistillError
 from ..models import MODELS
 from ..registry import import_modules
 from .config import load_config
-from .guards import check_not_in_use
+from .runlock import check_not_in_use
 
 
 def default_out_dir(config_path: str) -> Path:
@@ -32,6 +32,13 @@ def check_out_dir(out: Path) -> None:
 
 
 def run_train(args) -> int:
+    try:
+        return _run_train(args)
+    except DataNotFoundError as exc:  # the data room's advice, in a recipe's words
+        raise SpikeDistillError(exc.message(root="set data.root={place}{holds}", download="set data.download=true")) from None
+
+
+def _run_train(args) -> int:
     from .loop import check_holds_no_run, train
 
     if args.config is None and not args.resume:

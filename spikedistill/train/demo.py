@@ -19,8 +19,9 @@ import json
 import time
 from pathlib import Path
 
-from ..checkpoint import atomic_write_text, load_checkpoint
+from ..checkpoint import load_checkpoint
 from ..evaluate.plot import plot_methods
+from ..io import atomic_write_text
 from .config import config_from_dict
 
 MAX_TIMESTEPS = 4

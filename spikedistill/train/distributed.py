@@ -107,6 +107,15 @@ def broadcast_object(obj, ctx: Context):
     return box[0]
 
 
+def gather_objects(obj, ctx: Context) -> list:
+    """Every process's ``obj``, in rank order (``[obj]`` in a single process)."""
+    if not ctx.distributed:
+        return [obj]
+    out = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def broadcast_buffers(model: torch.nn.Module, ctx: Context) -> None:
     """Give every rank rank 0's BN running statistics (DDP syncs them only at the start of a forward),
     so all processes hold the model that rank 0 evaluates and saves."""

@@ -8,7 +8,8 @@ a ``metrics.csv`` row, and atomically written ``latest.pt`` (+ ``best.pt`` when 
     train(cfg, out_dir, resume=True)        # continues exactly where latest.pt stopped, mid-epoch too
 
 The pieces: :func:`~.run.build_run` (what a run is made of), :class:`~.state.TrainState` (what a
-checkpoint holds about progress), :func:`resume`, :func:`train_epoch`, :func:`evaluate_epoch`.
+checkpoint holds about progress, with :func:`~.state.save` and :func:`~.state.resume_state`),
+:func:`train_epoch`, :func:`evaluate_epoch`.
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..checkpoint import atomic_write_text, load_checkpoint, load_weights, remove_stale_temp_files, save_checkpoint
+from ..checkpoint import load_checkpoint
 from ..errors import SpikeDistillError
 from ..evaluate import fullrange_accuracy, fullrange_accuracy_events
+from ..io import atomic_write_text, remove_stale_temp_files
 from ..registry import import_modules
 from . import distributed as dist_utils
 from .config import Config, dump_config, with_absolute_paths
-from .guards import NonFiniteLoss, RunLock, StopFlag, Stopwatch, check_training_memory, progress
+from .guards import NonFiniteLoss, StopFlag, check_training_memory
 from .metrics_log import MetricsLog
-from .rng import rng_state, seed_everything, set_rng_state
+from .progress import Stopwatch, progress
+from .rng import seed_everything
 from .run import Run, build_run
-from .state import RECIPE_KEYS, TrainState, resume_changes
+from .runlock import RunLock
+from .state import TrainState, resume_changes, resume_state, save
 from .task import DistillationTask
 
 
@@ -152,57 +156,6 @@ def autocast(run: Run):
     return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16(run) else contextlib.nullcontext()
 
 
-def resume_state(run: Run, out_dir: Path, ctx, say=print) -> TrainState:
-    """Load ``latest.pt`` into the run (weights, optimizer buffers, schedule, objective) → its TrainState.
-
-    The recipe, with this command's overrides, decides the hyper-parameters: ``optim.weight_decay=...`` or
-    ``optim.lr=...`` on ``--resume`` take effect from here on (said once each)."""
-    path = out_dir / "latest.pt"
-    ckpt = load_checkpoint(path)
-    if ckpt.get("training") is None:
-        raise SpikeDistillError(f"'{path}' holds no training state; start a new run without --resume")
-    load_weights(run.model, ckpt["state_dict"], source=f"'{path}'")
-    training = ckpt["training"]
-    optimizer, schedule, cfg = run.optimizer, run.schedule, run.cfg
-    recipe = [{k: v for k, v in group.items() if k in RECIPE_KEYS} for group in optimizer.param_groups]
-    try:
-        optimizer.load_state_dict(training["optimizer"])
-        schedule.load_state_dict(training["schedule"])
-        run.objective.load_state_dict(training["objective"])
-        state = TrainState.from_checkpoint(ckpt, ctx.rank)
-        set_rng_state(state.rng)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
-        raise SpikeDistillError(f"'{path}' holds a damaged training state ({type(exc).__name__}: {str(exc)[:80]}); "
-                                "resume from a good copy of it, or start the run again without --resume "
-                                "(best.pt keeps the best weights)") from None
-    changes = []
-    for group, wanted in zip(optimizer.param_groups, recipe):
-        changes += [f"optim.{k} {group[k]} → {v}" for k, v in wanted.items() if group.get(k) != v]
-        group.update(wanted)
-    for change in dict.fromkeys(changes):
-        say(f"{change} from here on")
-    saved_lr = (ckpt.config.get("optim") or {}).get("lr")
-    if saved_lr and saved_lr != cfg.optim.lr:  # optim.lr=... on --resume, e.g. after a diverged run
-        scale = cfg.optim.lr / saved_lr        # the saved state would silently keep the old rate
-        schedule.base_lrs = [lr * scale for lr in schedule.base_lrs]
-        for group in optimizer.param_groups:
-            group["lr"] *= scale
-        say(f"optim.lr {saved_lr:g} → {cfg.optim.lr:g} from here on")
-    say(f"resuming {out_dir} at epoch {state.epoch + 1}, step {state.step} ({state.step_in_epoch} steps into the epoch)")
-    return state
-
-
-def save(run: Run, state: TrainState, ctx, path: Path, metrics: dict, with_state: bool = True) -> None:
-    """Write a checkpoint atomically (collective: every rank calls it; rank 0 writes)."""
-    rngs = _gather(rng_state(), ctx)
-    epoch_rngs = _gather(state.epoch_rng, ctx)
-    if not ctx.main:
-        return
-    training = state.training_entry(run.optimizer, run.schedule, run.objective, rngs, epoch_rngs) if with_state else None
-    save_checkpoint(path, model=run.model, spec=run.spec, config=run.cfg.to_dict(), epoch=state.epoch,
-                    step=state.step, training=training, metrics=metrics, inputs=run.inputs)
-
-
 def train_epoch(run: Run, task: DistillationTask, runner: nn.Module, state: TrainState, ctx, out_dir: Path, stop: StopFlag,
                 stop_after_steps: int | None, say=print, log: MetricsLog | None = None) -> dict | None:
     """One epoch of optimizer steps (the rest of it, after a mid-epoch resume) → its metrics row, or
@@ -213,16 +166,10 @@ def train_epoch(run: Run, task: DistillationTask, runner: nn.Module, state: Trai
 
     epoch, skip = state.epoch, state.step_in_epoch
     task.objective.set_epoch(epoch)
-    if skip:      # rebuild this epoch's order, skip the done batches, restore the RNGs
-        set_rng_state(state.epoch_rng)
-    else:
-        state.epoch_rng = rng_state()
+    # The epoch's order and augmentation are a function of (seed, epoch, rank), apart from the global RNG:
+    # after a mid-epoch resume the stream starts at the first batch not yet done.
     stream = batches(run.train_set, run.batch_size, shuffle=True, augment=run.augment, device=device, drop_last=True,
-                     seed=cfg.seed, epoch=epoch, rank=ctx.rank, world_size=ctx.world_size)
-    for _ in range(skip):
-        next(stream)
-    if skip:
-        set_rng_state(state.rng)
+                     seed=cfg.seed, epoch=epoch, rank=ctx.rank, world_size=ctx.world_size, start=skip)
     task.train()
     partial, state.partial = state.partial, {}
     sums = {k: torch.tensor(v, device=device) for k, v in partial.get("sums", {}).items()}
@@ -323,16 +270,6 @@ def test_accuracy(model: nn.Module, dataset, cfg: Config, batch_size: int, devic
                                          policy=cfg.data.any_t_policy, batch_size=batch_size, device=device)
     test = batches(dataset, batch_size, shuffle=False, augment=None, device=device, drop_last=False)
     return fullrange_accuracy(model, test, max_timesteps=cfg.eval_timesteps)
-
-
-def _gather(obj, ctx) -> list:
-    if not ctx.distributed:
-        return [obj]
-    import torch.distributed as dist
-
-    out = [None] * ctx.world_size
-    dist.all_gather_object(out, obj)
-    return out
 
 
 def epoch_line(row: dict, top1: dict, eval_timesteps: int) -> str:

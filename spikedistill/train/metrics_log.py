@@ -37,7 +37,7 @@ class MetricsLog:
             return
         import io
 
-        from ..checkpoint import atomic_write_text
+        from ..io import atomic_write_text
 
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=self.columns, restval="")

@@ -29,7 +29,7 @@ class DistillationTask(nn.Module):
     ``images`` is a batch as loaders yield it (images ``[B, C, H, W]`` or frames ``[B, T, C, H, W]``);
     each network gets it through :func:`~spikedistill.models.model_input`. ``train_timesteps`` is the T the
     student runs for static images (frames fix their own T). ``teacher_clock`` is entered around the teacher's
-    forward (a :class:`~spikedistill.train.guards.Stopwatch` in the loop).
+    forward (a :class:`~spikedistill.train.progress.Stopwatch` in the loop).
     """
 
     def __init__(self, student: nn.Module, objective: nn.Module, teacher: nn.Module | None = None, *,

@@ -10,9 +10,10 @@ Importing this package registers ``nmnist``, ``cifar10dvs`` and ``dvsgesture`` i
 """
 
 from .augment import EventAugment, cutout_frames, flip_frames, roll_frames, rotate_frames
-from .datasets import (CIFAR10DVS_CLASSES, EVENT_DATASETS, GESTURE_CLASSES, EventDataset, cifar10dvs_files,
-                       cifar10dvs_split, load_cifar10dvs, load_dvs_gesture, load_event_dataset, load_nmnist,
-                       load_nmnist_recordings, make_event_dataset)
+from .dataset import EVENT_DATASETS, EventDataset, load_event_dataset, make_event_dataset
+from .nmnist import load_nmnist, load_nmnist_recordings
+from .cifar10dvs import CIFAR10DVS_CLASSES, cifar10dvs_files, cifar10dvs_split, load_cifar10dvs
+from .dvsgesture import GESTURE_CLASSES, load_dvs_gesture
 from .frames import SPLIT_BY, bin_events, events_to_frames, resize_frames
 from .fullrange import ANY_T_POLICIES, DEFAULT_ANY_T_POLICY, check_policy, frame_batches, frames_at
 from .readers import (EVENT_DTYPE, decode_dvs128_address, make_events, parse_aedat_header, read_aedat2_raw,

@@ -26,7 +26,7 @@ from typing import Iterator
 import torch
 
 from ...errors import SpikeDistillError, check_positive_int
-from .datasets import EventDataset
+from .dataset import EventDataset
 
 ANY_T_POLICIES = ("prefix", "rebin")
 DEFAULT_ANY_T_POLICY = "prefix"

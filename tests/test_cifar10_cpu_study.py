@@ -182,6 +182,7 @@ def test_adopted_runs_count_as_done_and_are_marked(interrupted_then_finished, tm
     assert state.adopt_published(args, edited, study, tmp_path) == ["skd-s1", "twkd-s0", "twkd-s1"]
     entry = study["students"]["twkd-s1"]
     assert entry["adopted"].startswith("published.json at commit") and entry["wall_seconds"] is None
+    assert ", teacher " in entry["adopted"] and entry["adopted"].endswith(" %")  # its teacher, to set beside ours
     assert entry["top1"] == [runs[3]["top1"][k] for k in ("1", "2", "3", "4")]
     # the config the students stage builds for it (planned epochs, eval_every) counts it as done
     cfg = profiles.student_config(args, "twkd", 1, profiles.SMOKE["epochs"]["student"], tmp_path)

@@ -207,7 +207,9 @@ def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[
     adopted = sorted({e["adopted"] for e in students.values() if e.get("adopted")})
     if adopted:
         lines.append("‡ Taken from an earlier sitting's published results (" + "; ".join(adopted) + ") with the same "
-                     "recipe: top-1, energy and train seconds as published there, trained from that sitting's teacher.")
+                     "recipe: top-1, energy and train seconds as published there, trained from that sitting's teacher"
+                     + (f" (this study's teacher, same recipe and seed: {teacher['top1'][0]:.2f} %)."
+                        if teacher else "."))
     lines += ["", "## The claims", "",
               "Rule: a method beats its baseline at k when, in every seed, its top-1 at k exceeds the baseline's by "
               "more than the larger seed-to-seed range of the two at k (\"holds\"); when every gap is below minus "

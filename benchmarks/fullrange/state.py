@@ -119,6 +119,8 @@ def adopt_published(args, path: Path, state: dict, runs: Path) -> list[str]:
         raise SpikeDistillError(f"--adopt {path}: not a published study result ({exc}); "
                                 "pass results/cifar10_cpu.json") from None
     label = f"{path.name} at commit {published.get('commit')}"
+    if published.get("teacher_top1") is not None:  # so the report can set that teacher beside this study's
+        label += f", teacher {published['teacher_top1']:.2f} %"
     profile, taken = PROFILES[args.profile], []
     for run in runs_published:
         method, seed, key = run["method"], run["seed"], f"{run['method']}-s{run['seed']}"

@@ -354,6 +354,20 @@ def test_the_docs_examples_run(tmp_path, monkeypatch):
     assert type(sd.create_model("my_net", num_classes=3)).__name__ == "MySNN"
 
 
+def test_the_readme_example_runs(tmp_path, monkeypatch):
+    """The README's ten lines as a user runs them (two epochs each instead of ten): a teacher, then a twkd
+    student that reports top-1 at every k."""
+    text = (TESTS.parent / "README.md").read_text()
+    block = text.split("## Your model in ten lines", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert len([line for line in block.splitlines() if line.strip()]) <= 10
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(block.replace("epochs=10", "epochs=2"), namespace)
+    assert sorted(namespace["run"]["top1"]) == [1, 2, 3, 4]
+    assert min(namespace["run"]["top1"].values()) > 30.0  # ten classes: chance is 10 %
+    assert (tmp_path / "runs" / "twkd" / "best.pt").is_file()
+
+
 def test_a_registered_constructor_gets_only_the_arguments_it_names():
     net = sd.create_model("own_cnn", num_classes=3, channels=4)  # takes neither spiking nor neuron nor in_channels
     assert net.num_classes == 3 and net.channels == 4

@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
+from .checks import check_positive_int
 from .errors import SpikeDistillError, os_error_message
 
 EXIT_USER_ERROR = 2
@@ -57,10 +58,11 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+        value = text
+    try:
+        return check_positive_int("", value, say=lambda _name, _value, rule: f"expected {rule}, got '{text}'")
+    except SpikeDistillError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,12 +59,3 @@ def os_error_message(exc: OSError) -> str:
     else:
         fix = "check the path and the disk"
     return f"cannot use '{path}' ({what}); {fix}"
-
-
-def check_positive_int(name: str, value) -> int:
-    """``value`` if it is an integer >= 1 (not a bool), else one line naming ``name`` and what came."""
-    import numbers
-
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise SpikeDistillError(f"{name} must be a positive integer (got {value!r})")
-    return int(value)

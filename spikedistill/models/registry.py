@@ -21,12 +21,10 @@ class ModelEntry:
     constructor: Callable
     input_shape: tuple[int, int, int]  # (C, H, W) of one sample, the size the family is built for
 
-    def parameters(self) -> list[str]:
-        return list(inspect.signature(self.constructor).parameters)
-
     def options(self) -> list[str]:
         """The model options ``create_model(name, **options)`` accepts (LIF options aside)."""
-        return [p for p in self.parameters() if p not in _BUILDER_ARGS]
+        return [p.name for p in inspect.signature(self.constructor).parameters.values()
+                if p.name not in _BUILDER_ARGS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
     def takes(self, argument: str) -> bool:
         """Whether the constructor has this argument (or ``**kwargs``)."""
@@ -34,7 +32,9 @@ class ModelEntry:
         return argument in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
-MODELS: Registry[ModelEntry] = Registry("model")
+# create_model fills in the builder arguments; the rest of a constructor's signature is its options.
+MODELS: Registry[ModelEntry] = Registry("model", call=lambda entry: entry.constructor, given=_BUILDER_ARGS,
+                                        recipe_key="model.options")
 
 
 def register_model(name: str | None = None, input_shape: tuple[int, int, int] | None = None) -> Callable[[Callable], Callable]:

@@ -7,7 +7,7 @@ Every entry point raises :class:`SpikeDistillError` (or a subclass) for bad inpu
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from typing import Callable, Iterable
 
 
 class SpikeDistillError(ValueError):
@@ -59,3 +59,27 @@ def os_error_message(exc: OSError) -> str:
     else:
         fix = "check the path and the disk"
     return f"cannot use '{path}' ({what}); {fix}"
+
+
+EXIT_USER_ERROR = 2
+
+
+def run_command(command: Callable[[], int | None], reword: Callable[[SpikeDistillError], str] = str,
+                out_of_memory: str | None = None) -> int:
+    """Run a command's body → its exit code; bad input ends as one ``error: ...`` line on stderr and exit
+    code 2, never a traceback: a :class:`SpikeDistillError` (worded for this command by ``reword``), an
+    ``OSError`` of the file system, and, with ``out_of_memory`` (the advice), torch running out of memory."""
+    import sys
+
+    try:
+        return int(command() or 0)
+    except SpikeDistillError as exc:
+        message = reword(exc)
+    except OSError as exc:  # the file system said no: an unwritable or missing path, a full disk
+        message = os_error_message(exc)
+    except RuntimeError as exc:
+        if out_of_memory is None or type(exc).__name__ != "OutOfMemoryError":  # torch's, without importing torch
+            raise
+        message = out_of_memory
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USER_ERROR

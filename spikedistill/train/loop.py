@@ -13,7 +13,6 @@ checkpoint holds about progress), :func:`resume`, :func:`train_epoch`, :func:`ev
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,6 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .. import device as device_precision
 from ..checkpoint import atomic_write_text, load_checkpoint, load_weights, remove_stale_temp_files, save_checkpoint
 from ..errors import SpikeDistillError
 from ..evaluate import fullrange_accuracy, fullrange_accuracy_events
@@ -144,11 +144,12 @@ def result(out_dir: Path, state: TrainState, run: Run, stopped: bool) -> dict:
 
 
 def use_bf16(run: Run) -> bool:
-    return run.device.type == "cuda" and run.cfg.precision == "bf16"
+    return device_precision.use_bf16(run.device, run.cfg.precision)
 
 
 def autocast(run: Run):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16(run) else contextlib.nullcontext()
+    """The run's precision for its steps and its per-epoch test, decided where ``spikedistill eval`` decides it."""
+    return device_precision.autocast(run.device, run.cfg.precision)
 
 
 def resume_state(run: Run, out_dir: Path, ctx, say=print) -> TrainState:

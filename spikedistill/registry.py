@@ -51,12 +51,11 @@ class Registry(Generic[T]):
 
     def options(self, name: str) -> list[str]:
         """The options ``build(name, ...)`` accepts: the constructor's keyword arguments, ``given`` aside."""
-        return [p.name for p in _parameters(self.constructor(name))
-                if p.name not in self.given and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return options_of(self.constructor(name), self.given)
 
     def takes(self, name: str, argument: str) -> bool:
         """Whether the constructor of ``name`` has this argument (or ``**kwargs``)."""
-        return any(p.name == argument or p.kind is p.VAR_KEYWORD for p in _parameters(self.constructor(name)))
+        return takes(self.constructor(name), argument)
 
     def check_options(self, name: str, options, also: tuple[str, ...] = ()) -> None:
         """One line for an option ``name``'s constructor does not take (a constructor with ``**kwargs`` takes
@@ -94,6 +93,17 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
+
+
+def options_of(constructor: Callable, given: tuple[str, ...] = ()) -> list[str]:
+    """A constructor's named keyword arguments, those in ``given`` aside."""
+    return [p.name for p in _parameters(constructor)
+            if p.name not in given and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def takes(constructor: Callable, argument: str) -> bool:
+    """Whether ``constructor`` has this argument (or ``**kwargs``)."""
+    return any(p.name == argument or p.kind is p.VAR_KEYWORD for p in _parameters(constructor))
 
 
 def _parameters(constructor: Callable) -> list[inspect.Parameter]:

@@ -6,11 +6,10 @@ Each entry carries what a caller needs to know about a family without building i
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-from ..registry import Registry
+from ..registry import Registry, options_of, takes
 
 # Arguments every constructor takes from create_model itself, not from the user's model options.
 _BUILDER_ARGS = ("spiking", "num_classes", "neuron")
@@ -23,13 +22,11 @@ class ModelEntry:
 
     def options(self) -> list[str]:
         """The model options ``create_model(name, **options)`` accepts (LIF options aside)."""
-        return [p.name for p in inspect.signature(self.constructor).parameters.values()
-                if p.name not in _BUILDER_ARGS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return options_of(self.constructor, _BUILDER_ARGS)
 
     def takes(self, argument: str) -> bool:
         """Whether the constructor has this argument (or ``**kwargs``)."""
-        parameters = inspect.signature(self.constructor).parameters
-        return argument in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        return takes(self.constructor, argument)
 
 
 # create_model fills in the builder arguments; the rest of a constructor's signature is its options.

@@ -2,8 +2,10 @@
 
 A recipe is plain YAML read with ``yaml.safe_load`` — no tags, nothing imported or executed. Every key
 is checked against the schema below: an unknown key is an error naming the nearest valid key, a wrong
-type or range is one line saying what is expected. ``model.options`` and ``loss.options`` are free
-dicts, validated by ``create_model`` / ``create_loss`` when the run starts.
+type or range is one line saying what is expected: a field's choices are its ``Literal`` type, its range
+its ``metadata`` (``POSITIVE``, ``NON_NEGATIVE``...), checked by :mod:`spikedistill.checks`.
+``model.options`` and ``loss.options`` are free dicts, validated by ``create_model`` / ``create_loss``
+when the run starts.
 
     cfg = load_config("configs/cifar10/twkd_resnet19.yaml", ["optim.epochs=5", "data.subset=512"])
     cfg.optim.lr, cfg.to_dict()
@@ -41,9 +43,9 @@ class ModelConfig:
 
 @dataclass
 class TeacherConfig:
+    # "checkpoint": a spikedistill run; "timm": a timm model (the ImageNet teacher); "module": a registered model
+    # or module:callable + weights; "torchscript"; "torchvision"
     source: Literal["checkpoint", "timm", "module", "torchscript", "torchvision"] = "checkpoint"
-                                      # "checkpoint": a spikedistill run; "timm": a timm model (the ImageNet teacher);
-                                      # "module": a registered model or module:callable + weights; "torchscript"; "torchvision"
     checkpoint: Optional[str] = None  # a best.pt/latest.pt written by 'spikedistill train' (source torchscript: the file)
     recipe: Optional[str] = None      # trained first (into the checkpoint's folder) when the checkpoint is missing
     features: bool = False            # also hand the teacher's stage features to the objective

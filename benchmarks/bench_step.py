@@ -72,8 +72,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from spikedistill.cli import positive_int  # noqa: E402
-from spikedistill.device import resolve_device  # noqa: E402
-from spikedistill.errors import SpikeDistillError, os_error_message  # noqa: E402
+from spikedistill.device import autocast, device_name, resolve_device, use_bf16  # noqa: E402
+from spikedistill.errors import SpikeDistillError, run_command  # noqa: E402
 
 CASES = ("ann_floor", "snn_default", "snn_torch", "snn_sequence", "snn_triton", "spikingjelly", "snntorch")
 EXTRA_CASES = ("snn_triton_unfolded",)  # run only when named
@@ -182,7 +182,7 @@ def bench_records(plan: BenchPlan):
 
 def _base_record(plan, model_name, timesteps, case, mode) -> dict:
     return dict(model=model_name, timesteps=timesteps, batch=plan.batch, case=case, mode=mode,
-                device=_device_name(plan.device), dtype="bf16" if plan.device.startswith("cuda") else "fp32",
+                device=device_name(plan.device), dtype="bf16" if use_bf16(plan.device) else "fp32",
                 compile_backend=plan.compile_backend if mode == "compile" else None)
 
 
@@ -260,12 +260,6 @@ def _ratio(value, floor):
     return round(value / floor, 3) if value is not None and floor else None
 
 
-def _device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
 class _Skip(Exception):
     """A case that cannot run here (SpikingJelly not installed, no Triton)."""
 
@@ -275,6 +269,7 @@ class _Runner:
 
     def __init__(self, plan: BenchPlan, model_name: str, timesteps: int, case: str, mode: str):
         self.cuda = plan.device.startswith("cuda")
+        self.device = plan.device
         self.model = build_case(plan, model_name, case)
         self.images, self.labels = _inputs(plan, model_name, timesteps, case)
         self.timesteps = 1 if case == "ann_floor" else timesteps
@@ -283,7 +278,7 @@ class _Runner:
 
     def step(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.cuda):
+        with autocast(self.device):
             logits = self.forward(self.images, timesteps=self.timesteps)  # [T, B, K]; the floor: [1, T·B, K]
             loss = F.cross_entropy(logits.float().mean(0), self.labels)
         loss.backward()
@@ -434,7 +429,7 @@ def _saved_for_backward_gb(model: nn.Module, images, timesteps: int, cuda: bool)
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
+        with autocast("cuda" if cuda else "cpu"):
             logits = model(images, timesteps=timesteps)
     del logits
     model.zero_grad(set_to_none=True)
@@ -559,19 +554,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def command() -> int:  # an unreadable --table or unwritable --out is one error line too
         if args.table:
             with open(args.table) as f:
                 print(summary_table([json.loads(line) for line in f if line.strip()]))
             return 0
         with open(args.out, "a") if args.out else contextlib.nullcontext() as jsonl:
             return run_bench(args, jsonl)
-    except SpikeDistillError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # an unreadable --table or unwritable --out
-        print(f"error: {os_error_message(exc)}", file=sys.stderr)
-        return 2
+
+    return run_command(command)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from benchmarks.fullrange.console import Tee, say  # noqa: E402
 from benchmarks.fullrange.profiles import ALL_METHODS, METHODS, PROFILES, SMOKE  # noqa: E402
 from benchmarks.fullrange.run import run_all  # noqa: E402
 from spikedistill.cli import positive_int  # noqa: E402
-from spikedistill.errors import SpikeDistillError, os_error_message  # noqa: E402
+from spikedistill.errors import run_command  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -111,17 +111,16 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     tee = None
-    try:
+
+    def command() -> int:  # an unwritable --log, --out or --runs is one error line too
+        nonlocal tee
         if args.log:
             tee = Tee(sys.stdout, Path(args.log))
         with contextlib.redirect_stdout(tee) if tee else contextlib.nullcontext():
             return run_all(args)
-    except SpikeDistillError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # an unwritable --log, --out or --runs, a full disk
-        print(f"error: {os_error_message(exc)}", file=sys.stderr)
-        return 2
+
+    try:
+        return run_command(command)
     except KeyboardInterrupt:  # the loop wrote latest.pt before stopping
         with contextlib.redirect_stdout(tee) if tee else contextlib.nullcontext():
             say("interrupted: the current stage saved its latest.pt; run the same command again to continue")

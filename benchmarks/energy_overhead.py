@@ -21,6 +21,7 @@ import time
 import torch
 
 import spikedistill as sd
+from spikedistill.device import device_name
 from spikedistill.evaluate import fullrange_report
 
 
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
     for _ in range(args.iters):
         plain.append(timed(forward, device))
         counted.append(timed(report, device))
-    where = f"{device.type}, {args.threads} thread(s)" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    where = device_name(device)
     print(f"{args.model}, B = {args.batch} x {args.batches} batches, T = {args.timesteps}, {height}x{width}, {where}, "
           f"{args.iters} rounds, medians")
     print("                  wall ms   process CPU ms")

@@ -41,7 +41,8 @@ sys.path.insert(0, str(ROOT))  # this checkout's spikedistill and benchmarks
 
 import torch  # noqa: E402
 
-from spikedistill.errors import SpikeDistillError  # noqa: E402
+from spikedistill.device import device_name  # noqa: E402
+from spikedistill.errors import SpikeDistillError, run_command  # noqa: E402
 from spikedistill.io import atomic_write_text  # noqa: E402
 
 PARTS = ("parity", "steps", "training")
@@ -82,7 +83,7 @@ def run_gpu_check(out_dir: str | os.PathLike, smoke: bool = False, data_root: st
 
 def _environment(device: str, smoke: bool) -> dict:
     info = dict(smoke=smoke, python=platform.python_version(), torch=torch.__version__,
-                device=torch.cuda.get_device_name() if device == "cuda" else f"cpu ({os.cpu_count()} cores)",
+                device=device_name(device),
                 triton_interpret=os.environ.get("TRITON_INTERPRET", "0"))
     try:
         import triton
@@ -353,11 +354,7 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true",
                         help="toy sizes on a CPU: a check of the command, not a measurement")
     args = parser.parse_args(argv)
-    try:
-        return run_gpu_check(args.out, smoke=args.smoke, data_root=args.data_root)
-    except SpikeDistillError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(lambda: run_gpu_check(args.out, smoke=args.smoke, data_root=args.data_root))
 
 
 if __name__ == "__main__":

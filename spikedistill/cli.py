@@ -12,9 +12,8 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from .errors import SpikeDistillError, os_error_message
-
-EXIT_USER_ERROR = 2
+from .checks import check_positive_int
+from .errors import EXIT_USER_ERROR, SpikeDistillError, run_command
 
 
 def _dispatch(feature: str, module: str, function: str) -> Callable[[argparse.Namespace], int]:
@@ -77,10 +76,11 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+        value = text
+    try:
+        return check_positive_int("", value, say=lambda _name, _value, rule: f"expected {rule}, got '{text}'")
+    except SpikeDistillError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,21 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="replace")
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> int:
         import_user_modules(args.imports)
-        return int(args.run(args) or 0)
-    except SpikeDistillError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except OSError as exc:  # the file system said no: an unwritable or missing --out, a full disk
-        print(f"error: {os_error_message(exc)}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except RuntimeError as exc:
-        if type(exc).__name__ != "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch here
-            raise
-        print("error: out of GPU memory; lower optim.batch_size (or timesteps), or use more GPUs with torchrun",
-              file=sys.stderr)
-        return EXIT_USER_ERROR
+        return args.run(args)
+
+    try:
+        return run_command(command, out_of_memory="out of GPU memory; lower optim.batch_size (or timesteps), or use "
+                                                  "more GPUs with torchrun")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

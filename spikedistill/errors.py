@@ -7,7 +7,7 @@ Every entry point raises :class:`SpikeDistillError` (or a subclass) for bad inpu
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from typing import Callable, Iterable
 
 
 class SpikeDistillError(ValueError):
@@ -93,10 +93,25 @@ def os_error_message(exc: OSError) -> str:
     return f"cannot use '{path}' ({what}); {fix}"
 
 
-def check_positive_int(name: str, value) -> int:
-    """``value`` if it is an integer >= 1 (not a bool), else one line naming ``name`` and what came."""
-    import numbers
+EXIT_USER_ERROR = 2
 
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise SpikeDistillError(f"{name} must be a positive integer (got {value!r})")
-    return int(value)
+
+def run_command(command: Callable[[], int | None], reword: Callable[[SpikeDistillError], str] = str,
+                out_of_memory: str | None = None) -> int:
+    """Run a command's body → its exit code; bad input ends as one ``error: ...`` line on stderr and exit
+    code 2, never a traceback: a :class:`SpikeDistillError` (worded for this command by ``reword``), an
+    ``OSError`` of the file system, and, with ``out_of_memory`` (the advice), torch running out of memory."""
+    import sys
+
+    try:
+        return int(command() or 0)
+    except SpikeDistillError as exc:
+        message = reword(exc)
+    except OSError as exc:  # the file system said no: an unwritable or missing path, a full disk
+        message = os_error_message(exc)
+    except RuntimeError as exc:
+        if out_of_memory is None or type(exc).__name__ != "OutOfMemoryError":  # torch's, without importing torch
+            raise
+        message = out_of_memory
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USER_ERROR

@@ -147,7 +147,7 @@ LIBRARY = {
     "model_name_not_a_string": (lambda f: sd.create_model(3), ("unknown model '3'", "known:")),
     "model_num_classes_string": (lambda f: sd.create_model("small_cnn", num_classes="10"), ("num_classes", "positive integer")),
     "model_num_classes_zero": (lambda f: sd.create_model("small_cnn", num_classes=0), ("num_classes", "positive integer")),
-    "model_unknown_option": (lambda f: sd.create_model("small_cnn", widht=3), ("unknown model option", "known:")),
+    "model_unknown_option": (lambda f: sd.create_model("small_cnn", widht=3), ("unknown option 'widht' for model 'small_cnn'", "valid:")),
     "model_negative_timesteps": (lambda f: sd.create_model("small_cnn", timesteps=-1), ("timesteps", "positive integer")),
     "model_timesteps_string": (lambda f: sd.create_model("small_cnn", timesteps="4"), ("timesteps", "positive integer")),
     "model_zero_in_channels": (lambda f: sd.create_model("small_cnn", in_channels=0), ("in_channels", "positive integer")),
@@ -190,7 +190,7 @@ LIBRARY = {
     # dataset constructors
     "dataset_unknown_name": (lambda f: load_dataset("cifar11"), ("unknown dataset 'cifar11'", "did you mean 'cifar10'")),
     "dataset_unknown_split": (lambda f: load_dataset("digits", split="val"), ("unknown split 'val'", "'train' or 'test'")),
-    "dataset_unknown_option": (lambda f: load_dataset("digits", fraction=0.5), ("unknown option 'fraction'", "known:")),
+    "dataset_unknown_option": (lambda f: load_dataset("digits", fraction=0.5), ("unknown option 'fraction'", "valid:")),
     "dataset_bad_test_fraction": (lambda f: load_dataset("digits", test_fraction=2.0), ("test_fraction", "between 0 and 1")),
     "dataset_cifar_missing": (lambda f: load_dataset("cifar10", f["root"] / "none"), ("not found", "download")),
     "dataset_imagefolder_missing": (lambda f: load_dataset("imagefolder", f["root"] / "none"), ("not found", "--data-root")),
@@ -397,7 +397,7 @@ CLI = {
                                           ("mapping of keys",)),
     # found early: with data that does not exist, the option's own error must come first (no data is read)
     "train_model_option_before_data": (lambda f: ["train", "--config", f["recipe.yaml"], "model.options={widht: 3}", *NO_DATA(f),
-                                                  "--out", f["root"] / "o4"], ("unknown model option 'widht'",)),
+                                                  "--out", f["root"] / "o4"], ("unknown option 'widht' for model",)),
     "train_loss_option_before_data": (lambda f: ["train", "--config", f["recipe.yaml"], "loss.name=twkd", "loss.options={alpah: 1}",
                                                  *NO_DATA(f), "--out", f["root"] / "o4"], ("unknown option 'alpah'",)),
     "train_corrupt_teacher_before_data": (lambda f: ["train", "--config", f["recipe.yaml"], "loss.name=skd",

@@ -75,7 +75,7 @@ def test_unknown_model_name_lists_known_names():
     "kwargs, message",
     [
         (dict(num_classes=0), "num_classes must be a positive integer"),
-        (dict(depth=3), "unknown model option 'depth'"),
+        (dict(depth=3), "unknown option 'depth' for model 'resnet19'"),
         (dict(spiking=False, decay=0.5), "apply to SNNs only"),
         (dict(surrogate="nope"), "unknown surrogate 'nope'"),
     ],

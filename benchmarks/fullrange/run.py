@@ -4,10 +4,8 @@ there; a half-trained run resumes from its ``latest.pt`` when its recipe is unch
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -17,7 +15,7 @@ from pathlib import Path
 import torch
 
 from spikedistill.checkpoint import load_checkpoint
-from spikedistill.device import resolve_device
+from spikedistill.device import autocast, device_name, resolve_device
 from spikedistill.errors import SpikeDistillError
 from spikedistill.train.config import Config, load_config
 
@@ -39,8 +37,7 @@ def evaluate(checkpoint: Path, cfg: Config, device: torch.device) -> dict:
     if cfg.data.test_subset:
         test_set = test_set.subset(min(cfg.data.test_subset, len(test_set)))
     loader = batches(test_set, 500, shuffle=False, device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    with autocast:
+    with autocast(device, cfg.precision):  # as the loop's per-epoch test
         report = fullrange_report(ckpt.model(device=device), loader, max_timesteps=ckpt.max_timesteps, device=device)
     return {key: report[key] for key in ("timesteps", "top1", "energy_mj", "sops", "firing_rate", "samples")}
 
@@ -180,18 +177,6 @@ def _load() -> str:
         return " ".join(f"{v:.2f}" for v in os.getloadavg()[:1]) + f" on {os.cpu_count()} cores"
     except OSError:
         return "unknown"
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"CPU ({model}, {torch.get_num_threads()} threads)"
 
 
 def git_commit() -> str:

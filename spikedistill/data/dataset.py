@@ -19,7 +19,9 @@ import torch
 from ..errors import DataNotFoundError, SpikeDistillError, did_you_mean
 from ..registry import Registry
 
-DATASETS: Registry[Callable[..., "ArrayDataset"]] = Registry("dataset")
+# load_dataset fills in root, split and download; a loader's other keywords are its options.
+DATASETS: Registry[Callable[..., "ArrayDataset"]] = Registry("dataset", given=("root", "split", "download"),
+                                                            recipe_key="data.options")
 
 Stats = Tuple[float, ...]
 
@@ -258,27 +260,11 @@ def load_dataset(
     ``stream=True``.
     """
     _import_plugins()
-    loader = DATASETS.get(name)
+    DATASETS.get(name)  # an unknown name first, before the split
     if split not in ("train", "test"):
         raise SpikeDistillError(f"unknown split '{split}' for dataset '{name}';{did_you_mean(split, ['train', 'test'])} use 'train' or 'test'")
     root = Path(root).expanduser() if root is not None else None
-    _check_options(name, loader, options)
-    return loader(root=root, split=split, download=download, **options)
-
-
-def _check_options(name: str, loader: Callable, options: dict) -> None:
-    import inspect
-
-    params = inspect.signature(loader).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    known = [p for p in params if p not in ("root", "split", "download")]
-    for key in options:
-        if key not in params:
-            raise SpikeDistillError(
-                f"unknown option '{key}' for dataset '{name}';{did_you_mean(key, known)} "
-                f"known: {', '.join(known) or 'none'}"
-            )
+    return DATASETS.build(name, given={"root": root, "split": split, "download": download}, **options)
 
 
 def _import_plugins() -> None:

@@ -148,9 +148,15 @@ def picture_path(args: argparse.Namespace) -> Path | None:
     return Path(args.json).with_name("fullrange.png") if args.json else None
 
 
+def recipe_precision(ckpt) -> str:
+    """The precision a checkpoint's run trained and tested in (its recipe's ``precision``, bf16 by default)."""
+    config = ckpt.config if isinstance(ckpt.config, dict) else {}
+    return config.get("precision") or "bf16"
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from ..checkpoint import load_checkpoint
-    from ..device import resolve_device
+    from ..device import autocast, resolve_device
     from ..io import atomic_write_text, check_not_an_input
 
     # Every option is checked before any data is loaded or any sample evaluated.
@@ -172,8 +178,9 @@ def run_eval(args: argparse.Namespace) -> int:
         teacher_model = teacher_ckpt.model(num_classes=ckpt.num_classes)
     loader, dataset, samples = build_loader(args, ckpt, device)
     check_memory(model, ckpt, args.timesteps, last, min(args.batch_size, samples), samples, device)
-    report = fullrange_report(model, loader, last, device=device, stem_macs=args.stem_macs,
-                              early_exit_thresholds=thresholds)
+    with autocast(device, recipe_precision(ckpt)):  # as the per-epoch test that chose this checkpoint
+        report = fullrange_report(model, loader, last, device=device, stem_macs=args.stem_macs,
+                                  early_exit_thresholds=thresholds)
     report = select_timesteps(report, first, last)
     report.update({"checkpoint": str(args.checkpoint), "model": ckpt.name, "dataset": dataset,
                    "split": args.split})
@@ -181,8 +188,9 @@ def run_eval(args: argparse.Namespace) -> int:
     if teacher_model is not None:
         loader, _, _ = build_loader(args, ckpt, device)  # the same samples, in the same order
         teacher_steps = last if teacher_ckpt.spiking else 1
-        teacher_report = fullrange_report(teacher_model.to(device), loader, teacher_steps, device=device,
-                                          stem_macs=args.stem_macs)
+        with autocast(device, recipe_precision(teacher_ckpt)):
+            teacher_report = fullrange_report(teacher_model.to(device), loader, teacher_steps, device=device,
+                                              stem_macs=args.stem_macs)
         kind = "SNN" if teacher_ckpt.spiking else "ANN"
         teacher = {"checkpoint": str(args.teacher), "model": teacher_ckpt.name, "kind": kind,
                    "timesteps": teacher_steps, **teacher_reference(teacher_report)}

@@ -14,7 +14,8 @@ from typing import Iterable
 
 import torch
 
-from ..errors import SpikeDistillError, check_positive_int
+from ..checks import check_positive_int
+from ..errors import SpikeDistillError
 from ..models.inputs import input_dtype, model_input
 
 

@@ -7,7 +7,6 @@ over T; every KL puts the target first, ``KL(p_target ‖ p_student)``, with the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
@@ -15,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import checks
+from ..checks import Say
 from ..errors import SpikeDistillError
 
 
@@ -189,33 +190,24 @@ def _check_inputs_agree(objective: "Objective", args: tuple, kwargs: dict) -> No
     return None
 
 
-# -- option checks: one line naming the option, its value and what is allowed ----------------------
+# -- option checks (the rules are spikedistill.checks'): one line naming the option, its value and what is allowed
+def option_message(loss: str) -> Say:
+    """How a loss words a bad option: ``loss 'twkd': option tau=0 is invalid; use a number > 0``."""
+    return lambda option, value, rule: f"loss '{loss}': option {option}={value!r} is invalid; use {rule}"
+
+
 def check_number(loss: str, option: str, value, low: float = 0.0, inclusive: bool = True,
                  high: float = float("inf")) -> float:
-    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok_type or not math.isfinite(value) or not (value >= low if inclusive else value > low) or value > high:
-        bound = f">= {low}" if inclusive else f"> {low}"
-        if high != float("inf"):
-            bound += f" and <= {high}"
-        raise SpikeDistillError(f"loss '{loss}': option {option}={value!r} is invalid; use a number {bound}")
-    return float(value)
+    return checks.check_number(option, value, low, high, inclusive, say=option_message(loss))
 
 
 def check_int(loss: str, option: str, value, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise SpikeDistillError(f"loss '{loss}': option {option}={value!r} is invalid; use an integer >= {low}")
-    return value
+    return checks.check_int(option, value, low, say=option_message(loss))
 
 
 def check_choice(loss: str, option: str, value, choices) -> str:
-    if value not in choices:
-        raise SpikeDistillError(
-            f"loss '{loss}': option {option}={value!r} is invalid; use one of {', '.join(map(repr, choices))}"
-        )
-    return value
+    return checks.check_choice(option, value, choices, say=option_message(loss), quote=True)
 
 
 def check_bool(loss: str, option: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise SpikeDistillError(f"loss '{loss}': option {option}={value!r} is invalid; use true or false")
-    return value
+    return checks.check_bool(option, value, say=option_message(loss))

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import inspect
-
-from ..errors import SpikeDistillError, did_you_mean
+from ..errors import SpikeDistillError
 from ..registry import Registry
 from .base import Objective
 
-LOSSES: Registry = Registry("loss")
+LOSSES: Registry = Registry("loss", recipe_key="loss.options")  # an objective's options: its __init__ keywords
 
 
 def loss_options(name: str) -> list[str]:
     """The option names ``create_loss(name, ...)`` accepts."""
-    return [p for p in inspect.signature(LOSSES.get(name).__init__).parameters if p != "self"]
+    return LOSSES.options(name)
 
 
 def create_loss(name: str, **options) -> Objective:
     """Build a registered objective; unknown names and options fail with one line listing valid ones."""
-    cls = LOSSES.get(name)
-    known = loss_options(name)
-    unknown = [key for key in options if key not in known]
-    if unknown:
-        hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
-        raise SpikeDistillError(f"unknown option {', '.join(map(repr, unknown))} for loss '{name}';{hint} "
-                                f"valid: {', '.join(known) or '(none)'}")
-    return cls(**options)
+    return LOSSES.build(name, **options)
 
 
 def register_loss(name: str):

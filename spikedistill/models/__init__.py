@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import SpikeDistillError, check_positive_int
+from ..checks import check_positive_int
+from ..errors import SpikeDistillError
 from ..neurons import NEURON_OPTIONS, LIFConfig
 from . import resnet, preact_resnet, vgg, small, ckdsnn_resnet  # noqa: F401,I001  (each registers its models, in this order)
 from .inputs import input_dtype, model_input
@@ -38,25 +39,14 @@ def create_model(name: str, spiking: bool = True, num_classes: int = 10, **kwarg
     neuron = {k: kwargs.pop(k) for k in list(kwargs) if k in NEURON_OPTIONS}
     if neuron and not spiking:
         raise SpikeDistillError(f"neuron options {sorted(neuron)} apply to SNNs only; drop them for spiking=False")
-    unknown = [k for k in kwargs if k not in entry.options()]
-    if unknown:
-        raise SpikeDistillError(
-            f"unknown model option '{unknown[0]}' for '{name}'; known: {', '.join(entry.options() + list(NEURON_OPTIONS))}"
-        )
+    MODELS.check_options(name, kwargs, also=NEURON_OPTIONS)
     if spiking:
         LIFConfig(**neuron)  # validate once, with a clear message, before building dozens of neurons
     if neuron and not entry.takes("neuron"):  # a user's constructor takes only what it needs
         raise SpikeDistillError(f"model '{name}' takes no 'neuron' argument, so the LIF options {sorted(neuron)} cannot "
                                 "reach it; add neuron=None to its constructor or drop them")
     builder = {k: v for k, v in {"spiking": spiking, "num_classes": num_classes, "neuron": neuron}.items() if entry.takes(k)}
-    try:
-        model = entry.constructor(**builder, **kwargs)
-    except (TypeError, ValueError, IndexError, ZeroDivisionError) as exc:  # an option of the wrong kind (widths: abc)
-        if isinstance(exc, SpikeDistillError):
-            raise
-        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no options"
-        raise SpikeDistillError(f"model '{name}' cannot be built with {shown} ({type(exc).__name__}: {exc}); "
-                                f"check model.options against its options: {', '.join(entry.options())}") from None
+    model = MODELS.build(name, given=builder, **kwargs)
     if not isinstance(model, nn.Module):
         raise SpikeDistillError(f"model '{name}' was built as a {type(model).__name__}, not an nn.Module; "
                                 "its constructor must return the network")

@@ -49,7 +49,8 @@ class ConvBN(nn.Sequential):
 def encode_input(x: torch.Tensor, timesteps: int | None, default_timesteps: int) -> tuple[torch.Tensor, int]:
     """Validate the input and resolve T. Static images ``[B,C,H,W]`` are direct-encoded (fed at every
     step); frames ``[T,B,C,H,W]`` are consumed step by step and fix T themselves."""
-    from ..errors import SpikeDistillError, check_positive_int
+    from ..checks import check_positive_int
+    from ..errors import SpikeDistillError
 
     if timesteps is not None:
         check_positive_int("timesteps", timesteps)

@@ -6,11 +6,10 @@ Each entry carries what a caller needs to know about a family without building i
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-from ..registry import Registry
+from ..registry import Registry, options_of, takes
 
 # Arguments every constructor takes from create_model itself, not from the user's model options.
 _BUILDER_ARGS = ("spiking", "num_classes", "neuron")
@@ -21,20 +20,18 @@ class ModelEntry:
     constructor: Callable
     input_shape: tuple[int, int, int]  # (C, H, W) of one sample, the size the family is built for
 
-    def parameters(self) -> list[str]:
-        return list(inspect.signature(self.constructor).parameters)
-
     def options(self) -> list[str]:
         """The model options ``create_model(name, **options)`` accepts (LIF options aside)."""
-        return [p for p in self.parameters() if p not in _BUILDER_ARGS]
+        return options_of(self.constructor, _BUILDER_ARGS)
 
     def takes(self, argument: str) -> bool:
         """Whether the constructor has this argument (or ``**kwargs``)."""
-        parameters = inspect.signature(self.constructor).parameters
-        return argument in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        return takes(self.constructor, argument)
 
 
-MODELS: Registry[ModelEntry] = Registry("model")
+# create_model fills in the builder arguments; the rest of a constructor's signature is its options.
+MODELS: Registry[ModelEntry] = Registry("model", call=lambda entry: entry.constructor, given=_BUILDER_ARGS,
+                                        recipe_key="model.options")
 
 
 def register_model(name: str | None = None, input_shape: tuple[int, int, int] | None = None) -> Callable[[Callable], Callable]:

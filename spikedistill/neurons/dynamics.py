@@ -25,7 +25,7 @@ from typing import Optional
 
 import torch
 
-from ..errors import SpikeDistillError
+from ..checks import check_bool, check_number, must_be
 from .surrogates import SpikeFunction, get_surrogate
 
 
@@ -40,10 +40,14 @@ class LIFConfig:
     decay_input: bool = False
 
     def __post_init__(self):
-        if not 0.0 < self.decay <= 1.0:
-            raise SpikeDistillError(f"LIF decay must be in (0, 1] (got {self.decay}); d = 0.5 means τ_m = 2")
-        if not self.threshold > 0:
-            raise SpikeDistillError(f"LIF threshold must be > 0 (got {self.threshold})")
+        check_number("LIF decay", self.decay, 0.0, 1.0, inclusive=False,
+                     say=lambda name, value, _: f"{must_be(name, value, 'in (0, 1]')}; d = 0.5 means τ_m = 2")
+        check_number("LIF threshold", self.threshold, 0.0, inclusive=False)
+        if self.v_reset is not None:
+            check_number("LIF v_reset", self.v_reset, say=lambda name, value, rule: f"{must_be(name, value, rule)}; "
+                         "None means soft reset")
+        check_bool("LIF detach_reset", self.detach_reset)
+        check_bool("LIF decay_input", self.decay_input)
         _, param = get_surrogate(self.surrogate, self.surrogate_param)
         object.__setattr__(self, "surrogate_param", param)
 

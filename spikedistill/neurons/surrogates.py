@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from ..errors import SpikeDistillError
+from ..checks import check_number, must_be
 from ..registry import Registry
 
 
@@ -88,12 +88,11 @@ for _s in (
 def get_surrogate(name: str, param: float | None = None) -> tuple[Surrogate, float]:
     """Look up a surrogate by name and resolve its parameter (default when ``None``)."""
     surrogate = SURROGATES.get(name)
-    param = surrogate.default_param if param is None else float(param)
-    if not param > 0:
-        raise SpikeDistillError(
-            f"surrogate parameter must be > 0 (got {param}); use e.g. surrogate_param={surrogate.default_param}"
-        )
-    return surrogate, param
+    if param is None:
+        return surrogate, surrogate.default_param
+    fix = f"; use e.g. surrogate_param={surrogate.default_param}"
+    return surrogate, check_number("surrogate parameter", param, 0, inclusive=False,
+                                   say=lambda name, value, rule: must_be(name, value, rule) + fix)
 
 
 class SpikeFunction(torch.autograd.Function):

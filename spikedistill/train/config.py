@@ -2,8 +2,10 @@
 
 A recipe is plain YAML read with ``yaml.safe_load`` — no tags, nothing imported or executed. Every key
 is checked against the schema below: an unknown key is an error naming the nearest valid key, a wrong
-type or range is one line saying what is expected. ``model.options`` and ``loss.options`` are free
-dicts, validated by ``create_model`` / ``create_loss`` when the run starts.
+type or range is one line saying what is expected: a field's choices are its ``Literal`` type, its range
+its ``metadata`` (``POSITIVE``, ``NON_NEGATIVE``...), checked by :mod:`spikedistill.checks`.
+``model.options`` and ``loss.options`` are free dicts, validated by ``create_model`` / ``create_loss``
+when the run starts.
 
     cfg = load_config("configs/cifar10/twkd_resnet19.yaml", ["optim.epochs=5", "data.subset=512"])
     cfg.optim.lr, cfg.to_dict()
@@ -17,11 +19,19 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from ..checks import check_choice, check_range
 from ..errors import SpikeDistillError, did_you_mean
+
+# A field's allowed range, declared on the field (its choices are its Literal type); validate() checks them.
+POSITIVE = {"low": 0, "inclusive": False}
+NON_NEGATIVE = {"low": 0}
+PROBABILITY = {"low": 0, "high": 1, "rule": "a probability in [0, 1]"}
+MAX_SEED = 2**63 - 1  # what every RNG (torch, numpy modulo 2**32, Python) accepts
+SEED = {"low": 0, "high": MAX_SEED, "rule": "an integer in 0..2**63-1", "fix": "e.g. seed=60"}
 
 
 @dataclass
@@ -33,8 +43,9 @@ class ModelConfig:
 
 @dataclass
 class TeacherConfig:
-    source: str = "checkpoint"        # "checkpoint": a spikedistill run; "timm": a timm model (the ImageNet teacher);
-                                      # "module": a registered model or module:callable + weights; "torchscript"; "torchvision"
+    # "checkpoint": a spikedistill run; "timm": a timm model (the ImageNet teacher); "module": a registered model
+    # or module:callable + weights; "torchscript"; "torchvision"
+    source: Literal["checkpoint", "timm", "module", "torchscript", "torchvision"] = "checkpoint"
     checkpoint: Optional[str] = None  # a best.pt/latest.pt written by 'spikedistill train' (source torchscript: the file)
     recipe: Optional[str] = None      # trained first (into the checkpoint's folder) when the checkpoint is missing
     features: bool = False            # also hand the teacher's stage features to the objective
@@ -54,14 +65,17 @@ class LossConfig:
 
 @dataclass
 class AugmentConfig:
-    crop_padding: int = 4
+    crop_padding: int = field(default=4, metadata=NON_NEGATIVE)
     flip: bool = True
     autoaugment: Union[bool, str] = False  # fr_cifar10 | torchvision_cifar10; true = fr_cifar10, false = off
-    cutout: int = 0
-    roll: int = 0         # event frames only: roll by up to ±roll pixels (the FR CIFAR10-DVS recipe)
-    rotate: float = 0.0   # event frames only: rotate by up to ±rotate degrees
-    erasing: float = 0.0  # probability of RandomErasing(scale 0.02–0.2), CKDSNN's Cutout substitute
-    resized_crop: int = 0  # random resized crop to this side (scale 0.08–1, ratio 3/4–4/3), ImageNet's training crop
+    cutout: int = field(default=0, metadata=NON_NEGATIVE)
+    # event frames only: roll by up to ±roll pixels (the FR CIFAR10-DVS recipe), rotate by up to ±rotate degrees
+    roll: int = field(default=0, metadata=NON_NEGATIVE)
+    rotate: float = field(default=0.0, metadata=NON_NEGATIVE)
+    # probability of RandomErasing(scale 0.02–0.2), CKDSNN's Cutout substitute
+    erasing: float = field(default=0.0, metadata=PROBABILITY)
+    # random resized crop to this side (scale 0.08–1, ratio 3/4–4/3), ImageNet's training crop
+    resized_crop: int = field(default=0, metadata=NON_NEGATIVE)
 
 
 @dataclass
@@ -69,10 +83,10 @@ class DataConfig:
     name: str = "cifar10"
     root: Optional[str] = None
     download: bool = False
-    subset: Optional[int] = None       # first N training images (smoke runs)
-    test_subset: Optional[int] = None  # first N test images
+    subset: Optional[int] = field(default=None, metadata=POSITIVE)  # first N training images (smoke runs)
+    test_subset: Optional[int] = field(default=None, metadata=POSITIVE)  # first N test images
     options: dict = field(default_factory=dict)  # loader keyword arguments (e.g. event binning: timesteps, size)
-    any_t_policy: str = "prefix"  # event data at k < T_max: the first k frames ("prefix") or re-binned ("rebin")
+    any_t_policy: Literal["prefix", "rebin"] = "prefix"  # event data at k < T_max: the first k frames ("prefix") or re-binned ("rebin")
     mean: Optional[list] = None  # per-channel normalisation (0..1 units) instead of the dataset's; give std too
     std: Optional[list] = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -80,35 +94,35 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = field(default=0.1, metadata=POSITIVE)
+    momentum: float = field(default=0.9, metadata=NON_NEGATIVE)
     nesterov: bool = False
-    weight_decay: float = 5e-4
+    weight_decay: float = field(default=5e-4, metadata=NON_NEGATIVE)
     decay_all: bool = False  # False: decay conv/linear weights only (FR code); True: every parameter (CKDSNN code)
     betas: list = field(default_factory=lambda: [0.9, 0.999])  # AdamW only
-    epochs: int = 300
-    batch_size: int = 128      # global; each of N processes takes batch_size / N
-    grad_clip: Optional[float] = None  # max global grad norm; None = off
-    schedule: str = "cosine"   # cosine (stepped per iteration, eta_min 0) | constant
-    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs (fractions allowed), then the schedule
+    epochs: int = field(default=300, metadata=POSITIVE)
+    batch_size: int = field(default=128, metadata=POSITIVE)  # global; each of N processes takes batch_size / N
+    grad_clip: Optional[float] = field(default=None, metadata=POSITIVE)  # max global grad norm; None = off
+    schedule: Literal["cosine", "constant"] = "cosine"  # cosine (stepped per iteration, eta_min 0) | constant
+    warmup_epochs: float = field(default=0.0, metadata=NON_NEGATIVE)  # linear warm-up from 0 over this many epochs (fractions allowed), then the schedule
 
 
 @dataclass
 class DistributedConfig:
     sync_bn: bool = False
-    backend: Optional[str] = None  # None: nccl on CUDA, gloo on CPU
+    backend: Optional[Literal["nccl", "gloo"]] = None  # None: nccl on CUDA, gloo on CPU
 
 
 @dataclass
 class LogConfig:
     progress: bool = True       # tqdm bars with ETA on a terminal; progress lines in a log (not a terminal)
-    progress_every_seconds: float = 30.0  # seconds between progress lines when the output is not a terminal
+    progress_every_seconds: float = field(default=30.0, metadata=POSITIVE)  # seconds between progress lines when the output is not a terminal
     tensorboard: bool = True    # events in the run dir when tensorboard is installed
-    tensorboard_every_steps: int = 50  # also write step/train_loss and step/lr every N optimizer steps; 0 = per epoch only
-    eval_every: int = 1         # epochs between test evaluations (the last epoch is always evaluated)
-    best_by: str = "last"       # best.pt by top-1 at T_max ("last") or mean top-1 over 1..T_max ("mean")
-    best_by_timesteps: Optional[int] = None  # best.pt by top-1 at this k instead (the T a method reports); None = T_max
+    tensorboard_every_steps: int = field(default=50, metadata=NON_NEGATIVE)  # also write step/train_loss and step/lr every N optimizer steps; 0 = per epoch only
+    eval_every: int = field(default=1, metadata=POSITIVE)  # epochs between test evaluations (the last epoch is always evaluated)
+    best_by: Literal["last", "mean"] = "last"  # best.pt by top-1 at T_max ("last") or mean top-1 over 1..T_max ("mean")
+    best_by_timesteps: Optional[int] = field(default=None, metadata=POSITIVE)  # best.pt by top-1 at this k instead (the T a method reports); None = T_max
 
 
 @dataclass
@@ -118,12 +132,12 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    timesteps: int = 4                    # training T (an objective may extend it, e.g. TSSD)
-    max_timesteps: Optional[int] = None   # evaluation range 1..T_max; None = timesteps
-    precision: str = "bf16"               # bf16 autocast on CUDA; fp32 elsewhere
+    timesteps: int = field(default=4, metadata=POSITIVE)  # training T (an objective may extend it, e.g. TSSD)
+    max_timesteps: Optional[int] = field(default=None, metadata=POSITIVE)  # evaluation range 1..T_max; None = timesteps
+    precision: Literal["bf16", "fp32"] = "bf16"  # bf16 autocast on CUDA; fp32 elsewhere
     channels_last: bool = True            # CUDA only
     compile: bool = False                 # torch.compile the model
-    seed: int = 60
+    seed: int = field(default=60, metadata=SEED)
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -137,23 +151,6 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-CHOICES = {
-    "optim.name": ("sgd", "adamw"),
-    "optim.schedule": ("cosine", "constant"),
-    "precision": ("bf16", "fp32"),
-    "log.best_by": ("last", "mean"),
-    "data.any_t_policy": ("prefix", "rebin"),
-    "teacher.source": ("checkpoint", "timm", "module", "torchscript", "torchvision"),
-    "distributed.backend": ("nccl", "gloo", None),
-}
-POSITIVE = ("timesteps", "max_timesteps", "optim.epochs", "optim.batch_size", "optim.lr", "optim.grad_clip",
-            "data.subset", "data.test_subset", "log.eval_every", "log.best_by_timesteps", "log.progress_every_seconds")
-NON_NEGATIVE = ("log.tensorboard_every_steps", "optim.weight_decay", "optim.momentum", "data.augment.crop_padding", "data.augment.cutout",
-                "data.augment.erasing", "data.augment.roll", "data.augment.rotate", "data.augment.resized_crop",
-                "optim.warmup_epochs")
-MAX_SEED = 2**63 - 1  # what every RNG (torch, numpy modulo 2**32, Python) accepts
 
 
 # --- building the dataclasses from plain data, with one clear line per mistake ---------------------
@@ -175,6 +172,8 @@ def _check_value(key: str, value: Any, tp) -> Any:
         return _check_value(key, value, args[-1])
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key + ".")
+    if origin is Literal:
+        return check_choice(f"config key '{key}'", value, typing.get_args(tp))
     if tp is float and isinstance(value, str):
         try:  # YAML 1.1 reads 1e-4 (no dot) as a string; accept it as the number it is meant to be
             value = float(value)
@@ -209,33 +208,33 @@ def _build(cls, data: Any, prefix: str = ""):
     return cls(**{k: _check_value(prefix + k, v, hints[k]) for k, v in data.items()})
 
 
-def _get(cfg: Config, dotted: str):
-    obj = cfg
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
+def _check_fields(obj, prefix: str = "") -> None:
+    """Every field's declared allowed values: its ``Literal`` choices and its range (``metadata``)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        key, value, tp = prefix + f.name, getattr(obj, f.name), hints[f.name]
+        if dataclasses.is_dataclass(value):
+            _check_fields(value, key + ".")
+            continue
+        if value is None:
+            continue
+        choices = [a for a in (tp, *typing.get_args(tp)) if typing.get_origin(a) is Literal]
+        if choices:
+            check_choice(f"config key '{key}'", value, typing.get_args(choices[0]))
+        if "low" in f.metadata:
+            rule = f.metadata.get("rule")
+            check_range(f"config key '{key}'", value, f.metadata["low"], f.metadata.get("high", math.inf),
+                        f.metadata.get("inclusive", True),
+                        say=lambda name, got, bounds: f"{name} must be {rule or bounds} (got {got!r})"
+                                                      + (f"; {f.metadata['fix']}" if "fix" in f.metadata else ""))
 
 
 def validate(cfg: Config) -> Config:
-    for key, allowed in CHOICES.items():
-        if _get(cfg, key) not in allowed:
-            shown = ", ".join(str(a) for a in allowed if a is not None)
-            raise SpikeDistillError(f"config key '{key}' must be one of {shown}; got {_get(cfg, key)!r}")
-    for key in POSITIVE:
-        value = _get(cfg, key)
-        if value is not None and value <= 0:
-            raise SpikeDistillError(f"config key '{key}' must be > 0, got {value!r}")
-    for key in NON_NEGATIVE:
-        if _get(cfg, key) < 0:
-            raise SpikeDistillError(f"config key '{key}' must be >= 0, got {_get(cfg, key)!r}")
-    if not 0 <= cfg.seed <= MAX_SEED:
-        raise SpikeDistillError(f"config key 'seed' must be an integer in 0..2**63-1, got {cfg.seed}; e.g. seed=60")
+    _check_fields(cfg)
     if not isinstance(cfg.model.spiking, bool):
         raise SpikeDistillError("config key 'model.spiking' must be true or false")
     if cfg.data.augment.resized_crop and cfg.data.augment.crop_padding:
         raise SpikeDistillError("data.augment.resized_crop replaces the padded crop; set data.augment.crop_padding=0")
-    if cfg.data.augment.erasing > 1:
-        raise SpikeDistillError(f"config key 'data.augment.erasing' is a probability in [0, 1], got {cfg.data.augment.erasing!r}")
     _validate_normalisation(cfg.data)
     betas = cfg.optim.betas
     if len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):

@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from ..checkpoint import input_spec, model_spec
+from ..checks import check_positive_int
 from ..data.tensors import IN_MEMORY
-from ..errors import SpikeDistillError, check_positive_int
+from ..errors import SpikeDistillError
 from .config import apply_overrides, config_from_dict
 from .run import Run
 

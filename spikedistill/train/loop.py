@@ -14,7 +14,6 @@ checkpoint holds about progress, with :func:`~.state.save` and :func:`~.state.re
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,6 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .. import device as device_precision
 from ..checkpoint import load_checkpoint
 from ..errors import SpikeDistillError
 from ..evaluate import fullrange_accuracy, fullrange_accuracy_events
@@ -149,11 +149,12 @@ def result(out_dir: Path, state: TrainState, run: Run, stopped: bool) -> dict:
 
 
 def use_bf16(run: Run) -> bool:
-    return run.device.type == "cuda" and run.cfg.precision == "bf16"
+    return device_precision.use_bf16(run.device, run.cfg.precision)
 
 
 def autocast(run: Run):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16(run) else contextlib.nullcontext()
+    """The run's precision for its steps and its per-epoch test, decided where ``spikedistill eval`` decides it."""
+    return device_precision.autocast(run.device, run.cfg.precision)
 
 
 def train_epoch(run: Run, task: DistillationTask, runner: nn.Module, state: TrainState, ctx, out_dir: Path, stop: StopFlag,

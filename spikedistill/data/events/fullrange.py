@@ -25,7 +25,8 @@ from typing import Iterator
 
 import torch
 
-from ...errors import SpikeDistillError, check_positive_int
+from ...checks import check_positive_int
+from ...errors import SpikeDistillError
 from .dataset import EventDataset
 
 ANY_T_POLICIES = ("prefix", "rebin")

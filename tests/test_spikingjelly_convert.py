@@ -186,3 +186,27 @@ def test_converted_net_reports_spikes_and_sops_per_sample_at_any_batch_size():
     assert 0 < reports[0]["firing_rate"][-1] < 1 and reports[0]["sops"][0] > 0
     for key in ("sops", "firing_rate", "top1"):
         assert reports[0][key] == pytest.approx(reports[1][key], rel=1e-6), key
+
+
+def test_a_converted_student_distills_with_fit_and_its_checkpoint_evaluates(tmp_path):
+    """A SpikingJelly network as its users write it, converted, trained by sd.fit from a plain teacher; the
+    run's best.pt rebuilds it and the full-range report scores it (energy included) at every k."""
+    from spikedistill.evaluate import fullrange_report
+
+    torch.manual_seed(0)
+    x = torch.randn(96, 1, 8, 8)
+    y = (x.mean((1, 2, 3)) > 0).long() + 2 * (x[:, :, :4].mean((1, 2, 3)) > 0).long()  # 4 learnable classes
+    data = torch.utils.data.TensorDataset(x, y)
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    student = sd.from_spikingjelly(trained_looking(SJConvNet(), bias_mean=0.8), timesteps=2, num_classes=10)
+    result = sd.fit(student, data, test_data=data, teacher=teacher, loss="twkd", timesteps=2, epochs=2,
+                    batch_size=16, out=tmp_path / "run", device="cpu", verbose=False)
+    assert sorted(result["top1"]) == [1, 2]
+    ckpt = sd.load_checkpoint(tmp_path / "run" / "best.pt")
+    with pytest.raises(sd.SpikeDistillError, match=r"load_state_dict"):  # the wrapped net: said how to load it
+        ckpt.model()
+    net = sd.from_spikingjelly(SJConvNet(), timesteps=2, num_classes=10)  # as the message says
+    net.load_state_dict(ckpt["state_dict"])
+    report = fullrange_report(net.eval(), [(x, y)], 2)
+    assert report["top1"] == pytest.approx([result["top1"][1], result["top1"][2]])
+    assert all(sop > 0 for sop in report["sops"])

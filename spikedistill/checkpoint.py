@@ -71,7 +71,8 @@ def _read(path: Path, map_location) -> dict:
     if path.is_dir():
         raise SpikeDistillError(f"checkpoint '{path}' is a directory; pass a .pt file in it (e.g. {path / 'best.pt'})")
     if not path.is_file():
-        raise SpikeDistillError(f"checkpoint '{path}' does not exist; pass the path of a .pt file written by 'spikedistill train'")
+        raise SpikeDistillError(f"checkpoint '{path}' does not exist; pass the path of a .pt file written by "
+                                "'spikedistill train'")
     import warnings
 
     if _wants_cuda(map_location) and not torch.cuda.is_available():
@@ -89,15 +90,18 @@ def _read(path: Path, map_location) -> dict:
                 "numbers (float(x)) and save it again") from None
         what = _other_torch_file(exc)
         if what:
-            raise SpikeDistillError(f"'{path}' is {what}, not a spikedistill checkpoint; {_OTHER_FILE_ADVICE}") from None
+            raise SpikeDistillError(f"'{path}' is {what}, not a spikedistill checkpoint; "
+                                    f"{_OTHER_FILE_ADVICE}") from None
         raise SpikeDistillError(
             f"checkpoint '{path}' is corrupt or truncated ({type(exc).__name__}); {_instead(path)}"
         ) from None
-    if isinstance(ckpt, dict) and ckpt and "format" not in ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+    if (isinstance(ckpt, dict) and ckpt and "format" not in ckpt
+            and all(isinstance(v, torch.Tensor) for v in ckpt.values())):
         raise SpikeDistillError(f"'{path}' is a bare state_dict ({len(ckpt)} tensors), not a spikedistill checkpoint "
                                 f"(a file written by 'spikedistill train' or sd.fit); {_OTHER_FILE_ADVICE}")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise SpikeDistillError(f"'{path}' is not a spikedistill checkpoint; pass a file written by 'spikedistill train'")
+        raise SpikeDistillError(f"'{path}' is not a spikedistill checkpoint; pass a file written by 'spikedistill "
+                                "train'")
     version = ckpt.get("version", 0)
     if not isinstance(version, int):
         raise SpikeDistillError(f"checkpoint '{path}' is damaged (format version {version!r}); {_instead(path)}")
@@ -257,19 +261,20 @@ class Checkpoint(Mapping):
             model = self._build_class(spec) if "class" in spec else create_model(
                 self.name, spiking=self.spiking, num_classes=self.num_classes, **self.options)
         except UnknownNameError as exc:
-            raise SpikeDistillError(f"{self.where}: {exc}; a model registered in your own code needs its module imported "
-                                    "first: spikedistill --import MODULE ..., or import it before load_checkpoint") from None
+            raise SpikeDistillError(f"{self.where}: {exc}; a model registered in your own code needs its module "
+                                    "imported first: spikedistill --import MODULE ..., or import it before "
+                                    "load_checkpoint") from None
         except SpikeDistillError as exc:
             raise SpikeDistillError(str(exc) if str(exc).startswith(self.where) else f"{self.where}: {exc}") from None
         except (TypeError, ValueError, RuntimeError) as exc:  # options that no model accepts: a damaged file
-            raise SpikeDistillError(f"{self.where} describes a model that cannot be built ({type(exc).__name__}: {exc}); "
-                                    "use another checkpoint") from None
+            raise SpikeDistillError(f"{self.where} describes a model that cannot be built ({type(exc).__name__}: "
+                                    f"{exc}); use another checkpoint") from None
         load_weights(model, self._data["state_dict"], source=f"{self.where} ('{self.name}')")
         bad = non_finite_tensors(self._data["state_dict"])
         if bad:  # a diverged run's weights score chance level at every k: refuse rather than report it
-            raise SpikeDistillError(f"{self.where} holds non-finite weights (NaN or inf in {len(bad)} tensors, first: {bad[0]}); "
-                                    "the run diverged before this was saved: use an earlier checkpoint (best.pt) or retrain "
-                                    "with a lower optim.lr")
+            raise SpikeDistillError(f"{self.where} holds non-finite weights (NaN or inf in {len(bad)} tensors, first: "
+                                    f"{bad[0]}); the run diverged before this was saved: use an earlier checkpoint "
+                                    "(best.pt) or retrain with a lower optim.lr")
         if device is not None:
             model.to(device)
         return model.eval()
@@ -293,7 +298,8 @@ class Checkpoint(Mapping):
                 target = getattr(target, part)
         except (ImportError, AttributeError, KeyError) as exc:
             raise SpikeDistillError(f"{self.where} was trained from the class '{path}', which cannot be imported here "
-                                    f"({type(exc).__name__}: {exc}); put its module on PYTHONPATH, or {by_hand}") from None
+                                    f"({type(exc).__name__}: {exc}); put its module on PYTHONPATH, or "
+                                    f"{by_hand}") from None
         try:
             return target(**spec["arguments"])
         except Exception as exc:  # the user's constructor refused what was recorded
@@ -323,7 +329,8 @@ def load_weights(model: torch.nn.Module, state_dict: dict, source: str = "checkp
     """``load_state_dict`` with one readable line when the architecture or class count differs."""
     own = model.state_dict()
     if not isinstance(state_dict, Mapping):
-        raise SpikeDistillError(f"{source}: the weights must be a state_dict (name → tensor), got {type(state_dict).__name__}")
+        raise SpikeDistillError(f"{source}: the weights must be a state_dict (name → tensor), got "
+                                f"{type(state_dict).__name__}")
     not_tensors = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         what = type(state_dict[not_tensors[0]]).__name__
@@ -338,6 +345,7 @@ def load_weights(model: torch.nn.Module, state_dict: dict, source: str = "checkp
     mismatched = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
     if missing or unexpected or mismatched:
         detail = (f"{len(missing)} missing, {len(unexpected)} unexpected, {len(mismatched)} wrong-shaped tensors"
-                  + (f" (first: {mismatched[0]} {tuple(state_dict[mismatched[0]].shape)} vs {tuple(own[mismatched[0]].shape)})" if mismatched else ""))
+                  + (f" (first: {mismatched[0]} {tuple(state_dict[mismatched[0]].shape)} vs "
+                     f"{tuple(own[mismatched[0]].shape)})" if mismatched else ""))
         raise SpikeDistillError(f"{source} does not fit this model: {detail}; check the model name and num_classes")
     model.load_state_dict(state_dict)

@@ -30,8 +30,8 @@ def _dispatch(feature: str, module: str, function: str) -> Callable[[argparse.Na
                 raise SpikeDistillError(f"'{feature}' is not available in this version yet") from None
             if exc.name is not None and not exc.name.startswith("spikedistill"):  # a package it needs
                 package = exc.name.split(".")[0]
-                raise SpikeDistillError(f"'{feature}' needs the Python module '{package}', which is not installed here; "
-                                        "install the package that provides it") from None
+                raise SpikeDistillError(f"'{feature}' needs the Python module '{package}', which is not installed "
+                                        "here; install the package that provides it") from None
             raise  # a broken installation or a bug: its own traceback says where
         entry = getattr(room, function, None)
         if entry is None:
@@ -106,25 +106,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run directory")
     train.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     train.add_argument("--train-teacher", action="store_true",
-                       help="when teacher.checkpoint does not exist, train it first from teacher.recipe (on this run's data)")
+                       help="when teacher.checkpoint does not exist, train it first from teacher.recipe (on this run's "
+                            "data)")
     train.set_defaults(run=_dispatch("train", "train.cli", "run_train"))
 
     evaluate = sub.add_parser("eval", help="accuracy and energy at every timestep of a checkpoint")
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--timesteps", default=None, help="range such as 1-6")
-    evaluate.add_argument("--json", help="write the report JSON here (fullrange.png goes beside it; fields in docs/deployment.md)")
+    evaluate.add_argument("--json", help="write the report JSON here (fullrange.png goes beside it; fields in "
+                                         "docs/deployment.md)")
     evaluate.add_argument("--data", help="dataset name (default: the checkpoint's training recipe)")
     evaluate.add_argument("--data-root", help="dataset folder (default: the recipe's, else the data room's default)")
     evaluate.add_argument("--split", default="test", choices=("train", "test"))
-    evaluate.add_argument("--limit", type=positive_int, help="evaluate N samples, every class in its share of the split (deterministic)")
+    evaluate.add_argument("--limit", type=positive_int,
+                          help="evaluate N samples, every class in its share of the split (deterministic)")
     evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    evaluate.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint (an ANN, or an SNN run at the same T): reference lines for top-1 and energy")
+    evaluate.add_argument("--teacher", metavar="CKPT", help="teacher checkpoint (an ANN, or an SNN run at the same T): "
+                                                            "reference lines for top-1 and energy")
     evaluate.add_argument("--early-exit", nargs="?", const="default", metavar="THRESHOLDS",
                           help="sweep per-sample early exit; optional comma-separated confidence thresholds")
     evaluate.add_argument("--stem-macs", choices=("once", "per_step"), default="once",
                           help="static images: count the stem conv's MACs once (default) or at every step")
-    evaluate.add_argument("--plot", help="draw the picture here (default: fullrange.png beside --json; none without either)")
+    evaluate.add_argument("--plot",
+                          help="draw the picture here (default: fullrange.png beside --json; none without either)")
     evaluate.add_argument("--no-plot", action="store_true", help="skip the pictures")
     evaluate.set_defaults(run=_dispatch("eval", "evaluate.cli", "run_eval"))
 
@@ -132,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("checkpoint")
     export.add_argument("--format", choices=("nir", "onnx", "torchscript"), default="nir")
     export.add_argument("--out", required=True)
-    export.add_argument("--timesteps", type=positive_int, help="fixed T of the ONNX/TorchScript model (default: the checkpoint's)")
+    export.add_argument("--timesteps", type=positive_int,
+                        help="fixed T of the ONNX/TorchScript model (default: the checkpoint's)")
     export.add_argument("--input-shape", help="C,H,W of one input (default: the model family's usual size)")
     export.add_argument("--nir-target", choices=("nir", "snntorch", "norse"), default="nir",
                         help="the NIR reader the file is written for (default: nir, the spec-plain file at dt=1)")
@@ -140,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # The benchmark's options are its script's (benchmarks/bench_step.py --help): passed on untouched.
     bench = sub.add_parser("bench", add_help=False, prefix_chars="+",
-                           help="time the training step against the ANN floor (source checkout; bench --help for its options)")
+                           help="time the training step against the ANN floor (source checkout; bench --help for its "
+                                "options)")
     bench.add_argument("arguments", nargs=argparse.REMAINDER)
     bench.set_defaults(run=_bench)
     return parser

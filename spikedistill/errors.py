@@ -80,7 +80,8 @@ def os_error_message(exc: OSError) -> str:
     what = exc.strerror or type(exc).__name__
     if exc.filename is None:  # not a path the system named: say what failed rather than blame "a file"
         detail = str(exc) if str(exc) and str(exc) != what else what
-        return f"a system call failed ({type(exc).__name__}: {one_line(detail)[:160]}); check the input files and the disk"
+        return (f"a system call failed ({type(exc).__name__}: {one_line(detail)[:160]}); "
+                "check the input files and the disk")
     path = exc.filename
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         fix = "free disk space or choose another --out directory"

@@ -61,7 +61,8 @@ def _atomic_write(path: str | os.PathLike, write) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise SpikeDistillError(f"cannot write to '{path.parent}' ({exc.strerror}); choose a writable --out directory") from None
+        raise SpikeDistillError(f"cannot write to '{path.parent}' ({exc.strerror}); choose a writable --out "
+                                "directory") from None
     file = None
     try:
         os.chmod(tmp, _file_mode(path))  # mkstemp makes it private; the result gets what a plain write would
@@ -81,7 +82,8 @@ def _atomic_write(path: str | os.PathLike, write) -> None:
         if error is not None:  # disk full, quota, I/O error: the previous file is untouched
             kept = f"the previous {'checkpoint' if path.suffix == '.pt' else 'file'} is kept; " if path.exists() else ""
             raise SpikeDistillError(
-                f"cannot write '{path}' ({error.strerror or error}); {kept}free disk space or choose another --out directory"
+                f"cannot write '{path}' ({error.strerror or error}); {kept}free disk space or choose another --out "
+                "directory"
             ) from None
         raise
 

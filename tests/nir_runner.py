@@ -47,7 +47,8 @@ def _topological_order(graph) -> list[str]:
                 if incoming[dst] == 0:
                     ready.append(dst)
     if len(order) != len(graph.nodes):
-        raise SpikeDistillError("the NIR graph has a cycle (recurrent edges); this simulator runs feed-forward graphs only")
+        raise SpikeDistillError("the NIR graph has a cycle (recurrent edges); this simulator runs feed-forward graphs "
+                                "only")
     return order
 
 
@@ -130,5 +131,6 @@ def run_nir(graph, inputs: torch.Tensor, timesteps: int | None = None) -> torch.
     records = NIRSimulator(graph)(inputs)
     outputs = [name for name, node in graph.nodes.items() if type(node).__name__ == "Output"]
     if len(outputs) != 1:
-        raise SpikeDistillError(f"the NIR graph has {len(outputs)} Output nodes; run NIRSimulator for multi-output graphs")
+        raise SpikeDistillError(f"the NIR graph has {len(outputs)} Output nodes; run NIRSimulator for multi-output "
+                                "graphs")
     return records[outputs[0]]

@@ -83,13 +83,17 @@ def fr_reference(image: Image.Image, op: str, magnitude: float, sign: int) -> Im
     """One op of the FR code's SubPolicy on a PIL image, from its definition (fill (128, 128, 128))."""
     fill = (128, 128, 128)
     if op == "shearX":
-        return image.transform(image.size, Image.AFFINE, (1, magnitude * sign, 0, 0, 1, 0), Image.BICUBIC, fillcolor=fill)
+        return image.transform(image.size, Image.AFFINE, (1, magnitude * sign, 0, 0, 1, 0), Image.BICUBIC,
+                               fillcolor=fill)
     if op == "shearY":
-        return image.transform(image.size, Image.AFFINE, (1, 0, 0, magnitude * sign, 1, 0), Image.BICUBIC, fillcolor=fill)
+        return image.transform(image.size, Image.AFFINE, (1, 0, 0, magnitude * sign, 1, 0), Image.BICUBIC,
+                               fillcolor=fill)
     if op == "translateX":
-        return image.transform(image.size, Image.AFFINE, (1, 0, magnitude * image.size[0] * sign, 0, 1, 0), fillcolor=fill)
+        return image.transform(image.size, Image.AFFINE, (1, 0, magnitude * image.size[0] * sign, 0, 1, 0),
+                               fillcolor=fill)
     if op == "translateY":
-        return image.transform(image.size, Image.AFFINE, (1, 0, 0, 0, 1, magnitude * image.size[1] * sign), fillcolor=fill)
+        return image.transform(image.size, Image.AFFINE, (1, 0, 0, 0, 1, magnitude * image.size[1] * sign),
+                               fillcolor=fill)
     if op == "rotate":
         rotated = image.convert("RGBA").rotate(magnitude)
         return Image.composite(rotated, Image.new("RGBA", rotated.size, (128,) * 4), rotated).convert(image.mode)
@@ -164,7 +168,8 @@ def test_each_fr_op_equals_the_published_pil_op_image_by_image(images, op, bin):
         assert torch.equal(ours_out, reference), f"{op} bin {bin} sign {sign}"
 
 
-@pytest.mark.parametrize("op,bin", sorted({(o, b if b is not None else 0) for e in TORCHVISION_PUBLISHED for o, _, b in e}))
+@pytest.mark.parametrize("op,bin",
+                         sorted({(o, b if b is not None else 0) for e in TORCHVISION_PUBLISHED for o, _, b in e}))
 def test_each_torchvision_op_equals_the_published_pil_op_image_by_image(images, op, bin):
     policy = get_policy("torchvision_cifar10")
     x = as_levels(images)

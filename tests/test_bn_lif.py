@@ -101,7 +101,8 @@ def test_sequence_fusion_equals_batchnorm_then_lif_in_float64(options, training,
 
 
 @pytest.mark.parametrize("options", [dict(), dict(v_reset=None), dict(v_reset=0.2, decay_input=True, decay=0.6),
-                                     dict(v_reset=None, decay_input=True, surrogate_param=2.5), dict(detach_reset=True)])
+                                     dict(v_reset=None, decay_input=True, surrogate_param=2.5),
+                                     dict(detach_reset=True)])
 @pytest.mark.parametrize("training,residual", [(True, True), (False, False)])
 def test_one_step_sigmoid_path_equals_batchnorm_then_lif_in_float64(options, training, residual):
     """At T = 1 the sigmoid surrogate's backward takes its own four-pass path (α·u as one addcmul over x,
@@ -271,7 +272,8 @@ def test_a_stem_that_is_not_broadcast_folds_its_batchnorm_too(timesteps):
     from helpers import saved_for_backward
 
     torch.manual_seed(0)
-    snn, ann = create_model("small_cnn", spiking=True, in_channels=3), create_model("small_cnn", spiking=False, in_channels=3)
+    snn, ann = (create_model("small_cnn", spiking=True, in_channels=3),
+                create_model("small_cnn", spiking=False, in_channels=3))
     inputs = torch.randn(4, 3, 16, 16) if timesteps == 1 else torch.randn(timesteps, 4, 3, 16, 16)
     _, snn_bytes = saved_for_backward(lambda: snn(inputs, timesteps=timesteps if inputs.dim() == 4 else None))
     _, ann_bytes = saved_for_backward(lambda: ann(inputs.flatten(0, 1) if inputs.dim() == 5 else inputs))

@@ -29,7 +29,8 @@ def digits_run(tmp_path, name, spiking, **extra):
 def test_load_checkpoint_describes_snn_and_ann_checkpoints_and_builds_the_model(tmp_path):
     ann = sd.load_checkpoint(digits_run(tmp_path, "ann", False))
     snn = sd.load_checkpoint(digits_run(tmp_path, "snn", True, timesteps=3, max_timesteps=5))
-    assert (ann.spiking, ann.max_timesteps, ann.input_shape, ann.frames, ann.num_classes) == (False, 1, (1, 8, 8), False, 10)
+    assert (ann.spiking, ann.max_timesteps, ann.input_shape, ann.frames,
+            ann.num_classes) == (False, 1, (1, 8, 8), False, 10)
     assert (snn.spiking, snn.max_timesteps, snn.input_shape, snn.frames) == (True, 5, (1, 8, 8), False)
     assert snn.config["loss"]["name"] == "ce" and set(snn.metrics["top1"]) == {1, 2, 3, 4, 5}
     net = snn.model()
@@ -39,7 +40,8 @@ def test_load_checkpoint_describes_snn_and_ann_checkpoints_and_builds_the_model(
     # The weights are the trained ones: the model scores what training measured for best.pt.
     test = load_dataset("digits", split="test")
     test = test.subset(stratified_indices(test.labels, 64))  # data.test_subset=64
-    assert sd.fullrange_accuracy(net, batches(test, 32, shuffle=False), max_timesteps=5) == pytest.approx(snn.metrics["top1"])
+    assert sd.fullrange_accuracy(net, batches(test, 32, shuffle=False),
+                                 max_timesteps=5) == pytest.approx(snn.metrics["top1"])
 
 
 def test_older_checkpoints_without_an_input_entry_fall_back_to_the_model_family(tmp_path):
@@ -51,7 +53,8 @@ def test_older_checkpoints_without_an_input_entry_fall_back_to_the_model_family(
     assert old.input_shape == (1, 8, 8) and old.max_timesteps == 4 and old.frames is False
 
 
-def test_an_ann_on_event_frames_scores_the_same_in_training_in_fullrange_accuracy_and_in_eval(tmp_path, data_root, capsys):
+def test_an_ann_on_event_frames_scores_the_same_in_training_in_fullrange_accuracy_and_in_eval(
+        tmp_path, data_root, capsys):
     """One model-input rule: an ANN on frames sees their time-mean everywhere (not frame 0, not T steps)."""
     if not (data_root / "nmnist_small" / "train.npz").is_file():
         pytest.skip("shared nmnist_small not found (set SPIKEDISTILL_DATA)")

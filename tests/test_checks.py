@@ -29,9 +29,11 @@ def test_each_check_names_the_value_the_rule_and_what_came(call, message):
 
 def test_a_caller_words_the_message_and_good_values_pass():
     with pytest.raises(SpikeDistillError, match=r"^option tau=0 is invalid; use a number > 0$"):
-        check_number("tau", 0, 0, inclusive=False, say=lambda name, value, rule: f"option {name}={value!r} is invalid; use {rule}")
+        check_number("tau", 0, 0, inclusive=False, say=lambda name, value,
+                     rule: f"option {name}={value!r} is invalid; use {rule}")
     assert check_number("tau", 2, 0, inclusive=False) == 2.0 and isinstance(check_number("tau", 2, 0), float)
-    assert check_positive_int("n", 3) == 3 and check_choice("m", None, ("a", None)) is None and check_bool("f", False) is False
+    assert (check_positive_int("n", 3) == 3 and check_choice("m", None, ("a", None)) is None
+            and check_bool("f", False) is False)
 
 
 def test_config_fields_declare_their_allowed_values():
@@ -41,8 +43,10 @@ def test_config_fields_declare_their_allowed_values():
     assert typing.get_args(typing.get_type_hints(Config)["precision"]) == ("bf16", "fp32")
     with pytest.raises(SpikeDistillError, match=r"^config key 'optim.weight_decay' must be >= 0 \(got -1.0\)$"):
         config_from_dict({"optim": {"weight_decay": -1}})
-    with pytest.raises(SpikeDistillError, match=r"^config key 'distributed.backend' must be one of nccl, gloo \(got 'mpi'\)$"):
+    with pytest.raises(SpikeDistillError,
+                       match=r"^config key 'distributed.backend' must be one of nccl, gloo \(got 'mpi'\)$"):
         config_from_dict({"distributed": {"backend": "mpi"}})
-    with pytest.raises(SpikeDistillError, match=r"^config key 'seed' must be an integer in 0..2\*\*63-1 \(got -1\); e.g. seed=60$"):
+    with pytest.raises(SpikeDistillError,
+                       match=r"^config key 'seed' must be an integer in 0..2\*\*63-1 \(got -1\); e.g. seed=60$"):
         config_from_dict({"seed": -1})
     assert config_from_dict({"distributed": {"backend": None}}).distributed.backend is None

@@ -218,7 +218,8 @@ def test_imagenet_training_crop_is_drawn_from_each_original_every_epoch(tmp_path
         image, _ = train[(0, seed)]
         box = resized_crop_boxes(1, 30, 48, generator=torch.Generator().manual_seed(seed))[0].int().tolist()
         top, left, h, w = box
-        expected = Image.fromarray(originals["c0/0.png"]).crop((left, top, left + w, top + h)).resize((12, 12), Image.BILINEAR)
+        expected = (Image.fromarray(originals["c0/0.png"]).crop((left, top, left + w, top + h))
+                    .resize((12, 12), Image.BILINEAR))
         assert torch.equal(image, torch.from_numpy(np.array(expected)).permute(2, 0, 1))
         boxes.append(box)
     # boxes reach the strips beyond the 30×30 centre square (columns 0–8 and 39–47)

@@ -65,7 +65,8 @@ def test_crop_with_padding_is_a_zero_filled_shift_of_at_most_four_pixels(cifar):
     padded = torch.nn.functional.pad(cifar.images[:32].float() / 255, (4, 4, 4, 4))
     shifts = set()
     for image, source in zip(out, padded):
-        matches = [(dy, dx) for dy in range(9) for dx in range(9) if torch.allclose(image, source[:, dy : dy + 32, dx : dx + 32])]
+        matches = [(dy, dx) for dy in range(9) for dx in range(9)
+                   if torch.allclose(image, source[:, dy : dy + 32, dx : dx + 32])]
         assert matches, "an output image is not a crop of the padded input"
         shifts.add(matches[0])
     assert len(shifts) > 5  # each image draws its own offset

@@ -68,7 +68,8 @@ def test_report_sops_equal_brute_force_count_of_the_models_spikes(small_setup):
     net, x, y = small_setup
     report = fullrange_report(net, [(x[:5], y[:5]), (x[5:], y[5:])], max_timesteps=3)
     spikes = {}
-    hooks = [getattr(net, n).register_forward_hook(lambda m, i, o, n=n: spikes.__setitem__(n, o)) for n in ("stem_act", "act1")]
+    hooks = [getattr(net, n).register_forward_hook(lambda m, i, o,
+                                                   n=n: spikes.__setitem__(n, o)) for n in ("stem_act", "act1")]
     with torch.no_grad():
         net(x, timesteps=3)
     for h in hooks:
@@ -77,7 +78,8 @@ def test_report_sops_equal_brute_force_count_of_the_models_spikes(small_setup):
     for layer, source in (("conv1", "stem_act"), ("conv2", "act1")):
         per_step = torch.stack([_unfold_count(getattr(net, layer).conv, s).sum() for s in spikes[source]]) / 12
         assert per_step[0] > 0  # the count is not trivially zero
-        torch.testing.assert_close(torch.tensor(rows[f"{layer}.conv"]["sops"], dtype=torch.float64), per_step.double().cumsum(0))
+        torch.testing.assert_close(torch.tensor(rows[f"{layer}.conv"]["sops"], dtype=torch.float64),
+                                   per_step.double().cumsum(0))
         assert rows[f"{layer}.conv"]["input"] == "spikes"
     # The analog stem runs once on a static image: 32 channels × 8×8 outputs × 1·3·3 MACs, charged at step 1.
     assert rows["stem.conv"]["input"] == "analog"
@@ -133,7 +135,8 @@ def test_binary_event_frames_make_the_first_layer_accumulate_at_every_step():
     torch.manual_seed(0)
     net = trained_looking(sd.create_model("small_cnn", num_classes=10, in_channels=2))
     frames = (torch.rand(6, 4, 2, 8, 8) < 0.2).float()  # loader layout [B, T, C, H, W], 0/1 events
-    report = fullrange_report(net, [(frames, torch.zeros(6, dtype=torch.long))], max_timesteps=3)  # prefix: 3 of 4 frames
+    # prefix: 3 of 4 frames
+    report = fullrange_report(net, [(frames, torch.zeros(6, dtype=torch.long))], max_timesteps=3)
     assert report["timesteps"] == [1, 2, 3]
     stem = next(r for r in report["layers"] if r["name"] == "stem.conv")
     expected = torch.stack([_unfold_count(net.stem.conv, frames[:, t]).sum() / 6 for t in range(3)]).cumsum(0)
@@ -160,7 +163,8 @@ def test_preact_resnet34_shortcut_reads_the_real_valued_block_input_so_it_costs_
     # 32×32 → stem s2 → 16 → max-pool → 8 → layer2 s2 → 4: 128 outputs × 4·4 positions × 64 inputs per step.
     assert shortcut["input"] == "analog" and shortcut["sops"] == [0.0, 0.0]
     assert shortcut["macs"] == [128 * 16 * 64, 2 * 128 * 16 * 64]
-    assert rows["stages.1.0.branch1.conv"]["input"] == "spikes" and rows["stages.1.0.branch1.conv"]["macs"] == [0.0, 0.0]
+    assert (rows["stages.1.0.branch1.conv"]["input"] == "spikes"
+            and rows["stages.1.0.branch1.conv"]["macs"] == [0.0, 0.0])
     assert rows["fc"]["input"] == "analog"
 
 

@@ -65,7 +65,8 @@ def caer_packet(event_type, events: bytes, event_size, number, overflow=0, capac
 def polarity_events(x, y, p, t, valid=None) -> bytes:
     valid = np.ones(len(x), dtype=np.uint32) if valid is None else np.asarray(valid, dtype=np.uint32)
     raw = np.empty(len(x), dtype=[("data", "<u4"), ("ts", "<i4")])
-    raw["data"] = (np.asarray(x, np.uint32) << 17) | (np.asarray(y, np.uint32) << 2) | (np.asarray(p, np.uint32) << 1) | valid
+    raw["data"] = ((np.asarray(x, np.uint32) << 17) | (np.asarray(y, np.uint32) << 2)
+                   | (np.asarray(p, np.uint32) << 1) | valid)
     raw["ts"] = t
     return raw.tobytes()
 
@@ -119,7 +120,8 @@ def test_nmnist_overflow_marker_shifts_later_timestamps_and_is_dropped():
         return bytes([x, y, (p << 7) | (t >> 16), (t >> 8) & 0xFF, t & 0xFF])
     data = event(1, 2, 1, 70000) + event(0, 240, 0, 0) + event(3, 4, 0, 5)
     events = read_nmnist(data)
-    assert events["t"].tolist() == [70000, 5 + 8192] and events["x"].tolist() == [1, 3] and events["p"].tolist() == [1, 0]
+    assert (events["t"].tolist() == [70000, 5 + 8192] and events["x"].tolist() == [1, 3]
+            and events["p"].tolist() == [1, 0])
 
 
 @pytest.mark.parametrize("data, message", [(b"\x01\x02\x03\x04\x05\x06\x07", "multiple of 5"),
@@ -247,7 +249,8 @@ def test_cifar10dvs_reader_rejects_truncated_and_garbage_files(data, message):
 
 
 def write_cifar10dvs_tree(root, per_class=3):
-    for label, cls in enumerate(("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")):
+    for label, cls in enumerate(("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                                 "truck")):
         (root / cls).mkdir(parents=True)
         for i in (0, 1, 100)[:per_class]:
             n = 4 + label
@@ -343,7 +346,8 @@ def test_aedat31_reader_rejects_corrupt_packet_headers(packet, message):
 @pytest.mark.parametrize("text, message", [(b"label,start,end\n1,0,5\n", "must start with the header"),
                                            (b"class,startTime_usec,endTime_usec\n12,0,5\n", "class must be 1..11"),
                                            (b"class,startTime_usec,endTime_usec\n1,zero,5\n", "three integers"),
-                                           (b"class,startTime_usec,endTime_usec\n1,0,99999999999999999999\n", "out of range")])
+                                           (b"class,startTime_usec,endTime_usec\n1,0,99999999999999999999\n",
+                                            "out of range")])
 def test_gesture_labels_reader_rejects_bad_csv(text, message):
     with pytest.raises(SpikeDistillError, match=message):
         read_gesture_labels(text)
@@ -452,7 +456,8 @@ def test_cifar10dvs_recipes_follow_methods_1_3_and_1_8(recipe):
     path = Path(__file__).resolve().parents[1] / "configs" / "cifar10dvs" / f"{recipe}.yaml"
     data = yaml.safe_load(path.read_text())
     assert data["data"]["name"] == "cifar10dvs"
-    assert data["data"]["options"] == {"timesteps": 10, "split_by": "count", "size": 48, "split_mode": "random", "seed": 42}
+    assert data["data"]["options"] == {"timesteps": 10, "split_by": "count", "size": 48, "split_mode": "random",
+                                       "seed": 42}
     if recipe.startswith("teacher"):  # the FR teacher script's DVS loader: flip and roll only
         assert data["data"]["augment"] == {"crop_padding": 0, "flip": True, "autoaugment": False, "cutout": 0,
                                            "roll": 5, "rotate": 0.0}
@@ -462,7 +467,8 @@ def test_cifar10dvs_recipes_follow_methods_1_3_and_1_8(recipe):
     assert data["model"]["options"]["in_channels"] == 2
     if recipe.startswith("twkd"):
         # The FR code's DVS script uses the label-aware self-distillation target (docs/reproduce.md).
-        assert data["loss"] == {"name": "twkd", "options": {"alpha": 0.2, "beta": 0.5, "tau": 3.0, "sd_target": "correct_mean"}}
+        assert data["loss"] == {"name": "twkd",
+                                "options": {"alpha": 0.2, "beta": 0.5, "tau": 3.0, "sd_target": "correct_mean"}}
         assert (data["timesteps"], data["optim"]["batch_size"], data["optim"]["lr"]) == (10, 32, 0.1)
         assert data["data"]["any_t_policy"] == "prefix"
     # The loaders accept exactly these options.

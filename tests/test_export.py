@@ -182,7 +182,8 @@ def test_export_cli_writes_the_file_for_the_chosen_reader(tmp_path, capsys):
                     config={"timesteps": 4})
     for target, dt in (("nir", 1.0), ("snntorch", 1e-4), ("norse", 1e-3)):
         out = tmp_path / f"{target}.nir"
-        assert main(["export", str(tmp_path / "net.pt"), "--format", "nir", "--nir-target", target, "--out", str(out)]) == 0
+        assert main(["export", str(tmp_path / "net.pt"), "--format", "nir", "--nir-target", target, "--out",
+                     str(out)]) == 0
         graph = nir.read(str(out))
         assert graph.metadata["nir_target"] == target and float(graph.metadata["dt"]) == dt
     assert "dt=0.001" in capsys.readouterr().out
@@ -231,7 +232,8 @@ def test_export_works_with_the_lowest_nir_the_package_allows(tmp_path):
     if not wheels:
         message = f"no nir wheel in {Path(sys.prefix) / 'oldest-nir'}; make install puts nir=={lowest} there"
         pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
-    assert wheels[-1].name.startswith(f"nir-{lowest}-"), f"Makefile OLDEST_NIR gives {wheels[-1].name}, pyproject says nir>={lowest}"
+    assert wheels[-1].name.startswith(f"nir-{lowest}-"), (
+        f"Makefile OLDEST_NIR gives {wheels[-1].name}, pyproject says nir>={lowest}")
     old = tmp_path / "old"
     zipfile.ZipFile(wheels[-1]).extractall(old)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(old), str(root)]))
@@ -320,7 +322,8 @@ class _Student(torch.nn.Module):
 
     def __init__(self, forward):
         super().__init__()
-        self.conv, self.bn, self.lif, self.fc = torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), sd.LIF(), torch.nn.Linear(4, 3)
+        self.conv, self.bn, self.lif, self.fc = (torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), sd.LIF(),
+                                                 torch.nn.Linear(4, 3))
         self.body = forward
 
     def forward(self, x, timesteps=4, return_features=False):

@@ -59,7 +59,8 @@ def test_time_reduced_logits_are_refused_even_when_the_batch_equals_t(evaluate):
 
     loader = [(torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,)))]  # B = 4 = T: [B, K] looks like [T, ?, K]
     run = sd.fullrange_accuracy if evaluate == "accuracy" else fullrange_report
-    with pytest.raises(sd.SpikeDistillError, match=r"expects per-step logits \[T, B, K\] from the model, got shape \(4, 10\)") as err:
+    with pytest.raises(sd.SpikeDistillError,
+                       match=r"expects per-step logits \[T, B, K\] from the model, got shape \(4, 10\)") as err:
         run(TimeReduced(), loader, 4)
     assert "\n" not in str(err.value)
 

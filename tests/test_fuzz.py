@@ -64,7 +64,9 @@ scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
     st.sampled_from(["sgd", "adamw", "cosine", "bf16", "cpu", "digits", "twkd", "small_cnn", "1e-4", ".inf"]),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+values = st.recursive(scalars,
+                      lambda inner: (st.lists(inner, max_size=3)
+                                     | st.dictionaries(st.text(max_size=6), inner, max_size=3)),
                       max_leaves=8)
 key_names = st.one_of(st.sampled_from(KEYS), st.text(max_size=10))
 

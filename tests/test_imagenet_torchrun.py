@@ -29,10 +29,13 @@ def test_imagenet_recipe_trains_through_torchrun_with_two_gloo_processes(tmp_pat
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
         [str(ROOT), str(ROOT / "tests"), str(stand_in.parent), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "spikedistill", "train", "--config", "configs/imagenet/twkd_preact_resnet34.yaml", "--out", str(out),
-               f"data.root={data}", "data.options.size=16", "data.options.resize=20", "data.options.train_random_resized_crop=16",
+               "-m", "spikedistill", "train", "--config", "configs/imagenet/twkd_preact_resnet34.yaml", "--out",
+               str(out),
+               f"data.root={data}", "data.options.size=16", "data.options.resize=20",
+               "data.options.train_random_resized_crop=16",
                "data.options.num_workers=0", f"teacher.weights={weights}",
-               "optim.batch_size=4", "optim.epochs=2", "device=cpu", "distributed.backend=gloo", "distributed.sync_bn=false",
+               "optim.batch_size=4", "optim.epochs=2", "device=cpu", "distributed.backend=gloo",
+               "distributed.sync_bn=false",
                "log.progress=false", "log.tensorboard=false"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]

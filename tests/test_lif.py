@@ -198,7 +198,8 @@ def test_surrogate_values_at_zero():
 
 
 def test_unknown_surrogate_lists_known_names():
-    with pytest.raises(SpikeDistillError, match=r"unknown surrogate 'sigmod'; did you mean 'sigmoid'\? known: sigmoid, atan"):
+    with pytest.raises(SpikeDistillError,
+                       match=r"unknown surrogate 'sigmod'; did you mean 'sigmoid'\? known: sigmoid, atan"):
         LIFConfig(surrogate="sigmod")
 
 

@@ -553,7 +553,8 @@ def test_per_step_objectives_refuse_time_reduced_logits(name, options):
     """A [B, K] output would make twkd's self-distillation term exactly 0 (each step is the mean)."""
     torch.manual_seed(0)
     logits, labels, teacher = torch.randn(4, 10), torch.randint(0, 10, (4,)), torch.randn(4, 10)
-    with pytest.raises(SpikeDistillError, match=rf"loss '{name}' expects per-step logits \[T, B, K\], got shape \(4, 10\)") as err:
+    with pytest.raises(SpikeDistillError,
+                       match=rf"loss '{name}' expects per-step logits \[T, B, K\], got shape \(4, 10\)") as err:
         create_loss(name, **options)(logits, labels, teacher_logits=teacher,
                                      features={"a": torch.rand(1, 4, 3, 2, 2), "b": torch.rand(1, 4, 3, 2, 2)})
     assert "\n" not in str(err.value)
@@ -587,7 +588,8 @@ def test_feature_objectives_name_a_malformed_features_argument():
     logits, labels = torch.randn(2, 3, 10), torch.randint(0, 10, (3,))
     with pytest.raises(SpikeDistillError, match=r"needs features as a dict \{stage name: map\}, got a list"):
         create_loss("tssd", extra_timesteps=0)(logits, labels, features=[torch.rand(2, 3, 4, 2, 2)])
-    with pytest.raises(SpikeDistillError, match=r"features\['a'\] is shape \(3, 4, 2, 2\); a stage map must be time-first"):
+    with pytest.raises(SpikeDistillError,
+                       match=r"features\['a'\] is shape \(3, 4, 2, 2\); a stage map must be time-first"):
         create_loss("tssd", extra_timesteps=0, stage="a")(logits, labels, features={"a": torch.rand(3, 4, 2, 2)})
 
 
@@ -596,14 +598,16 @@ def test_a_model_without_features_is_one_line_where_the_training_step_asks_for_t
 
     x = torch.rand(3, 4)
     assert logits_and_features(Plain(), x, False, timesteps=2)[1] is None
-    with pytest.raises(SpikeDistillError, match="reads the student's stage features, but Plain.forward takes no return_features"):
+    with pytest.raises(SpikeDistillError,
+                       match="reads the student's stage features, but Plain.forward takes no return_features"):
         logits_and_features(Plain(), x, True, timesteps=2)
 
     class Ignores(Plain):
         def forward(self, x, timesteps=None, **kwargs):
             return super().forward(x)
 
-    with pytest.raises(SpikeDistillError, match=r"Ignores\(x, return_features=True\) returned a tensor of shape \(1, 3, 10\)"):
+    with pytest.raises(SpikeDistillError,
+                       match=r"Ignores\(x, return_features=True\) returned a tensor of shape \(1, 3, 10\)"):
         logits_and_features(Ignores(), x, True, "teacher")
     net = sd.create_model("small_cnn", num_classes=10)
     logits, features = logits_and_features(net, torch.rand(2, 1, 8, 8), True, timesteps=2)

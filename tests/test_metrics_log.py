@@ -92,7 +92,8 @@ def test_a_kill_while_writing_a_row_leaves_the_earlier_rows_whole_and_resume_con
     resumed = MetricsLog(tmp_path, 2, tensorboard=False)  # latest.pt says 2 epochs are done
     resumed.write({"epoch": 3, "train_loss": 0.125, "test_top1_t1": 70.0})
     with (tmp_path / "metrics.csv").open(newline="") as f:
-        assert [(r["epoch"], r["train_loss"]) for r in csv.DictReader(f)] == [("1", "0.5"), ("2", "0.25"), ("3", "0.125")]
+        assert [(r["epoch"], r["train_loss"]) for r in csv.DictReader(f)] == [
+            ("1", "0.5"), ("2", "0.25"), ("3", "0.125")]
 
 
 def test_a_kill_while_writing_the_first_row_leaves_no_file_a_resume_trips_on(tmp_path, monkeypatch):

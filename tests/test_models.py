@@ -67,7 +67,8 @@ def test_neuron_options_reach_every_lif():
 
 
 def test_unknown_model_name_lists_known_names():
-    with pytest.raises(SpikeDistillError, match=r"unknown model 'resnet91'; did you mean 'resnet19'\? known: resnet18, resnet19"):
+    with pytest.raises(SpikeDistillError,
+                       match=r"unknown model 'resnet91'; did you mean 'resnet19'\? known: resnet18, resnet19"):
         sd.create_model("resnet91")
 
 

@@ -81,5 +81,6 @@ def test_training_and_evaluation_use_the_recipes_statistics(tiny_npz, tmp_path):
     loader, name, count = build_loader(args, checkpoint, torch.device("cpu"))
     images, _ = next(iter(loader))
     raw = load_dataset("npz", tiny_npz, split="test").images[:4].float() / 255
-    expected = (raw - torch.tensor([0.25, 0.5, 0.75]).view(1, 3, 1, 1)) / torch.tensor([0.5, 0.25, 0.125]).view(1, 3, 1, 1)
+    expected = ((raw - torch.tensor([0.25, 0.5, 0.75]).view(1, 3, 1, 1))
+                / torch.tensor([0.5, 0.25, 0.125]).view(1, 3, 1, 1))
     torch.testing.assert_close(images, expected)

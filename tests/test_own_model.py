@@ -168,7 +168,8 @@ def test_cli_resume_imports_the_recorded_module_again(cli_run, tmp_path):
 @pytest.mark.parametrize("which", ["cli", "fit"])
 def test_eval_of_a_user_model_checkpoint_in_a_fresh_process(which, cli_run, fitted, tmp_path):
     """``spikedistill --import own_model_pkg eval`` scores the checkpoint as its training's test did."""
-    checkpoint, extra = (cli_run / "best.pt", []) if which == "cli" else (fitted[0] / "best.pt", ["--data", "own_blobs"])
+    checkpoint, extra = ((cli_run / "best.pt", []) if which == "cli"
+                         else (fitted[0] / "best.pt", ["--data", "own_blobs"]))
     report = tmp_path / "report.json"
     evaluated = spikedistill_cli("--import", "own_model_pkg", "eval", checkpoint, *extra, "--json", report, "--no-plot")
     assert evaluated.returncode == 0, evaluated.stderr
@@ -225,7 +226,8 @@ def test_other_torch_files_given_as_checkpoints_are_named(tmp_path, kind):
         torch.save(net, path)
     else:
         torch.jit.save(torch.jit.script(net), path)
-    words = {"state_dict": "a bare state_dict", "pickled": "a pickled Python object", "torchscript": "a TorchScript file"}
+    words = {"state_dict": "a bare state_dict", "pickled": "a pickled Python object",
+             "torchscript": "a TorchScript file"}
     with pytest.raises(SpikeDistillError, match=f"is {words[kind]}.*teacher.source=") as caught:
         sd.load_checkpoint(path, role="teacher")
     assert "\n" not in str(caught.value)
@@ -416,10 +418,12 @@ def test_teacher_source_settings_are_checked_when_the_recipe_is_read():
 def fit_worker(rank: int, port: int, out: str) -> None:
     """One of two gloo processes running the same sd.fit (torchrun sets these variables)."""
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))
     torch.manual_seed(0)
     objective = sd.create_loss("tssd", extra_timesteps=1)  # has parameters of its own: the weak classifier
-    result = sd.fit(pkg.PlainSNN(), blob_tensors("train"), loss=objective, timesteps=2, epochs=1, batch_size=32, out=out, device="cpu", settings=QUIET + ["distributed.backend=gloo"],
+    result = sd.fit(pkg.PlainSNN(), blob_tensors("train"), loss=objective, timesteps=2, epochs=1, batch_size=32,
+                    out=out, device="cpu", settings=QUIET + ["distributed.backend=gloo"],
                     verbose=False)
     torch.save({"student": result["model"].state_dict(), "objective": objective.state_dict()}, f"{out}/rank{rank}.pt")
 

@@ -72,12 +72,14 @@ def overrides(recipe: Path, tiny: dict) -> list[str]:
     name = cfg.data.name
     if name in ("cifar10", "cifar10_jpeg", "cifar100"):  # the JPEG copy's recipes, too, on tiny data of their own
         folder = tiny["cifar100" if name == "cifar100" else "cifar10"]
-        out += ["data.name=npz", f"data.root={folder}", f"data.options={{num_classes: {100 if name == 'cifar100' else 10}}}"]
+        out += ["data.name=npz", f"data.root={folder}",
+                f"data.options={{num_classes: {100 if name == 'cifar100' else 10}}}"]
     elif name in ("cifar10dvs", "dvsgesture"):
         size = 16 if cfg.model.name == "vggsnn" else 8  # VGG-SNN pools four times
         out += [f"data.root={tiny[name]}", f"data.options.size={size}", f"data.options.cache_dir={tiny['cache']}"]
     elif name == "imagefolder":
-        out += [f"data.root={tiny[name]}", "data.options.size=16", "data.options.resize=20", "data.options.train_random_resized_crop=16",
+        out += [f"data.root={tiny[name]}", "data.options.size=16", "data.options.resize=20",
+                "data.options.train_random_resized_crop=16",
                 "data.options.num_workers=0"]
     return out
 

@@ -64,7 +64,8 @@ def test_an_option_of_the_wrong_type_is_one_line_naming_it_and_the_options():
 
 def test_models_losses_and_datasets_build_through_their_registry():
     """The three public builders word their option mistakes alike: the registry's one check."""
-    for call, words in [(lambda: sd.create_model("small_cnn", widht=3), ("for model 'small_cnn'", "did you mean 'widths'")),
+    for call, words in [(lambda: sd.create_model("small_cnn", widht=3),
+                         ("for model 'small_cnn'", "did you mean 'widths'")),
                         (lambda: sd.create_loss("twkd", tua=2), ("for loss 'twkd'", "did you mean 'tau'")),
                         (lambda: load_dataset("digits", test_fractoin=0.5), ("for dataset 'digits'",
                                                                            "did you mean 'test_fraction'"))]:

@@ -106,7 +106,8 @@ def on_training_step(monkeypatch, step: int, action) -> None:
 
 # --- signals ------------------------------------------------------------------------------------
 
-def test_sigterm_during_training_writes_a_checkpoint_that_resumes_to_the_same_weights(recipe, reference, tmp_path, capsys):
+def test_sigterm_during_training_writes_a_checkpoint_that_resumes_to_the_same_weights(
+        recipe, reference, tmp_path, capsys):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "spikedistill", "train", "--config", str(recipe), "--out", str(out)],
@@ -247,11 +248,13 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one_and_says_w
     target = tmp_path / "latest.pt"
     atomic_save({"step": 1}, target)
     real_fdopen = os.fdopen
-    monkeypatch.setattr(checkpoint.os, "fdopen", lambda fd, mode="r", *a, **k: FullDisk(real_fdopen(fd, mode, *a, **k), 4096))
+    monkeypatch.setattr(checkpoint.os, "fdopen", lambda fd, mode="r", *a,
+                        **k: FullDisk(real_fdopen(fd, mode, *a, **k), 4096))
     with pytest.raises(SpikeDistillError) as err:  # torch.save itself would say "unexpected pos 704 vs 598"
         atomic_save({"step": 2, "weights": torch.ones(1 << 16)}, target)
     message = str(err.value)
-    assert "No space left on device" in message and "previous checkpoint is kept" in message and "free disk space" in message
+    assert ("No space left on device" in message and "previous checkpoint is kept" in message
+            and "free disk space" in message)
     monkeypatch.undo()
     assert torch.load(target, weights_only=True) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]  # no temp file left behind
@@ -339,7 +342,8 @@ def test_two_runs_into_one_out_folder_the_second_stops_in_one_line_and_the_first
         for line in first.stdout:  # the header is printed once the run holds the folder
             if "→" in line:
                 break
-        second = subprocess.run([sys.executable, "-m", "spikedistill", "train", "--config", str(recipe), "--out", str(out)],
+        second = subprocess.run([sys.executable, "-m", "spikedistill", "train", "--config", str(recipe), "--out",
+                                 str(out)],
                                 capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert first.poll() is None, "the first run ended before the second started"
         first.send_signal(signal.SIGTERM)
@@ -391,7 +395,8 @@ def test_resume_from_another_directory_with_relative_paths(recipe, tmp_path, mon
     (start / "data").mkdir()
     np.savez(start / "data" / "tiny.npz", x=rng.integers(0, 255, (64, 8, 8, 1), dtype=np.uint8), y=np.arange(64) % 10)
     data = ["data.name=npz", "data.root=data/tiny.npz", "data.subset=64", "optim.batch_size=16"]
-    assert main(["train", "--config", str(recipe), *data, "model.spiking=false", "loss.name=ce", "loss.options={}", "optim.epochs=1",
+    assert main(["train", "--config", str(recipe), *data, "model.spiking=false", "loss.name=ce", "loss.options={}",
+                 "optim.epochs=1",
                  "--out", "teacher"]) == 0
     student = load_config(recipe, [*data, "teacher.checkpoint=teacher/best.pt"])
     assert train(student, "student", stop_after_steps=3, verbose=False)["stopped"]

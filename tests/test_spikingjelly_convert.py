@@ -87,7 +87,8 @@ def test_converted_net_gives_spikingjellys_spikes_logits_and_gradients(make, sha
 
     # the surrogate and the reset's gradient: the same backward, layer by layer
     weights = [name for name, p in sj.named_parameters() if p.dim() > 1]
-    sj_grads = torch.autograd.grad(sj_logits.square().sum(), [frames] + [dict(sj.named_parameters())[n] for n in weights])
+    sj_grads = torch.autograd.grad(sj_logits.square().sum(),
+                                   [frames] + [dict(sj.named_parameters())[n] for n in weights])
     our_grads = torch.autograd.grad(our_logits.square().sum(),
                                     [frames] + [dict(student.net.named_parameters())[n] for n in weights])
     for ours, theirs in zip(our_grads, sj_grads):
@@ -129,11 +130,15 @@ def _with(node, **attributes):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"lif": neuron.ParametricLIFNode()}, "layer 'features.2' is a ParametricLIFNode, whose learnable τ has no equivalent"),
+    ({"lif": neuron.ParametricLIFNode()},
+     "layer 'features.2' is a ParametricLIFNode, whose learnable τ has no equivalent"),
     ({"lif": neuron.LIFNode(store_v_seq=True)}, "layer 'features.2' sets store_v_seq=True"),
-    ({"lif": neuron.LIFNode(surrogate_function=surrogate.Erf())}, "layer 'features.2' uses surrogate.Erf, which has no equivalent"),
-    ({"lif": neuron.LIFNode(surrogate_function=surrogate.Sigmoid(spiking=False))}, "layer 'features.2' uses its surrogate with spiking=False"),
-    ({"if_node": neuron.IzhikevichNode()}, "layer 'features.6' is SpikingJelly's IzhikevichNode, which has no equivalent"),
+    ({"lif": neuron.LIFNode(surrogate_function=surrogate.Erf())},
+     "layer 'features.2' uses surrogate.Erf, which has no equivalent"),
+    ({"lif": neuron.LIFNode(surrogate_function=surrogate.Sigmoid(spiking=False))},
+     "layer 'features.2' uses its surrogate with spiking=False"),
+    ({"if_node": neuron.IzhikevichNode()},
+     "layer 'features.6' is SpikingJelly's IzhikevichNode, which has no equivalent"),
     ({"lif": _with(neuron.LIFNode(), tau=1.0)}, "layer 'features.2' has tau=1.0; our LIF needs tau > 1"),
 ])
 def test_what_has_no_equivalent_is_refused_in_one_line_naming_the_layer(options, message):
@@ -152,7 +157,8 @@ def test_single_step_networks_and_time_mean_outputs_are_refused():
         def forward(self, x_seq):
             return super().forward(x_seq).mean(0)
 
-    with pytest.raises(sd.SpikeDistillError, match=r"returned \(3, 10\).*per-step logits \[T, B, K\]: drop a .mean\(0\)"):
+    with pytest.raises(sd.SpikeDistillError,
+                       match=r"returned \(3, 10\).*per-step logits \[T, B, K\]: drop a .mean\(0\)"):
         sd.from_spikingjelly(TimeMean())(torch.randn(3, 1, 8, 8))
     with pytest.raises(sd.SpikeDistillError, match="no SpikingJelly LIFNode or IFNode"):
         sd.from_spikingjelly(nn.Sequential(nn.Linear(3, 3)))

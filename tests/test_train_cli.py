@@ -48,11 +48,13 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     cases = [
         (["train", "--config", "configs/digits/twkd_small_cnn.yaml", "--out", str(tmp_path / "a"), "optim.lrate=1"],
          "did you mean 'optim.lr'"),
-        (["train", "--config", "configs/digits/skd_small_cnn.yaml", "--out", str(tmp_path / "b"), "teacher.checkpoint=null",
+        (["train", "--config", "configs/digits/skd_small_cnn.yaml", "--out", str(tmp_path / "b"),
+          "teacher.checkpoint=null",
           "teacher.recipe=null", *FAST], "needs a teacher"),
         (["train", "--config", "nope.yaml"], "does not exist"),
         (["train", "--resume", "--out", str(tmp_path / "empty")], "nothing to resume"),
-        (["train", "--config", "configs/digits/teacher_small_cnn.yaml", "--out", str(tmp_path / "c"), "model.name=resnet91",
+        (["train", "--config", "configs/digits/teacher_small_cnn.yaml", "--out", str(tmp_path / "c"),
+          "model.name=resnet91",
           *FAST[:-1]], "did you mean"),
     ]
     for argv, message in cases:
@@ -106,10 +108,13 @@ def test_event_frames_train_an_snn_student_and_a_time_mean_ann_teacher(tmp_path,
     base = {"data": {"name": "nmnist", "subset": 64, "test_subset": 32, "options": {"timesteps": 3, "size": 16},
                      "augment": {"flip": True, "roll": 2, "cutout": 4}},
             "optim": {"epochs": 1, "batch_size": 16}, "device": "cpu", "log": {"progress": False, "tensorboard": False}}
-    teacher = train(config_from_dict({**base, "model": {"name": "small_cnn", "spiking": False, "options": {"widths": [8, 16, 32]}},
+    teacher = train(config_from_dict({**base, "model": {"name": "small_cnn", "spiking": False,
+                                                        "options": {"widths": [8, 16, 32]}},
                                       "timesteps": 1}), tmp_path / "t", verbose=False)
-    student = train(config_from_dict({**base, "model": {"name": "small_cnn", "spiking": True, "options": {"widths": [8, 16, 32]}},
-                                      "loss": {"name": "twkd"}, "timesteps": 3, "teacher": {"checkpoint": str(tmp_path / "t" / "best.pt")}}),
+    student = train(config_from_dict({**base, "model": {"name": "small_cnn", "spiking": True,
+                                                        "options": {"widths": [8, 16, 32]}},
+                                      "loss": {"name": "twkd"}, "timesteps": 3,
+                                      "teacher": {"checkpoint": str(tmp_path / "t" / "best.pt")}}),
                     tmp_path / "s", verbose=False)
     assert list(teacher["top1"]) == [1] and list(student["top1"]) == [1, 2, 3]
     model = load_checkpoint(tmp_path / "s" / "best.pt").model()

@@ -9,7 +9,8 @@ from torch import nn
 class Block(nn.Module):  # timm.models.resnet.BasicBlock's parameter names
     def __init__(self, cin, cout, stride):
         super().__init__()
-        self.conv1, self.bn1, self.act1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
+        self.conv1, self.bn1, self.act1 = (nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                                           nn.ReLU())
         self.conv2, self.bn2, self.act2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
         self.downsample = None
         if stride != 1 or cin != cout:
@@ -26,7 +27,8 @@ class TinyTimmResNet(nn.Module):
     def __init__(self, num_classes=5, widths=(4, 8, 8, 16)):
         super().__init__()
         self.num_classes = num_classes
-        self.conv1, self.bn1, self.act1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
+        self.conv1, self.bn1, self.act1 = (nn.Conv2d(3, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]),
+                                           nn.ReLU())
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         cin = widths[0]
         for i, width in enumerate(widths):

@@ -40,7 +40,8 @@ class ResidualStudent(nn.Module):
     def __init__(self, num_classes: int = 5):
         super().__init__()
         self.conv1, self.bn1, self.lif1 = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), sd.LIF()
-        self.conv2, self.bn2, self.lif2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), sd.LIF(decay=0.7)
+        self.conv2, self.bn2, self.lif2 = (nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
+                                           sd.LIF(decay=0.7))
         self.pool, self.flatten, self.fc = nn.AvgPool2d(2), nn.Flatten(), nn.Linear(8 * 4 * 4, num_classes)
 
     def forward(self, x, timesteps=4, return_features=False):
@@ -59,7 +60,8 @@ def spikingjelly_student(timesteps: int = 4):
     net = nn.Sequential(
         layer.Conv2d(1, 8, 3, padding=1, bias=False), layer.BatchNorm2d(8), neuron.LIFNode(tau=2.0, decay_input=False),
         layer.AvgPool2d(2),
-        layer.Conv2d(8, 16, 3, padding=1, bias=False), layer.BatchNorm2d(16), neuron.LIFNode(tau=2.0, decay_input=False),
+        layer.Conv2d(8, 16, 3, padding=1, bias=False), layer.BatchNorm2d(16),
+        neuron.LIFNode(tau=2.0, decay_input=False),
         layer.Flatten(), layer.Linear(16 * 4 * 4, 10),
     )
     functional.set_step_mode(net, "m")

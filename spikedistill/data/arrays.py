@@ -113,7 +113,8 @@ def load_digits(
     ``seed`` (default 0: 1,437 train / 360 test); mean/std come from the training split.
     """
     if not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool) or not 0 < test_fraction < 1:
-        raise SpikeDistillError(f"dataset 'digits': test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}")
+        raise SpikeDistillError("dataset 'digits': test_fraction must be between 0 and 1 (exclusive), got "
+                                f"{test_fraction!r}")
     try:
         from sklearn.datasets import load_digits as sklearn_digits
         from sklearn.model_selection import train_test_split

@@ -75,7 +75,8 @@ def resized_crop_boxes(batch: int, height: int, width: int, scale: Tuple[float, 
     """
     area = height * width
     target = area * torch.empty(batch, tries, device=device).uniform_(scale[0], scale[1], generator=generator)
-    log_ratio = torch.empty(batch, tries, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    log_ratio = torch.empty(batch, tries, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]),
+                                                                  generator=generator)
     aspect = torch.exp(log_ratio)
     w = torch.round(torch.sqrt(target * aspect))
     h = torch.round(torch.sqrt(target / aspect))
@@ -170,7 +171,8 @@ class GpuAugment(nn.Module):
     ) -> None:
         super().__init__()
         if resized_crop and crop_padding:
-            raise SpikeDistillError(f"augmentation: resized_crop={resized_crop} replaces the padded crop; set crop_padding=0")
+            raise SpikeDistillError(f"augmentation: resized_crop={resized_crop} replaces the padded crop; set "
+                                    "crop_padding=0")
         if crop_padding < 0 or cutout < 0 or resized_crop < 0 or not 0.0 <= erasing <= 1.0:
             raise SpikeDistillError(
                 f"augmentation: crop_padding and cutout must be >= 0 and erasing in [0, 1], "

@@ -380,7 +380,8 @@ def apply_op(policy: Policy, op: str, x: torch.Tensor, magnitude: torch.Tensor) 
     height, width = x.shape[-2:]
     magnitude = magnitude.to(torch.float64)
     if op in ENHANCE_OPS:
-        return {"brightness": brightness, "color": color, "contrast": contrast, "sharpness": sharpness}[op](x, 1 + magnitude)
+        return {"brightness": brightness, "color": color, "contrast": contrast,
+                "sharpness": sharpness}[op](x, 1 + magnitude)
     if op == "posterize":
         return posterize(x, magnitude)
     if op == "solarize":
@@ -419,10 +420,12 @@ class AutoAugment(nn.Module):
         signs = torch.where(torch.rand(batch, 2, device=device) < 0.5, -1.0, 1.0).to(torch.float64)
         return choice, applies, signs
 
-    def apply(self, images: torch.Tensor, choice: torch.Tensor, applies: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    def apply(self, images: torch.Tensor, choice: torch.Tensor, applies: torch.Tensor,
+              signs: torch.Tensor) -> torch.Tensor:
         """The policy with the given draws (see :meth:`draw`) on float images (levels / 255)."""
         if images.dim() != 4 or images.shape[1] != 3:
-            raise SpikeDistillError(f"AutoAugment needs RGB images [B, 3, H, W], got {list(images.shape)}; set autoaugment off")
+            raise SpikeDistillError(f"AutoAugment needs RGB images [B, 3, H, W], got {list(images.shape)}; set "
+                                    "autoaugment off")
         table, device = self.policy.table, images.device
         x = torch.round(images.float() * 255).clamp(0, 255)  # integer levels, as the policies' PIL ops see them
         size = tuple(images.shape[-2:])

@@ -153,8 +153,8 @@ def decode_jpeg_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 images[i] = np.asarray(image.convert("RGB"))
         except (OSError, ValueError, SyntaxError) as exc:  # PIL's words for a damaged image, not a disk problem
             reason = str(exc).split(" <")[0]  # without PIL's "<_io.BytesIO object at 0x...>"
-            raise SpikeDistillError(f"{path}: image {i} of {len(images)} is a damaged JPEG ({reason}); copy the file again "
-                                    "from the folder of the JPEG copy") from None
+            raise SpikeDistillError(f"{path}: image {i} of {len(images)} is a damaged JPEG ({reason}); copy the file "
+                                    "again from the folder of the JPEG copy") from None
     return images, labels
 
 
@@ -198,7 +198,8 @@ def load_cifar10_jpeg(
         raise SpikeDistillError("cifar10_jpeg cannot be downloaded; use cifar10 with download=True instead")
     if not path.is_file():
         raise DataNotFoundError(f"{name} not found at {path}", path,
-                                holds="the folder holding train_jpeg.npz and test_jpeg.npz, or set SPIKEDISTILL_DATA to it")
+                                holds="the folder holding train_jpeg.npz and test_jpeg.npz, or set SPIKEDISTILL_DATA "
+                                      "to it")
     images, labels = load_jpeg_arrays(path, cache_dir)
     return ArrayDataset(
         torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),

@@ -262,7 +262,8 @@ def load_dataset(
     _import_plugins()
     DATASETS.get(name)  # an unknown name first, before the split
     if split not in ("train", "test"):
-        raise SpikeDistillError(f"unknown split '{split}' for dataset '{name}';{did_you_mean(split, ['train', 'test'])} use 'train' or 'test'")
+        raise SpikeDistillError(f"unknown split '{split}' for dataset "
+                                f"'{name}';{did_you_mean(split, ['train', 'test'])} use 'train' or 'test'")
     root = Path(root).expanduser() if root is not None else None
     return DATASETS.build(name, given={"root": root, "split": split, "download": download}, **options)
 

@@ -166,9 +166,9 @@ def load_imagefolder(
     paths, labels, classes = scan_class_folders(folder)
     if train_random_resized_crop is not None:
         if not stream or train_size is not None or train_random_resized_crop < 1:
-            raise SpikeDistillError("imagefolder: train_random_resized_crop=N (N >= 1) crops each original while decoding "
-                                    "every epoch; it needs stream=true and replaces train_size (drop train_size, or drop "
-                                    "train_random_resized_crop for the fast mode)")
+            raise SpikeDistillError("imagefolder: train_random_resized_crop=N (N >= 1) crops each original while "
+                                    "decoding every epoch; it needs stream=true and replaces train_size (drop "
+                                    "train_size, or drop train_random_resized_crop for the fast mode)")
     random_crop = train_random_resized_crop if split == "train" else None
     if split == "train" and train_size is not None:
         size, resize = train_size, train_resize
@@ -218,4 +218,5 @@ class _Items(torch.utils.data.Dataset):
         except SpikeDistillError as exc:  # raised in a worker it would arrive as a multi-line traceback
             return index, str(exc)
         except Exception as exc:
-            return index, f"cannot read image {self.reader.paths[index]} ({type(exc).__name__}); remove or replace the file"
+            return index, (f"cannot read image {self.reader.paths[index]} ({type(exc).__name__}); "
+                           "remove or replace the file")

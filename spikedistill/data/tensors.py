@@ -64,7 +64,8 @@ def gather(data, what: str = "train_data") -> tuple[torch.Tensor, torch.Tensor]:
         elif hasattr(data, "__iter__"):
             items = iter(data)
         else:
-            raise SpikeDistillError(f"{what} must be a torch Dataset or an iterable of (x, y), got {type(data).__name__}")
+            raise SpikeDistillError(f"{what} must be a torch Dataset or an iterable of (x, y), got "
+                                    f"{type(data).__name__}")
         xs, ys = [], []
         for item in items:
             if not isinstance(item, (tuple, list)) or len(item) < 2:
@@ -80,7 +81,8 @@ def gather(data, what: str = "train_data") -> tuple[torch.Tensor, torch.Tensor]:
             inputs, labels = torch.cat(xs), torch.cat(ys)
         except RuntimeError:
             shapes = sorted({tuple(x.shape[1:]) for x in xs})
-            raise SpikeDistillError(f"{what}: samples differ in shape ({shapes[:3]}); resize or pad them to one shape") from None
+            raise SpikeDistillError(f"{what}: samples differ in shape ({shapes[:3]}); resize or pad them to one "
+                                    "shape") from None
     return check_samples(inputs, labels, what)
 
 

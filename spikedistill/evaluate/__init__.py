@@ -1,4 +1,5 @@
-"""Evaluation: full-range accuracy from one pass (fullrange_pass), per-timestep energy, early exit, the full-range picture."""
+"""Evaluation: full-range accuracy from one pass (fullrange_pass), per-timestep energy, early exit, the full-range
+picture."""
 
 from .earlyexit import early_exit_sweep, exit_steps
 from .energy import E_AC_PJ, E_MAC_PJ, CostRecorder, conv_synaptic_ops, energy_policy, linear_synaptic_ops

@@ -47,8 +47,8 @@ def parse_thresholds(text: str | None) -> list[float] | None:
     except ValueError:
         thresholds = None
     if not thresholds or not all(0.0 < t <= 1.0 for t in thresholds):
-        raise SpikeDistillError(f"--early-exit takes comma-separated confidence thresholds in (0, 1], e.g. 0.8,0.9,0.99 "
-                                f"(got '{text}')")
+        raise SpikeDistillError("--early-exit takes comma-separated confidence thresholds in (0, 1], e.g. "
+                                f"0.8,0.9,0.99 (got '{text}')")
     return thresholds
 
 
@@ -122,7 +122,8 @@ def build_loader(args: argparse.Namespace, ckpt, device: torch.device):
     limit = args.limit  # the full split unless asked: the recipe's data.test_subset was for quick training tests
     if limit and limit < len(dataset):  # every class in its share: a split stored grouped by class stays fair
         dataset = dataset.subset(stratified_indices(dataset.labels, limit))
-    return batches(dataset, args.batch_size, shuffle=False, augment=None, device=device, drop_last=False), name, len(dataset)
+    return batches(dataset, args.batch_size, shuffle=False, augment=None, device=device,
+                   drop_last=False), name, len(dataset)
 
 
 def format_report(report: dict) -> str:
@@ -202,8 +203,8 @@ def run_eval(args: argparse.Namespace) -> int:
     print(format_report(report))
     if teacher:
         at = f" at T={teacher['timesteps']}" if teacher["kind"] == "SNN" else ""
-        print(f"{teacher['kind']} teacher {teacher['model']}{at}: top-1 {teacher['top1']:.2f} %, {teacher['macs']:.4g} MACs, "
-              f"{teacher['energy_mj']:.4g} mJ")
+        print(f"{teacher['kind']} teacher {teacher['model']}{at}: top-1 {teacher['top1']:.2f} %, {teacher['macs']:.4g} "
+              f"MACs, {teacher['energy_mj']:.4g} mJ")
     if "early_exit" in report:
         print("early exit (per-sample, running-mean softmax confidence >= threshold):")
         print(format_early_exit(report["early_exit"]))

@@ -37,7 +37,8 @@ def early_exit_sweep(
     it is right; ``energy_mj`` ``[T, N]``: each sample's cumulative energy after steps 1..k.
     """
     if confidence.shape != correct.shape or confidence.dim() != 2 or confidence.shape[1] == 0:
-        raise SpikeDistillError(f"early exit needs matching non-empty [T, N] confidence and correctness, got {tuple(confidence.shape)} and {tuple(correct.shape)}")
+        raise SpikeDistillError("early exit needs matching non-empty [T, N] confidence and correctness, got "
+                                f"{tuple(confidence.shape)} and {tuple(correct.shape)}")
     bad = [t for t in thresholds if not 0.0 < float(t) <= 1.0]
     if bad:
         raise SpikeDistillError(f"early-exit thresholds must be in (0, 1] (got {bad}); e.g. --early-exit 0.8,0.9,0.99")

@@ -77,8 +77,10 @@ def conv_fanout(conv: nn.Conv2d, height: int, width: int, device=None) -> torch.
     """``[H, W]``: how many synapses one input element at each position drives (all output channels
     of its group, every output position whose receptive field covers it)."""
     if conv.padding_mode != "zeros":
-        raise SpikeDistillError(f"energy counting supports zero-padded convolutions only (got padding_mode='{conv.padding_mode}')")
-    coverage = receptive_coverage(tuple(conv.kernel_size), tuple(conv.stride), conv.padding if isinstance(conv.padding, str)
+        raise SpikeDistillError("energy counting supports zero-padded convolutions only (got "
+                                f"padding_mode='{conv.padding_mode}')")
+    coverage = receptive_coverage(tuple(conv.kernel_size), tuple(conv.stride),
+                                  conv.padding if isinstance(conv.padding, str)
                                   else tuple(conv.padding), tuple(conv.dilation), height, width)
     return (coverage * (conv.out_channels // conv.groups)).to(device)
 
@@ -463,7 +465,8 @@ class CostRecorder:
             layers.append({
                 "name": c.name,
                 "type": c.kind,
-                "input": "spikes" if c.inputs_seen == {"spikes"} else "analog" if c.inputs_seen == {"analog"} else "mixed",
+                "input": ("spikes" if c.inputs_seen == {"spikes"}
+                          else "analog" if c.inputs_seen == {"analog"} else "mixed"),
                 "input_rate": _tolist(c.input_nonzero.cumsum(0) / seen.clamp(min=1)),
                 "sops": _tolist(c.acs.cumsum(0) / n),
                 "macs": _tolist(c.macs.cumsum(0) / n),

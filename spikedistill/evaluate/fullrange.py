@@ -41,7 +41,8 @@ def unpack_batch(batch, where: str) -> tuple[torch.Tensor, torch.Tensor]:
         what = inputs.dtype if isinstance(inputs, torch.Tensor) else type(inputs).__name__
         raise SpikeDistillError(f"{where}: inputs must be a float tensor (normalised images or frames), got {what}; "
                                 f"{float_hint(inputs)}")
-    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+    if (not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex()
+            or labels.dtype == torch.bool):
         what = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise SpikeDistillError(f"{where}: labels must be an integer tensor of class indices, got {what}; "
                                 "pass y.long() (one class index per sample)")
@@ -49,8 +50,8 @@ def unpack_batch(batch, where: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise SpikeDistillError(f"{where}: the inputs hold NaN or inf values; check the data and its normalisation "
                                 "(a zero standard deviation divides by zero)")
     if labels.dim() != 1 or labels.numel() != inputs.shape[0]:
-        raise SpikeDistillError(f"{where}: labels of shape {tuple(labels.shape)} for a batch of {inputs.shape[0]} inputs; "
-                                "pass one class index per sample")
+        raise SpikeDistillError(f"{where}: labels of shape {tuple(labels.shape)} for a batch of {inputs.shape[0]} "
+                                "inputs; pass one class index per sample")
     return inputs, labels
 
 
@@ -71,7 +72,8 @@ def check_label_range(labels: torch.Tensor, classes: int, where: str) -> None:
     """Every label is a class the model predicts (0..classes-1); otherwise top-1 would silently count 0 %."""
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= classes):
         raise SpikeDistillError(f"{where}: labels range over {int(labels.min())}..{int(labels.max())} but the model "
-                                f"predicts {classes} classes (0..{classes - 1}); use the dataset the model was trained on")
+                                f"predicts {classes} classes (0..{classes - 1}); use the dataset the model was trained "
+                                "on")
 
 
 def check_pass_fits(inputs: torch.Tensor, steps: int, device, where: str, per_sample_step: int = 0) -> None:
@@ -189,7 +191,8 @@ def fullrange_pass(model: torch.nn.Module, loader: Iterable, max_timesteps: int,
                 if not out_of_memory(exc):
                     raise
                 raise SpikeDistillError(f"{where}: a pass at max_timesteps={steps} for a batch of {labels.numel()} ran "
-                                        f"out of memory on {device}; evaluate fewer timesteps or smaller batches") from None
+                                        f"out of memory on {device}; evaluate fewer timesteps or smaller "
+                                        "batches") from None
             check_step_logits(logits, labels.numel(), steps, where)
             check_label_range(labels, logits.shape[-1], where)
             running = cumulative_mean(logits.float())

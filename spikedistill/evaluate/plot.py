@@ -15,7 +15,8 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise SpikeDistillError("drawing needs matplotlib; pip install 'spikedistill[demo]' or pass --no-plot") from None
+        raise SpikeDistillError("drawing needs matplotlib; pip install 'spikedistill[demo]' or pass "
+                                "--no-plot") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -53,13 +54,15 @@ def plot_fullrange(report: dict, path: str | Path, teacher: dict | None = None, 
     largest = max(report["energy_mj"] + ([teacher["energy_mj"]] if teacher else []))
     unit, scale = _energy_unit(largest)
     acc_line = acc_ax.plot(ks, report["top1"], "o-", color="tab:blue", label="SNN top-1")
-    energy_line = energy_ax.plot(ks, [e * scale for e in report["energy_mj"]], "s-", color="tab:red", label="SNN energy")
+    energy_line = energy_ax.plot(ks, [e * scale for e in report["energy_mj"]], "s-", color="tab:red",
+                                 label="SNN energy")
     lines = acc_line + energy_line
     if teacher is not None:
         lines.append(acc_ax.axhline(teacher["top1"], ls="--", color="tab:blue", alpha=0.6,
                                     label=f"{teacher.get('kind', 'ANN')} teacher top-1 ({teacher['top1']:.2f}%)"))
         lines.append(energy_ax.axhline(teacher["energy_mj"] * scale, ls="--", color="tab:red", alpha=0.6,
-                                       label=f"{teacher.get('kind', 'ANN')} teacher energy ({teacher['energy_mj'] * scale:.3g} {unit})"))
+                                       label=f"{teacher.get('kind', 'ANN')} teacher energy "
+                                             f"({teacher['energy_mj'] * scale:.3g} {unit})"))
     acc_ax.set_xlabel("inference timesteps k")
     acc_ax.set_xticks(ks)
     acc_ax.set_ylabel("top-1 accuracy (%)", color="tab:blue")
@@ -117,7 +120,8 @@ def plot_methods(curves: dict, path: str | Path, title: str, teacher_top1: float
         else:
             acc_ax.plot(steps, values, marker="o", label=method)
         if with_energy and entry.get("energy_uj"):
-            axes[1].plot(steps, [entry["energy_uj"][_key(entry["energy_uj"], k)] for k in steps], marker="s", label=method)
+            axes[1].plot(steps, [entry["energy_uj"][_key(entry["energy_uj"], k)] for k in steps], marker="s",
+                         label=method)
     if teacher_top1 is not None:
         acc_ax.axhline(teacher_top1, ls="--", color="k", label=f"ANN teacher ({teacher_top1:.2f}%)")
     acc_ax.set_xlabel("inference timesteps")

@@ -72,7 +72,8 @@ def select_timesteps(report: dict, first: int, last: int) -> dict:
     out = dict(report)
     for key in ("timesteps", "top1", "sops", "macs", "energy_mj", "firing_rate"):
         out[key] = [report[key][i] for i in keep]
-    out["layers"] = [{**row, **{key: [row[key][i] for i in keep] for key in ("input_rate", "sops", "macs", "dense_macs", "energy_mj")}}
+    out["layers"] = [{**row, **{key: [row[key][i] for i in keep]
+                                for key in ("input_rate", "sops", "macs", "dense_macs", "energy_mj")}}
                      for row in report["layers"]]
     out["neurons"] = [{**row, "firing_rate": [row["firing_rate"][i] for i in keep]} for row in report["neurons"]]
     return out

@@ -7,4 +7,5 @@ from .fixed import FixedTimesteps, InferenceLIF, export_onnx, export_torchscript
 from .nir_targets import TARGETS as NIR_TARGETS
 from .to_nir import check_exportable, fold_batchnorm, lif_node, to_nir, write_nir
 
-__all__ = ["FixedTimesteps", "InferenceLIF", "export_onnx", "export_torchscript", "NIR_TARGETS", "check_exportable", "fold_batchnorm", "lif_node", "to_nir", "write_nir"]
+__all__ = ["FixedTimesteps", "InferenceLIF", "export_onnx", "export_torchscript", "NIR_TARGETS", "check_exportable",
+           "fold_batchnorm", "lif_node", "to_nir", "write_nir"]

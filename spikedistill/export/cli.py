@@ -30,7 +30,8 @@ def run_export(args: argparse.Namespace) -> int:
     model = ckpt.model()
     input_shape = parse_input_shape(getattr(args, "input_shape", None), ckpt)
     timesteps = args.timesteps or ckpt.max_timesteps
-    if args.format == "nir":  # pre-flight: a layer no NIR node (or the target's reader) maps, before anything is written
+    # pre-flight: a layer no NIR node (or the target's reader) maps, before anything is written
+    if args.format == "nir":
         from .to_nir import check_exportable
 
         check_exportable(model, getattr(args, "nir_target", "nir"))
@@ -40,12 +41,14 @@ def run_export(args: argparse.Namespace) -> int:
 
         graph = write_nir(model, args.out, input_shape, timesteps, target=getattr(args, "nir_target", "nir"))
         print(f"wrote {args.out}: NIR graph of {len(graph.nodes)} nodes for {graph.metadata['reader']}, input "
-              f"{input_shape}, BN folded, LIF as NIR LIF with dt={graph.metadata['dt']:g} (feed the input for {timesteps} steps)")
+              f"{input_shape}, BN folded, LIF as NIR LIF with dt={graph.metadata['dt']:g} (feed the input for "
+              f"{timesteps} steps)")
     elif args.format == "onnx":
         from .fixed import export_onnx
 
         export_onnx(model, args.out, input_shape, timesteps, frames=ckpt.frames)
-        print(f"wrote {args.out}: ONNX, fixed T={timesteps}, input [B,{','.join(map(str, input_shape))}] → logits [T,B,K]")
+        print(f"wrote {args.out}: ONNX, fixed T={timesteps}, input [B,{','.join(map(str, input_shape))}] → logits "
+              "[T,B,K]")
     else:
         from .fixed import export_torchscript
 

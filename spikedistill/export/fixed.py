@@ -76,7 +76,8 @@ class FixedTimesteps(nn.Module):
         return self.model(x, timesteps=self.timesteps if getattr(self.model, "spiking", True) else None)
 
 
-def example_input(model: nn.Module, input_shape: tuple[int, int, int], timesteps: int, frames: bool, batch: int = 2) -> torch.Tensor:
+def example_input(model: nn.Module, input_shape: tuple[int, int, int], timesteps: int, frames: bool,
+                  batch: int = 2) -> torch.Tensor:
     device = next(model.parameters()).device
     shape = ((timesteps,) if frames else ()) + (batch,) + tuple(input_shape)
     return torch.randn(shape, device=device)
@@ -145,9 +146,9 @@ def _unflatten_as_reshape():
 
 
 def check_onnx_batch(wrapper: nn.Module, model, inputs: torch.Tensor) -> None:
-    """Run the ONNX model (a file's path or its bytes) on ``inputs`` (another batch size than the traced example) with onnxruntime and
-    refuse, in one line, a file that fails or whose logits differ from ``wrapper``'s: a model that turns
-    a size into a Python number or builds a tensor of a fixed shape while traced runs only at the
+    """Run the ONNX model (a file's path or its bytes) on ``inputs`` (another batch size than the traced example)
+    with onnxruntime and refuse, in one line, a file that fails or whose logits differ from ``wrapper``'s: a model
+    that turns a size into a Python number or builds a tensor of a fixed shape while traced runs only at the
     example's batch size. Without onnxruntime: a warning, and no check."""
     try:
         import onnxruntime
@@ -167,7 +168,8 @@ def check_onnx_batch(wrapper: nn.Module, model, inputs: torch.Tensor) -> None:
         raise SpikeDistillError(
             f"the ONNX file runs at batch size {EXAMPLE_BATCH} only (at batch {batch} onnxruntime fails: {cause}); "
             "the model fixes the batch size while traced (a size turned into a Python number, or a tensor built "
-            "with a fixed shape): build shapes from the input, e.g. x.unflatten(0, (timesteps, -1)), torch.zeros_like") from None
+            "with a fixed shape): build shapes from the input, e.g. x.unflatten(0, (timesteps, -1)), "
+            "torch.zeros_like") from None
     # a wrong graph is off by the logits' own size; a spike that rounding flips moves them far less
     scale = 1.0 + float(abs(expected).max()) if expected.size else 1.0
     if got.shape != expected.shape or float(abs(got - expected).max()) > 1e-2 * scale:

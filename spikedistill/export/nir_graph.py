@@ -120,7 +120,8 @@ class _Tracer(TorchFunctionMode):
         shape = _sample_shape(tensor)
         if shape is None:
             raise SpikeDistillError(f"{where} gives a tensor of shape {tuple(tensor.shape)} whose leading dims are not "
-                                    "time and batch ([T, B, ...] or [T·B, ...]); NIR export follows per-sample tensors only")
+                                    "time and batch ([T, B, ...] or [T·B, ...]); NIR export follows per-sample tensors "
+                                    "only")
         return shape
 
     def fold_batchnorm(self, value: _Value, bn: nn.Module, tensor: torch.Tensor, where: str) -> None:
@@ -184,9 +185,9 @@ class _Tracer(TorchFunctionMode):
         if isinstance(module, nn.AdaptiveAvgPool2d):
             (height, width), (out_h, out_w) = in_shape[1:], out_shape[1:]
             if height % out_h or width % out_w:
-                raise SpikeDistillError(f"{where} pools adaptively from {height}×{width} to {out_h}×{out_w}, which is not a "
-                                        f"plain average pool; export with an input size whose map there is a multiple of "
-                                        f"{out_h}×{out_w}")
+                raise SpikeDistillError(f"{where} pools adaptively from {height}×{width} to {out_h}×{out_w}, which is "
+                                        "not a plain average pool; export with an input size whose map there is a "
+                                        f"multiple of {out_h}×{out_w}")
             kernel = (height // out_h, width // out_w)
             return {"kernel": kernel, "stride": kernel}
         if any(_pair(module.padding)) or module.ceil_mode:
@@ -276,7 +277,8 @@ def trace_graph(model: nn.Module, input_shape: tuple[int, ...], target: NIRTarge
             module.training = training
     if value is None or tuple(logits.shape[:2]) != (TRACE_TIMESTEPS, TRACE_BATCH) or logits.dim() != 3:
         raise SpikeDistillError(f"the model returned {tuple(logits.shape)} for {TRACE_TIMESTEPS} steps of "
-                                f"{TRACE_BATCH} images; NIR export needs per-step logits [T, B, K] computed from the input")
+                                f"{TRACE_BATCH} images; NIR export needs per-step logits [T, B, K] computed from the "
+                                "input")
     tracer.add("output", _Node("output", value.shape), value.sources)
     return _materialise(tracer, target, fold_batchnorm, nir)
 

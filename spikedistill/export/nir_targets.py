@@ -151,7 +151,8 @@ def fold_r_into_inputs(nir, nodes: dict, edges: list, shapes: dict) -> None:
             shapes[scale] = shapes[source]
             edges[edges.index((source, name))] = (source, scale)
             edges.append((scale, name))
-        fields = {key: getattr(node, key) for key in ("tau", "v_leak", "v_threshold", "v_reset") if key in _fields(nir.LIF)}
+        fields = {key: getattr(node, key) for key in ("tau", "v_leak", "v_threshold",
+                                                      "v_reset") if key in _fields(nir.LIF)}
         nodes[name] = nir.LIF(r=np.ones_like(node.r), **fields)
 
 

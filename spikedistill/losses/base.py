@@ -145,7 +145,8 @@ class Objective(nn.Module):
         feature = features[stage]
         dims = (4, 5) if which == "teacher" else (5,)
         if not isinstance(feature, torch.Tensor) or feature.dim() not in dims:
-            what = f"shape {tuple(feature.shape)}" if isinstance(feature, torch.Tensor) else f"a {type(feature).__name__}"
+            what = (f"shape {tuple(feature.shape)}" if isinstance(feature, torch.Tensor)
+                    else f"a {type(feature).__name__}")
             layout = "[B, C, H, W] or [T, B, C, H, W]" if which == "teacher" else "time-first [T, B, C, H, W]"
             raise SpikeDistillError(f"loss '{self.name}': {arg}['{stage}'] is {what}; a stage map must be {layout}")
         return full_precision(feature)
@@ -162,18 +163,19 @@ def _check_inputs_agree(objective: "Objective", args: tuple, kwargs: dict) -> No
             raise SpikeDistillError(f"loss '{objective.name}': {name} must be a torch tensor, got "
                                     f"{type(given[name]).__name__}; convert it, e.g. torch.from_numpy(x)")
     if isinstance(labels, torch.Tensor) and labels.dtype in (torch.int8, torch.int16, torch.int32):
-        raise SpikeDistillError(f"loss '{objective.name}': labels are {labels.dtype}; class indices are int64: pass y.long()")
+        raise SpikeDistillError(f"loss '{objective.name}': labels are {labels.dtype}; class indices are int64: pass "
+                                "y.long()")
     if not isinstance(logits, torch.Tensor) or logits.dim() not in (2, 3):
         return None  # steps() names the problem
     batch, classes = logits.shape[-2], logits.shape[-1]
     if labels is not None and (not isinstance(labels, torch.Tensor) or labels.is_floating_point()
                                or labels.is_complex() or labels.dtype == torch.bool):
         what = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise SpikeDistillError(f"loss '{objective.name}': labels must be an integer tensor of class indices, got {what}; "
-                                "pass y.long()")
+        raise SpikeDistillError(f"loss '{objective.name}': labels must be an integer tensor of class indices, got "
+                                f"{what}; pass y.long()")
     if isinstance(labels, torch.Tensor) and tuple(labels.shape) != (batch,):
-        raise SpikeDistillError(f"loss '{objective.name}': labels of shape {tuple(labels.shape)} for a batch of {batch}; "
-                                "pass one integer label per sample")
+        raise SpikeDistillError(f"loss '{objective.name}': labels of shape {tuple(labels.shape)} for a batch of "
+                                f"{batch}; pass one integer label per sample")
     if isinstance(labels, torch.Tensor) and labels.device.type == "cpu" and labels.numel():
         # On a GPU this check would cost a host sync every step; cross-entropy's own device assert stays there.
         low, high = int(labels.min()), int(labels.max())
@@ -183,10 +185,11 @@ def _check_inputs_agree(objective: "Objective", args: tuple, kwargs: dict) -> No
     if isinstance(teacher, torch.Tensor) and teacher.dim() in (2, 3):
         if teacher.shape[-1] != classes:
             raise SpikeDistillError(f"loss '{objective.name}': teacher_logits have {teacher.shape[-1]} classes but the "
-                                    f"student's logits have {classes} classes; use a teacher trained on the same classes")
+                                    f"student's logits have {classes} classes; use a teacher trained on the same "
+                                    "classes")
         if teacher.shape[-2] != batch:
-            raise SpikeDistillError(f"loss '{objective.name}': teacher_logits hold a batch of {teacher.shape[-2]} but the "
-                                    f"student's hold {batch}; run the teacher on the same batch")
+            raise SpikeDistillError(f"loss '{objective.name}': teacher_logits hold a batch of {teacher.shape[-2]} but "
+                                    f"the student's hold {batch}; run the teacher on the same batch")
     return None
 
 

@@ -11,7 +11,8 @@ from torch import nn
 from ..checks import check_positive_int
 from ..errors import SpikeDistillError
 from ..neurons import NEURON_OPTIONS, LIFConfig
-from . import resnet, preact_resnet, vgg, small, ckdsnn_resnet  # noqa: F401,I001  (each registers its models, in this order)
+# noqa: F401,I001  (each registers its models, in this order)
+from . import resnet, preact_resnet, vgg, small, ckdsnn_resnet
 from .inputs import input_dtype, model_input
 from .layers import TimeModel, per_step
 from .ckdsnn_resnet import CKDSNNResNet
@@ -43,9 +44,10 @@ def create_model(name: str, spiking: bool = True, num_classes: int = 10, **kwarg
     if spiking:
         LIFConfig(**neuron)  # validate once, with a clear message, before building dozens of neurons
     if neuron and not entry.takes("neuron"):  # a user's constructor takes only what it needs
-        raise SpikeDistillError(f"model '{name}' takes no 'neuron' argument, so the LIF options {sorted(neuron)} cannot "
-                                "reach it; add neuron=None to its constructor or drop them")
-    builder = {k: v for k, v in {"spiking": spiking, "num_classes": num_classes, "neuron": neuron}.items() if entry.takes(k)}
+        raise SpikeDistillError(f"model '{name}' takes no 'neuron' argument, so the LIF options {sorted(neuron)} "
+                                "cannot reach it; add neuron=None to its constructor or drop them")
+    builder = {k: v for k,
+               v in {"spiking": spiking, "num_classes": num_classes, "neuron": neuron}.items() if entry.takes(k)}
     model = MODELS.build(name, given=builder, **kwargs)
     if not isinstance(model, nn.Module):
         raise SpikeDistillError(f"model '{name}' was built as a {type(model).__name__}, not an nn.Module; "

@@ -67,9 +67,9 @@ def encode_input(x: torch.Tensor, timesteps: int | None, default_timesteps: int)
 
             need, free = timesteps * x.numel() * x.element_size(), free_memory(x.device)
             if need > free:
-                raise SpikeDistillError(f"timesteps={timesteps}: the input alone repeated over T needs {need / 2**30:.1f} GiB "
-                                        f"and {free / 2**30:.1f} GiB are free on {x.device}; ask for fewer timesteps or a "
-                                        "smaller batch")
+                raise SpikeDistillError(f"timesteps={timesteps}: the input alone repeated over T needs "
+                                        f"{need / 2**30:.1f} GiB and {free / 2**30:.1f} GiB are free on {x.device}; "
+                                        "ask for fewer timesteps or a smaller batch")
         return x, timesteps
     if x.dim() == 5:
         if timesteps is not None and timesteps != x.shape[0]:

@@ -30,7 +30,8 @@ class PreActBlock(nn.Module):
         self.branch1 = ConvBN(in_ch, out_ch, 3, stride, bias=True)
         self.act2 = make_activation(spiking, neuron_options)
         self.branch2 = ConvBN(out_ch, out_ch, 3, 1, bias=True)
-        self.shortcut = ConvBN(in_ch, out_ch, 1, stride, padding=0, bias=True) if stride != 1 or in_ch != out_ch else None
+        self.shortcut = ConvBN(in_ch, out_ch, 1, stride, padding=0,
+                               bias=True) if stride != 1 or in_ch != out_ch else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = per_step(self.branch2, conv_bn_act(self.branch1, self.act2, self.act1(x)))

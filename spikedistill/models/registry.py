@@ -34,7 +34,8 @@ MODELS: Registry[ModelEntry] = Registry("model", call=lambda entry: entry.constr
                                         recipe_key="model.options")
 
 
-def register_model(name: str | None = None, input_shape: tuple[int, int, int] | None = None) -> Callable[[Callable], Callable]:
+def register_model(name: str | None = None,
+                   input_shape: tuple[int, int, int] | None = None) -> Callable[[Callable], Callable]:
     """Register the decorated constructor as ``name`` (default: the function's name)::
 
         @sd.register_model("my_net", input_shape=(3, 32, 32))

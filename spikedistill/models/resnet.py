@@ -86,7 +86,8 @@ class CifarResNet(TimeModel):
 
 @register_model(input_shape=(3, 32, 32))
 def resnet18(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron=None, init="kaiming") -> CifarResNet:
-    return CifarResNet((64, 128, 256, 512), (2, 2, 2, 2), None, spiking, num_classes, in_channels, timesteps, neuron, init)
+    return CifarResNet((64, 128, 256, 512), (2, 2, 2, 2), None, spiking, num_classes, in_channels, timesteps, neuron,
+                       init)
 
 
 @register_model(input_shape=(3, 32, 32))
@@ -96,4 +97,5 @@ def resnet19(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron
 
 @register_model(input_shape=(3, 32, 32))
 def resnet34(spiking=True, num_classes=10, in_channels=3, timesteps=None, neuron=None, init="kaiming") -> CifarResNet:
-    return CifarResNet((64, 128, 256, 512), (3, 4, 6, 3), None, spiking, num_classes, in_channels, timesteps, neuron, init)
+    return CifarResNet((64, 128, 256, 512), (3, 4, 6, 3), None, spiking, num_classes, in_channels, timesteps, neuron,
+                       init)

@@ -113,7 +113,8 @@ def _replace_neurons(net: nn.Module) -> int:
 def _first_and_last(net: nn.Module) -> tuple[int | None, int | None]:
     """(input channels of the first conv or linear layer, outputs of the last linear layer)."""
     layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    first = None if not layers else (layers[0].in_channels if isinstance(layers[0], nn.Conv2d) else layers[0].in_features)
+    first = None if not layers else (layers[0].in_channels if isinstance(layers[0], nn.Conv2d)
+                                     else layers[0].in_features)
     linears = [m for m in layers if isinstance(m, nn.Linear)]
     return first, (linears[-1].out_features if linears else None)
 

@@ -45,7 +45,8 @@ def module_teacher(name: str, num_classes: int, weights: str | None = None, opti
         from . import create_model
 
         entry = MODELS.get(name)
-        net = create_model(name, num_classes=num_classes, **({"spiking": False} if entry.takes("spiking") else {}), **options)
+        net = create_model(name, num_classes=num_classes, **({"spiking": False} if entry.takes("spiking") else {}),
+                           **options)
     if not isinstance(net, nn.Module):
         raise SpikeDistillError(f"teacher {name} built a {type(net).__name__}, not an nn.Module")
     if weights is not None:
@@ -67,7 +68,8 @@ def torchscript_teacher(path: str) -> nn.Module:
                                 "state_dict in teacher.weights") from None
 
 
-def torchvision_teacher(name: str, num_classes: int, weights: str | None = None, options: dict | None = None) -> nn.Module:
+def torchvision_teacher(name: str, num_classes: int, weights: str | None = None,
+                        options: dict | None = None) -> nn.Module:
     """``torchvision.models.get_model(name, num_classes=...)`` (no download) + a state_dict file."""
     try:
         import torchvision.models

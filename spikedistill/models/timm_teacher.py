@@ -34,7 +34,8 @@ class TimmTeacher(nn.Module):
         super().__init__()
         self.net = net
         self.num_classes = getattr(net, "num_classes", None)
-        self.resnet_layout = all(hasattr(net, name) for name in ("conv1", "bn1", "act1", "maxpool", "fc", *RESNET_STAGES))
+        self.resnet_layout = all(hasattr(net, name)
+                                 for name in ("conv1", "bn1", "act1", "maxpool", "fc", *RESNET_STAGES))
         self.stage_names = ("stem",) + RESNET_STAGES if self.resnet_layout else ()
         self.fc = net.fc if self.resnet_layout else None  # a GAP → fc head, for CAM-style objectives
 
@@ -99,7 +100,8 @@ def load_state_dict_file(net: nn.Module, path: str | Path) -> nn.Module:
     return net
 
 
-def create_timm_teacher(name: str, num_classes: int, pretrained: bool = False, weights: str | None = None) -> TimmTeacher:
+def create_timm_teacher(name: str, num_classes: int, pretrained: bool = False,
+                        weights: str | None = None) -> TimmTeacher:
     """``timm.create_model(name, pretrained, num_classes)`` (+ a weights file) as a :class:`TimmTeacher`."""
     try:
         import timm

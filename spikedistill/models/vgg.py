@@ -16,7 +16,8 @@ VGGSNN_LAYOUT = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
 
 
 class VGGSNN(TimeModel):
-    def __init__(self, spiking: bool, num_classes: int = 10, in_channels: int = 2, timesteps=None, neuron: dict | None = None,
+    def __init__(self, spiking: bool, num_classes: int = 10, in_channels: int = 2, timesteps=None,
+                 neuron: dict | None = None,
                  init: str = "kaiming"):
         super().__init__(spiking, num_classes, in_channels, timesteps)
         neuron_options = neuron or {}

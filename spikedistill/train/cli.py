@@ -28,14 +28,16 @@ def check_out_dir(out: Path) -> None:
         raise SpikeDistillError(f"cannot create the run directory '{out}': '{existing}' is a file, not a directory; "
                                 "choose another --out")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise SpikeDistillError(f"cannot create the run directory '{out}': '{existing}' is not writable; choose another --out")
+        raise SpikeDistillError(f"cannot create the run directory '{out}': '{existing}' is not writable; choose "
+                                "another --out")
 
 
 def run_train(args) -> int:
     try:
         return _run_train(args)
     except DataNotFoundError as exc:  # the data room's advice, in a recipe's words
-        raise SpikeDistillError(exc.message(root="set data.root={place}{holds}", download="set data.download=true")) from None
+        raise SpikeDistillError(exc.message(root="set data.root={place}{holds}",
+                                            download="set data.download=true")) from None
 
 
 def _run_train(args) -> int:

@@ -46,11 +46,13 @@ class TeacherConfig:
     # "checkpoint": a spikedistill run; "timm": a timm model (the ImageNet teacher); "module": a registered model
     # or module:callable + weights; "torchscript"; "torchvision"
     source: Literal["checkpoint", "timm", "module", "torchscript", "torchvision"] = "checkpoint"
-    checkpoint: Optional[str] = None  # a best.pt/latest.pt written by 'spikedistill train' (source torchscript: the file)
+    # a best.pt/latest.pt written by 'spikedistill train' (source torchscript: the file)
+    checkpoint: Optional[str] = None
     recipe: Optional[str] = None      # trained first (into the checkpoint's folder) when the checkpoint is missing
     features: bool = False            # also hand the teacher's stage features to the objective
     train_mode: bool = False          # True: BN batch statistics, no no_grad, as the CKDSNN code runs its teacher
-    name: Optional[str] = None        # source "timm"/"torchvision": the model name, e.g. resnet34; "module": a registered
+    # source "timm"/"torchvision": the model name, e.g. resnet34; "module": a registered
+    name: Optional[str] = None
                                       # model name or "package.module:callable"
     pretrained: bool = False          # source "timm": download timm's pretrained weights (only when asked)
     weights: Optional[str] = None     # source "timm"/"module"/"torchvision": a state_dict file (.pth/.pt/.safetensors)
@@ -86,7 +88,8 @@ class DataConfig:
     subset: Optional[int] = field(default=None, metadata=POSITIVE)  # first N training images (smoke runs)
     test_subset: Optional[int] = field(default=None, metadata=POSITIVE)  # first N test images
     options: dict = field(default_factory=dict)  # loader keyword arguments (e.g. event binning: timesteps, size)
-    any_t_policy: Literal["prefix", "rebin"] = "prefix"  # event data at k < T_max: the first k frames ("prefix") or re-binned ("rebin")
+    # event data at k < T_max: the first k frames ("prefix") or re-binned ("rebin")
+    any_t_policy: Literal["prefix", "rebin"] = "prefix"
     mean: Optional[list] = None  # per-channel normalisation (0..1 units) instead of the dataset's; give std too
     std: Optional[list] = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -105,7 +108,8 @@ class OptimConfig:
     batch_size: int = field(default=128, metadata=POSITIVE)  # global; each of N processes takes batch_size / N
     grad_clip: Optional[float] = field(default=None, metadata=POSITIVE)  # max global grad norm; None = off
     schedule: Literal["cosine", "constant"] = "cosine"  # cosine (stepped per iteration, eta_min 0) | constant
-    warmup_epochs: float = field(default=0.0, metadata=NON_NEGATIVE)  # linear warm-up from 0 over this many epochs (fractions allowed), then the schedule
+    # linear warm-up from 0 over this many epochs (fractions allowed), then the schedule
+    warmup_epochs: float = field(default=0.0, metadata=NON_NEGATIVE)
 
 
 @dataclass
@@ -117,12 +121,16 @@ class DistributedConfig:
 @dataclass
 class LogConfig:
     progress: bool = True       # tqdm bars with ETA on a terminal; progress lines in a log (not a terminal)
-    progress_every_seconds: float = field(default=30.0, metadata=POSITIVE)  # seconds between progress lines when the output is not a terminal
+    # seconds between progress lines when the output is not a terminal
+    progress_every_seconds: float = field(default=30.0, metadata=POSITIVE)
     tensorboard: bool = True    # events in the run dir when tensorboard is installed
-    tensorboard_every_steps: int = field(default=50, metadata=NON_NEGATIVE)  # also write step/train_loss and step/lr every N optimizer steps; 0 = per epoch only
-    eval_every: int = field(default=1, metadata=POSITIVE)  # epochs between test evaluations (the last epoch is always evaluated)
+    # also write step/train_loss and step/lr every N optimizer steps; 0 = per epoch only
+    tensorboard_every_steps: int = field(default=50, metadata=NON_NEGATIVE)
+    # epochs between test evaluations (the last epoch is always evaluated)
+    eval_every: int = field(default=1, metadata=POSITIVE)
     best_by: Literal["last", "mean"] = "last"  # best.pt by top-1 at T_max ("last") or mean top-1 over 1..T_max ("mean")
-    best_by_timesteps: Optional[int] = field(default=None, metadata=POSITIVE)  # best.pt by top-1 at this k instead (the T a method reports); None = T_max
+    # best.pt by top-1 at this k instead (the T a method reports); None = T_max
+    best_by_timesteps: Optional[int] = field(default=None, metadata=POSITIVE)
 
 
 @dataclass
@@ -141,7 +149,8 @@ class Config:
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     log: LogConfig = field(default_factory=LogConfig)
-    imports: list = field(default_factory=list)  # modules imported first (spikedistill --import): a user's registrations
+    # modules imported first (spikedistill --import): a user's registrations
+    imports: list = field(default_factory=list)
 
     @property
     def eval_timesteps(self) -> int:
@@ -182,7 +191,8 @@ def _check_value(key: str, value: Any, tp) -> Any:
     expected = {bool: bool, int: int, float: (int, float), str: str, dict: dict, list: list}[tp]
     ok = isinstance(value, expected) and not (tp in (int, float) and isinstance(value, bool))
     if not ok:
-        raise SpikeDistillError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}; fix it in the recipe or override {key}=...")
+        raise SpikeDistillError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}; fix it in the recipe or "
+                                f"override {key}=...")
     if tp is float:
         try:
             value = float(value)
@@ -203,7 +213,8 @@ def _build(cls, data: Any, prefix: str = ""):
     names = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in names:
-            hint = did_you_mean(prefix + str(key), [prefix + n for n in names]) or f" valid keys here: {', '.join(names)}"
+            hint = did_you_mean(prefix + str(key),
+                                [prefix + n for n in names]) or f" valid keys here: {', '.join(names)}"
             raise SpikeDistillError(f"unknown config key '{prefix}{key}';{hint}")
     return cls(**{k: _check_value(prefix + k, v, hints[k]) for k, v in data.items()})
 
@@ -237,24 +248,27 @@ def validate(cfg: Config) -> Config:
         raise SpikeDistillError("data.augment.resized_crop replaces the padded crop; set data.augment.crop_padding=0")
     _validate_normalisation(cfg.data)
     betas = cfg.optim.betas
-    if len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                                  for b in betas):
         raise SpikeDistillError(f"config key 'optim.betas' must be two numbers in [0, 1), got {betas!r}; "
                                 "e.g. optim.betas=[0.9, 0.999]")
     if cfg.optim.name == "sgd" and cfg.optim.nesterov and cfg.optim.momentum == 0:
-        raise SpikeDistillError("optim.nesterov=true needs optim.momentum > 0; set optim.momentum=0.9 or optim.nesterov=false")
+        raise SpikeDistillError("optim.nesterov=true needs optim.momentum > 0; set optim.momentum=0.9 or "
+                                "optim.nesterov=false")
     _validate_teacher(cfg.teacher)
     if not all(isinstance(name, str) and name for name in cfg.imports):
         raise SpikeDistillError(f"config key 'imports' must be a list of module names, got {cfg.imports!r}")
     best_k = cfg.log.best_by_timesteps
     if best_k is not None:
         if cfg.log.best_by == "mean":
-            raise SpikeDistillError("log.best_by_timesteps picks best.pt at one k, log.best_by=mean averages over all k; "
-                                    "set one of them (e.g. log.best_by=last)")
+            raise SpikeDistillError("log.best_by_timesteps picks best.pt at one k, log.best_by=mean averages over all "
+                                    "k; set one of them (e.g. log.best_by=last)")
         if best_k > cfg.eval_timesteps:
-            raise SpikeDistillError(f"log.best_by_timesteps={best_k} is beyond the evaluated range 1..{cfg.eval_timesteps}; "
-                                    f"lower it or raise max_timesteps")
+            raise SpikeDistillError(f"log.best_by_timesteps={best_k} is beyond the evaluated range "
+                                    f"1..{cfg.eval_timesteps}; lower it or raise max_timesteps")
     if cfg.teacher.checkpoint is None and cfg.teacher.recipe is not None:
-        raise SpikeDistillError("teacher.recipe needs teacher.checkpoint (where the trained teacher is written); set teacher.checkpoint=PATH/best.pt")
+        raise SpikeDistillError("teacher.recipe needs teacher.checkpoint (where the trained teacher is written); set "
+                                "teacher.checkpoint=PATH/best.pt")
     return cfg
 
 
@@ -263,8 +277,8 @@ def _validate_normalisation(data: DataConfig) -> None:
 
     policy = data.augment.autoaugment
     if isinstance(policy, str) and policy not in POLICIES:
-        raise SpikeDistillError(f"config key 'data.augment.autoaugment' must be true, false or a policy name, got {policy!r};"
-                                f"{did_you_mean(policy, list(POLICIES))} known: {', '.join(POLICIES)}")
+        raise SpikeDistillError("config key 'data.augment.autoaugment' must be true, false or a policy name, got "
+                                f"{policy!r};{did_you_mean(policy, list(POLICIES))} known: {', '.join(POLICIES)}")
     if (data.mean is None) != (data.std is None):
         raise SpikeDistillError("data.mean and data.std go together; set both (e.g. data.std=[0.2023, 0.1994, 0.2010]) "
                                 "or neither")
@@ -272,8 +286,8 @@ def _validate_normalisation(data: DataConfig) -> None:
         return
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.mean + data.std)
     if not numbers or len(data.mean) != len(data.std) or not data.mean:
-        raise SpikeDistillError(f"data.mean and data.std must be lists of one number per channel, got {data.mean!r} and "
-                                f"{data.std!r}; e.g. data.mean=[0.4914, 0.4822, 0.4465]")
+        raise SpikeDistillError(f"data.mean and data.std must be lists of one number per channel, got {data.mean!r} "
+                                f"and {data.std!r}; e.g. data.mean=[0.4914, 0.4822, 0.4465]")
     if not all(math.isfinite(v) for v in data.mean) or not all(math.isfinite(v) and v > 0 for v in data.std):
         raise SpikeDistillError(f"data.std must be positive and data.mean finite, got {data.mean!r} and {data.std!r}")
 
@@ -282,8 +296,10 @@ def _validate_teacher(teacher: TeacherConfig) -> None:
     source = teacher.source
     if source in ("timm", "module", "torchvision"):
         if not teacher.name:
-            example = {"timm": "resnet34", "torchvision": "resnet18", "module": "my_ann (registered) or mypkg.nets:MyANN"}
-            raise SpikeDistillError(f"teacher.source={source} needs teacher.name, the model (e.g. teacher.name={example[source]})")
+            example = {"timm": "resnet34", "torchvision": "resnet18",
+                       "module": "my_ann (registered) or mypkg.nets:MyANN"}
+            raise SpikeDistillError(f"teacher.source={source} needs teacher.name, the model (e.g. "
+                                    f"teacher.name={example[source]})")
         if teacher.checkpoint is not None or teacher.recipe is not None:
             raise SpikeDistillError(f"teacher.source={source} takes teacher.weights (a state_dict file), not "
                                     "teacher.checkpoint/teacher.recipe; set those to null")
@@ -325,7 +341,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         if tag:
             raise SpikeDistillError(f"override '{text}' uses the YAML tag '{tag}'; values are plain data (no tags, "
                                     "nothing is imported or executed): remove the tag") from None
-        raise SpikeDistillError(f"override '{text}': cannot read the value {raw!r}; quote strings, e.g. {key}='{raw}'") from None
+        raise SpikeDistillError(f"override '{text}': cannot read the value {raw!r}; quote strings, e.g. "
+                                f"{key}='{raw}'") from None
     return key.split("."), value
 
 
@@ -339,7 +356,8 @@ def apply_overrides(data: dict, overrides) -> dict:
                 child = node[part] = {}
             if not isinstance(child, dict):
                 prefix = '.'.join(path[:i + 1])
-                raise SpikeDistillError(f"override '{text}': '{prefix}' is a value, not a section; set it whole, e.g. {prefix}=VALUE")
+                raise SpikeDistillError(f"override '{text}': '{prefix}' is a value, not a section; set it whole, e.g. "
+                                        f"{prefix}=VALUE")
             node = child
         node[path[-1]] = value
     return data
@@ -369,8 +387,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             except TypeError:
                 continue  # an unhashable key: the mapping itself reports it
             if key in seen:
-                raise SpikeDistillError(f"the key '{key}' is given twice in one section (line {key_node.start_mark.line + 1}); "
-                                        "keep one of them")
+                raise SpikeDistillError(f"the key '{key}' is given twice in one section (line "
+                                        f"{key_node.start_mark.line + 1}); keep one of them")
             seen.add(key)
         return mapping
 
@@ -378,9 +396,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise SpikeDistillError(f"recipe '{path}' does not exist; pick one under configs/ (e.g. configs/cifar10/twkd_resnet19.yaml)")
+        raise SpikeDistillError(f"recipe '{path}' does not exist; pick one under configs/ (e.g. "
+                                "configs/cifar10/twkd_resnet19.yaml)")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # data only: refuses tags that build objects
+        # data only: refuses tags that build objects
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except SpikeDistillError as exc:  # a key given twice
         raise SpikeDistillError(f"recipe '{path}': {exc}") from None
     except UnicodeDecodeError:
@@ -391,8 +411,9 @@ def read_yaml(path: str | Path) -> dict:
         where = f" at line {mark.line + 1}" if mark else ""
         tag = _refused_tag(exc)
         if tag:
-            raise SpikeDistillError(f"recipe '{path}' is not valid YAML data{where}: the tag '{tag}' is refused, recipes are "
-                                    "plain data (no tags, nothing is imported or executed); remove the tag") from None
+            raise SpikeDistillError(f"recipe '{path}' is not valid YAML data{where}: the tag '{tag}' is refused, "
+                                    "recipes are plain data (no tags, nothing is imported or executed); remove the "
+                                    "tag") from None
         raise SpikeDistillError(f"recipe '{path}' is not valid YAML{where}; fix the syntax") from None
     if data is not None and not isinstance(data, dict):
         raise SpikeDistillError(f"recipe '{path}' must be a mapping of keys (model:, loss:, data:, ...), got "

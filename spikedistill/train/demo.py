@@ -104,7 +104,8 @@ def _run_demo(out: Path, quick: bool, seed: int, train) -> int:
 
 def format_table(results: dict) -> str:
     steps = list(next(iter(results.values()))["top1"])
-    lines = [f"test top-1 (%) of {DATASET} at each timestep", f"{'method':<9}" + "".join(f"{'T=' + k:>8}" for k in steps)]
+    lines = [f"test top-1 (%) of {DATASET} at each timestep",
+             f"{'method':<9}" + "".join(f"{'T=' + k:>8}" for k in steps)]
     for method, entry in results.items():
         lines.append(f"{method:<9}" + "".join(f"{entry['top1'][k]:>8.2f}" for k in steps)
                      + ("   (ANN, timestep-free)" if method == "teacher" else ""))

@@ -72,18 +72,21 @@ def _init_process_group(backend: str, world_size: int) -> None:
 
     missing = [name for name in ("MASTER_ADDR", "MASTER_PORT", "RANK") if name not in os.environ]
     if missing:
-        raise SpikeDistillError(f"WORLD_SIZE={world_size} but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; launch the processes with "
-                                "torchrun --nproc_per_node=N -m spikedistill train ..., or unset WORLD_SIZE")
+        raise SpikeDistillError(f"WORLD_SIZE={world_size} but {', '.join(missing)} "
+                                f"{'is' if len(missing) == 1 else 'are'} not set; launch the processes with torchrun "
+                                "--nproc_per_node=N -m spikedistill train ..., or unset WORLD_SIZE")
     rank, address, port = _env_int("RANK", "0"), os.environ["MASTER_ADDR"], _env_int("MASTER_PORT", "0")
     try:
         if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun: its agent holds the store
             dist.init_process_group(backend)
             return
-        print(f"rank {rank}: waiting up to {RENDEZVOUS_SECONDS} s for {world_size} processes at {address}:{port}", flush=True)
+        print(f"rank {rank}: waiting up to {RENDEZVOUS_SECONDS} s for {world_size} processes at {address}:{port}",
+              flush=True)
         store = dist.TCPStore(address, port, world_size, is_master=rank == 0,
                               timeout=timedelta(seconds=RENDEZVOUS_SECONDS), wait_for_workers=True)
         dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
-    except (RuntimeError, ValueError) as exc:  # torch's DistStoreError (a timeout) and DistNetworkError are RuntimeErrors
+    # torch's DistStoreError (a timeout) and DistNetworkError are RuntimeErrors
+    except (RuntimeError, ValueError) as exc:
         raise SpikeDistillError(f"the {world_size} training processes did not meet at {address}:{port} "
                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:100]}); start all of them "
                                 "(torchrun --nproc_per_node=N starts them together), or unset WORLD_SIZE") from None

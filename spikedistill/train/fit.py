@@ -59,14 +59,15 @@ def fit(student: nn.Module, train_data, *, test_data=None, teacher=None, loss="t
         raise SpikeDistillError(f"loss '{objective.name}' needs a teacher; pass teacher=... (a network or a callable "
                                 "returning [B, K] logits), or use loss='ce'")
     if teacher is not None and not objective.needs_teacher:
-        raise SpikeDistillError(f"loss '{objective.name}' reads no teacher; drop teacher=, or distil it with a loss that "
-                                "does (skd, twkd, dkd, ckdsnn)")
+        raise SpikeDistillError(f"loss '{objective.name}' reads no teacher; drop teacher=, or distil it with a loss "
+                                "that does (skd, twkd, dkd, ckdsnn)")
     spiking = bool(getattr(student, "spiking", True))
     recipe = {
         "model": {"name": student_name(student), "spiking": spiking},
         "loss": {"name": objective.name, "options": dict(loss_options or {})},
         "data": {"name": IN_MEMORY, "augment": {"crop_padding": 0, "flip": False}},
-        "optim": {"name": optimizer, "lr": lr, "weight_decay": weight_decay, "epochs": epochs, "batch_size": batch_size},
+        "optim": {"name": optimizer, "lr": lr, "weight_decay": weight_decay, "epochs": epochs,
+                  "batch_size": batch_size},
         "timesteps": timesteps, "max_timesteps": max_timesteps, "seed": seed, "device": device, "precision": precision,
         "imports": recorded_imports(student),
     }
@@ -99,19 +100,21 @@ def build_fit_run(cfg, ctx, student, train_data, test_data, teacher, objective) 
     check_label_range(labels, classes, "train_data")
     frames = inputs.dim() == 5
     if frames and cfg.model.spiking and inputs.shape[1] != cfg.eval_timesteps:
-        raise SpikeDistillError(f"the frames hold {inputs.shape[1]} timesteps but the run evaluates 1..{cfg.eval_timesteps}; "
-                                f"pass timesteps={inputs.shape[1]} (or re-bin the frames)")
+        raise SpikeDistillError(f"the frames hold {inputs.shape[1]} timesteps but the run evaluates "
+                                f"1..{cfg.eval_timesteps}; pass timesteps={inputs.shape[1]} (or re-bin the frames)")
     if test is not None and test[0].shape[1:] != inputs.shape[1:]:
         raise SpikeDistillError(f"test_data samples are {list(test[0].shape[1:])} but train_data samples are "
                                 f"{list(inputs.shape[1:])}; give both the same shape")
     train_set = TensorData(inputs, labels, classes)
     test_set = TensorData(*test, classes) if test is not None else None
     if cfg.optim.batch_size % ctx.world_size:
-        raise SpikeDistillError(f"batch_size={cfg.optim.batch_size} must divide by the {ctx.world_size} processes; change it")
+        raise SpikeDistillError(f"batch_size={cfg.optim.batch_size} must divide by the {ctx.world_size} processes; "
+                                "change it")
     batch_size = cfg.optim.batch_size // ctx.world_size
     steps_per_epoch = num_batches(train_set, batch_size, drop_last=True, world_size=ctx.world_size)
     if steps_per_epoch == 0:
-        raise SpikeDistillError(f"{len(train_set)} training samples give no batch of {cfg.optim.batch_size}; lower batch_size")
+        raise SpikeDistillError(f"{len(train_set)} training samples give no batch of {cfg.optim.batch_size}; lower "
+                                "batch_size")
 
     device = ctx.device
     student.to(device)
@@ -138,8 +141,8 @@ def check_contract(student: nn.Module, sample: torch.Tensor, timesteps: int) -> 
     from .task import _accepts
 
     if not (_accepts(student, "timesteps") and _accepts(student, "return_features")):
-        raise SpikeDistillError(f"{type(student).__name__}.forward must take (x, timesteps=None, return_features=False) "
-                                "and return per-step logits [T, B, K]; see docs/own-model.md")
+        raise SpikeDistillError(f"{type(student).__name__}.forward must take (x, timesteps=None, "
+                                "return_features=False) and return per-step logits [T, B, K]; see docs/own-model.md")
     x = model_input(sample, bool(getattr(student, "spiking", True)), input_dtype(student))
     expected = x.shape[0] if x.dim() == 5 else timesteps
     was_training = student.training
@@ -151,9 +154,9 @@ def check_contract(student: nn.Module, sample: torch.Tensor, timesteps: int) -> 
         student.train(was_training)
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
     if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[:2] != (expected, len(sample)):
-        raise SpikeDistillError(f"{type(student).__name__} returned {shape} for {len(sample)} samples at T={expected}; the "
-                                f"model contract is per-step logits [T, B, K] = [{expected}, {len(sample)}, K]: return "
-                                "the read-out of every step, not their mean (docs/own-model.md)")
+        raise SpikeDistillError(f"{type(student).__name__} returned {shape} for {len(sample)} samples at T={expected}; "
+                                f"the model contract is per-step logits [T, B, K] = [{expected}, {len(sample)}, K]: "
+                                "return the read-out of every step, not their mean (docs/own-model.md)")
 
 
 # --- what rebuilds the student from a checkpoint ---------------------------------------------------

@@ -48,7 +48,8 @@ class NonFiniteLoss:
         self.values = None      # the loss and its parts at that step
 
     def record(self, step: int, loss) -> None:
-        values = torch.stack([loss.total.detach().float(), *(v.detach().float().reshape(()) for v in loss.parts.values())])
+        values = torch.stack([loss.total.detach().float(),
+                              *(v.detach().float().reshape(()) for v in loss.parts.values())])
         if self.first_step is None:
             self.names = ["loss", *loss.parts]
             self.first_step = torch.full((), -1, dtype=torch.long, device=values.device)
@@ -77,9 +78,9 @@ class NonFiniteLoss:
         then = (f"continue with --resume --out {out_dir} (latest.pt holds the last good state)"
                 if (out_dir / "latest.pt").exists() else "start again (no checkpoint was written yet)")
         raise SpikeDistillError(
-            f"{what} at step {step} (epoch {(step - 1) // steps_per_epoch + 1}, batch {(step - 1) % steps_per_epoch + 1}/"
-            f"{steps_per_epoch}): {parts}; the run stopped. Lower optim.lr or set optim.grad_clip=1.0, check the data "
-            f"and the teacher, then {then}")
+            f"{what} at step {step} (epoch {(step - 1) // steps_per_epoch + 1}, batch "
+            f"{(step - 1) % steps_per_epoch + 1}/{steps_per_epoch}): {parts}; the run stopped. Lower optim.lr or set "
+            f"optim.grad_clip=1.0, check the data and the teacher, then {then}")
 
 
 def check_training_memory(model, sample_shape, batch_size: int, timesteps: int, device) -> None:
@@ -109,6 +110,6 @@ def check_training_memory(model, sample_shape, batch_size: int, timesteps: int, 
     free = free_memory(torch.device(device))
     if per_step * timesteps > free:
         raise SpikeDistillError(
-            f"timesteps={timesteps}: one training step needs about {per_step * timesteps / 2**30:.1f} GiB with a batch of "
-            f"{batch_size}, and {free / 2**30:.1f} GiB are free on {device}; the largest T that fits is "
+            f"timesteps={timesteps}: one training step needs about {per_step * timesteps / 2**30:.1f} GiB with a batch "
+            f"of {batch_size}, and {free / 2**30:.1f} GiB are free on {device}; the largest T that fits is "
             f"{free // max(per_step, 1)} (or lower optim.batch_size)")

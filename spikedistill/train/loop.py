@@ -83,7 +83,8 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
                                 teacher_features=run.teacher_features, teacher_train_mode=cfg.teacher.train_mode)
         runner = task
         if ctx.distributed:  # one module: the student's and the objective's gradients are averaged together
-            runner = nn.parallel.DistributedDataParallel(task, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
+            runner = nn.parallel.DistributedDataParallel(task,
+                                                         device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
 
         if ctx.main:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -91,10 +92,12 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, stop_after_ste
             atomic_write_text(dump_config(cfg), out_dir / "config.yaml")
         log = MetricsLog(out_dir, state.epoch, cfg.log.tensorboard) if ctx.main else None
         tests = len(run.test_set) if run.test_set is not None else "no"
-        say(f"{cfg.model.name} ({'SNN' if cfg.model.spiking else 'ANN'}, T={run.train_timesteps}) · loss {cfg.loss.name}"
-            f" · {len(run.train_set)} train / {tests} test images of {cfg.data.name} · {cfg.optim.epochs} epochs × "
-            f"{run.steps_per_epoch} steps · {ctx.device}{' bf16' if use_bf16(run) else ''} · {ctx.world_size} process(es) → {out_dir}"
-            f" · best.pt by {selection_column(cfg)}{' · teacher in train mode' if run.teacher is not None and cfg.teacher.train_mode else ''}")
+        say(f"{cfg.model.name} ({'SNN' if cfg.model.spiking else 'ANN'}, T={run.train_timesteps}) · loss "
+            f"{cfg.loss.name} · {len(run.train_set)} train / {tests} test images of {cfg.data.name} · "
+            f"{cfg.optim.epochs} epochs × {run.steps_per_epoch} steps · {ctx.device}{' bf16' if use_bf16(run) else ''} "
+            f"· {ctx.world_size} process(es) → {out_dir} · best.pt by "
+            f"{selection_column(cfg)}"
+            f"{' · teacher in train mode' if run.teacher is not None and cfg.teacher.train_mode else ''}")
 
         with StopFlag() as stop:
             for epoch in range(state.epoch, cfg.optim.epochs):
@@ -130,9 +133,9 @@ def check_resumable(cfg: Config, out_dir: Path) -> None:
     """Refuse a resume whose recipe changed what the run is (its model, data, optimizer kind, seed...)."""
     changes = resume_changes(load_checkpoint(out_dir / "latest.pt").config, with_absolute_paths(cfg).to_dict())
     if changes:
-        raise SpikeDistillError(f"--resume: the run's recipe changed since it started ({'; '.join(changes[:3])}); a run "
-                                "continues with its own recipe: undo the change (in config.yaml or the override), or start "
-                                "a new run with another --out")
+        raise SpikeDistillError(f"--resume: the run's recipe changed since it started ({'; '.join(changes[:3])}); a "
+                                "run continues with its own recipe: undo the change (in config.yaml or the override), "
+                                "or start a new run with another --out")
 
 
 def check_holds_no_run(out_dir: Path) -> None:
@@ -157,7 +160,8 @@ def autocast(run: Run):
     return device_precision.autocast(run.device, run.cfg.precision)
 
 
-def train_epoch(run: Run, task: DistillationTask, runner: nn.Module, state: TrainState, ctx, out_dir: Path, stop: StopFlag,
+def train_epoch(run: Run, task: DistillationTask, runner: nn.Module, state: TrainState, ctx, out_dir: Path,
+                stop: StopFlag,
                 stop_after_steps: int | None, say=print, log: MetricsLog | None = None) -> dict | None:
     """One epoch of optimizer steps (the rest of it, after a mid-epoch resume) → its metrics row, or
     None when a signal or ``stop_after_steps`` stopped it (``latest.pt`` written). ``runner`` is ``task``
@@ -198,7 +202,8 @@ def train_epoch(run: Run, task: DistillationTask, runner: nn.Module, state: Trai
         state.step += 1
         nonfinite.record(state.step, loss)
         if log is not None:  # TensorBoard every log.tensorboard_every_steps steps (one host sync each time)
-            log.step_scalars(state.step, {"train_loss": loss.total.detach(), "lr": step_lr}, cfg.log.tensorboard_every_steps)
+            log.step_scalars(state.step, {"train_loss": loss.total.detach(), "lr": step_lr},
+                             cfg.log.tensorboard_every_steps)
 
         # Running sums stay on the device: no host sync per step.
         for name, value in {"loss": loss.total, **loss.parts}.items():
@@ -276,5 +281,5 @@ def test_accuracy(model: nn.Module, dataset, cfg: Config, batch_size: int, devic
 def epoch_line(row: dict, top1: dict, eval_timesteps: int) -> str:
     tests = " ".join(f"@{k} {v:.2f}" for k, v in top1.items()) if f"test_top1_t{eval_timesteps}" in row else "—"
     teacher = f" (teacher {row['teacher_seconds']:.1f}s)" if row["teacher_seconds"] else ""
-    return (f"epoch {row['epoch']:>3} · loss {row.get('train_loss', float('nan')):.4f} · train {row['train_top1']:.2f}% · "
-            f"test top-1 {tests} · lr {row['lr']:.4g} · {row['seconds']:.1f}s{teacher}")
+    return (f"epoch {row['epoch']:>3} · loss {row.get('train_loss', float('nan')):.4f} · train "
+            f"{row['train_top1']:.2f}% · test top-1 {tests} · lr {row['lr']:.4g} · {row['seconds']:.1f}s{teacher}")

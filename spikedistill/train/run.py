@@ -100,17 +100,20 @@ def build_run(cfg: Config, ctx) -> Run:
         test_set = test_set.subset(stratified_indices(test_set.labels, data.test_subset))
     augment = make_augment(data.augment, train_set, events)
     if cfg.optim.batch_size % ctx.world_size:
-        raise SpikeDistillError(f"optim.batch_size={cfg.optim.batch_size} must divide by the {ctx.world_size} processes; change it")
+        raise SpikeDistillError(f"optim.batch_size={cfg.optim.batch_size} must divide by the {ctx.world_size} "
+                                "processes; change it")
     batch_size = cfg.optim.batch_size // ctx.world_size
     steps_per_epoch = num_batches(train_set, batch_size, drop_last=True, world_size=ctx.world_size)
     if steps_per_epoch == 0:
-        raise SpikeDistillError(f"{len(train_set)} training images give no batch of {cfg.optim.batch_size}; lower optim.batch_size")
+        raise SpikeDistillError(f"{len(train_set)} training images give no batch of {cfg.optim.batch_size}; lower "
+                                "optim.batch_size")
 
     # (C, H, W) of one sample as the model sees it at test time (a streamed ImageNet stores its training
     # images larger than the crop the augmentation cuts from them)
     sample_shape = tuple(test_set.images.shape[2:] if events else test_set.image_shape)
     entry = MODELS.get(cfg.model.name)  # a user's constructor may take neither in_channels nor timesteps
-    options = {"in_channels": sample_shape[0], **cfg.model.options} if entry.takes("in_channels") else dict(cfg.model.options)
+    options = {"in_channels": sample_shape[0],
+               **cfg.model.options} if entry.takes("in_channels") else dict(cfg.model.options)
     if cfg.model.spiking and entry.takes("timesteps"):
         options.setdefault("timesteps", cfg.timesteps)
     spec = model_spec(cfg.model.name, cfg.model.spiking, train_set.num_classes, imports=cfg.imports, **options)
@@ -135,7 +138,8 @@ def build_run(cfg: Config, ctx) -> Run:
                batch_size=batch_size, steps_per_epoch=steps_per_epoch, model=model, spec=spec,
                inputs=input_spec(sample_shape, events, cfg.eval_timesteps), objective=objective, teacher=teacher,
                teacher_features=objective.needs_teacher_features or cfg.teacher.features,
-               train_timesteps=train_timesteps, optimizer=optimizer, schedule=build_schedule(cfg.optim, optimizer, steps_per_epoch),
+               train_timesteps=train_timesteps, optimizer=optimizer,
+               schedule=build_schedule(cfg.optim, optimizer, steps_per_epoch),
                channels_last=channels_last)
 
 

@@ -88,7 +88,8 @@ def resume_state(run: Run, out_dir: Path, ctx, say=print) -> TrainState:
         for group in optimizer.param_groups:
             group["lr"] *= scale
         say(f"optim.lr {saved_lr:g} → {cfg.optim.lr:g} from here on")
-    say(f"resuming {out_dir} at epoch {state.epoch + 1}, step {state.step} ({state.step_in_epoch} steps into the epoch)")
+    say(f"resuming {out_dir} at epoch {state.epoch + 1}, step {state.step} ({state.step_in_epoch} steps into the "
+        "epoch)")
     return state
 
 

@@ -44,8 +44,8 @@ class DistillationTask(nn.Module):
         self.student_spiking = bool(getattr(student, "spiking", True))
         self.teacher_clock = contextlib.nullcontext()
         if objective.needs_teacher and teacher is None:
-            raise SpikeDistillError(f"loss '{objective.name}' needs a teacher; pass teacher=... (a network or a callable "
-                                    "returning [B, K] logits)")
+            raise SpikeDistillError(f"loss '{objective.name}' needs a teacher; pass teacher=... (a network or a "
+                                    "callable returning [B, K] logits)")
         if teacher is not None:
             for p in teacher.parameters():
                 p.requires_grad_(False)

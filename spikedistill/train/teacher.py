@@ -30,7 +30,8 @@ def teacher_needed(cfg: Config) -> bool:
     from ..losses import create_loss
 
     path = cfg.teacher.checkpoint
-    return cfg.teacher.source == "checkpoint" and path is not None and not Path(path).exists() and create_loss(cfg.loss.name, **cfg.loss.options).needs_teacher
+    return (cfg.teacher.source == "checkpoint" and path is not None and not Path(path).exists()
+            and create_loss(cfg.loss.name, **cfg.loss.options).needs_teacher)
 
 
 def describe(cfg: Config) -> str:

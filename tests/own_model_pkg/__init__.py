@@ -20,7 +20,8 @@ class PlainSNN(nn.Module):
         super().__init__()
         self.num_classes, self.channels, self.timesteps = num_classes, channels, timesteps
         self.spiking = True
-        self.conv1, self.bn1, self.lif1 = nn.Conv2d(1, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), sd.LIF()
+        self.conv1, self.bn1, self.lif1 = (nn.Conv2d(1, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+                                           sd.LIF())
         self.conv2 = nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1, bias=False)
         self.bn2, self.lif2 = nn.BatchNorm2d(2 * channels), sd.LIF()
         self.fc = nn.Linear(2 * channels, num_classes)

@@ -78,13 +78,15 @@ class EventAugment(nn.Module):
     def __init__(self, flip: bool = True, roll: int = 5, rotate: float = 30.0, cutout: int = 16):
         super().__init__()
         if roll < 0 or rotate < 0 or cutout < 0:
-            raise SpikeDistillError(f"event augmentation: roll, rotate and cutout must be >= 0, got {roll}, {rotate}, {cutout}")
+            raise SpikeDistillError(f"event augmentation: roll, rotate and cutout must be >= 0, got {roll}, {rotate}, "
+                                    f"{cutout}")
         self.flip, self.roll, self.rotate, self.cutout = bool(flip), int(roll), float(rotate), int(cutout)
 
     def extra_repr(self) -> str:
         return f"flip={self.flip}, roll={self.roll}, rotate={self.rotate}, cutout={self.cutout}"
 
-    def forward(self, frames: torch.Tensor, mean=None, std=None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, mean=None, std=None,
+                generator: Optional[torch.Generator] = None) -> torch.Tensor:
         if frames.dim() != 5:
             raise SpikeDistillError(f"event augmentation takes frames [B, T, C, H, W], got shape {tuple(frames.shape)}")
         frames = frames.float()

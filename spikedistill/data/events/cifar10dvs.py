@@ -30,7 +30,8 @@ def cifar10dvs_files(base: Path) -> list[tuple[Path, int]]:
     sorted as strings) — the order the FR code's ``random_split`` permuted, so seed 42 picks the same split."""
     missing = [c for c in CIFAR10DVS_CLASSES if not (base / c).is_dir()]
     if missing:
-        raise SpikeDistillError(f"CIFAR10-DVS at {base} lacks class folders {missing}; extract the 10 figshare zips there")
+        raise SpikeDistillError(f"CIFAR10-DVS at {base} lacks class folders {missing}; extract the 10 figshare zips "
+                                "there")
     items = []
     for label, cls in enumerate(CIFAR10DVS_CLASSES):
         items += [(f, label) for f in sorted((base / cls).iterdir(), key=lambda f: f.name) if f.suffix == ".aedat"]
@@ -68,7 +69,8 @@ def load_cifar10dvs(root: Optional[Path] = None, split: str = "train", download:
     cache = shared.cache_folder(cache_dir)
     build = lambda: EventRecordings.from_list([(read_cifar10dvs(f), label) for f, label in items], (128, 128),
                                               "cifar10dvs", CIFAR10DVS_CLASSES)
-    recordings = shared.cached_recordings(cache, shared.listing_key("cifar10dvs", [f for f, _ in items]), build, "cifar10dvs",
+    recordings = shared.cached_recordings(cache, shared.listing_key("cifar10dvs", [f for f, _ in items]), build,
+                                          "cifar10dvs",
                                     CIFAR10DVS_CLASSES)
     chosen = recordings.subset(cifar10dvs_split(items, split, split_mode, seed))
     chosen.name = f"cifar10dvs-{split_mode}{seed if split_mode == 'random' else ''}-{split}"

@@ -87,7 +87,8 @@ class EventDataset:
             device = torch.device("cuda", torch.cuda.current_device())
         key = str(device)
         if key not in self._device_cache:
-            self._device_cache[key] = (self.images.to(device, non_blocking=True), self.labels.to(device, non_blocking=True))
+            self._device_cache[key] = (self.images.to(device, non_blocking=True),
+                                       self.labels.to(device, non_blocking=True))
         return self._device_cache[key]
 
     def rebinned(self, timesteps: int) -> "EventDataset":
@@ -161,7 +162,8 @@ def listing_key(name: str, files: Sequence[Path]) -> str:
 def trailing_number(path: Path) -> int:
     match = re.search(r"(\d+)$", path.stem)
     if match is None:
-        raise SpikeDistillError(f"cannot read the recording number from '{path.name}'; expected names like cifar10_cat_17.aedat")
+        raise SpikeDistillError(f"cannot read the recording number from '{path.name}'; expected names like "
+                                "cifar10_cat_17.aedat")
     return int(match.group(1))
 
 

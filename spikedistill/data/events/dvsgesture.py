@@ -35,7 +35,8 @@ def gesture_trials(base: Path, split: str) -> list[Path]:
     missing = [f.name for f in files if not f.is_file()]
     if missing or not files:
         raise DataNotFoundError(
-            f"DVS-Gesture {split} trials missing under {base} ({', '.join(missing[:3]) or 'no user*.aedat files'})", base,
+            f"DVS-Gesture {split} trials missing under {base} ({', '.join(missing[:3]) or 'no user*.aedat files'})",
+            base,
             get="extract DvsGesture.tar.gz there")
     return files
 
@@ -60,5 +61,6 @@ def load_dvs_gesture(root: Optional[Path] = None, split: str = "train", download
         return EventRecordings.from_list(items, (128, 128), f"dvsgesture-{split}", GESTURE_CLASSES)
 
     key = shared.listing_key(f"dvsgesture-{split}", trials + [t.with_name(t.stem + "_labels.csv") for t in trials])
-    recordings = shared.cached_recordings(shared.cache_folder(cache_dir), key, build, f"dvsgesture-{split}", GESTURE_CLASSES)
+    recordings = shared.cached_recordings(shared.cache_folder(cache_dir), key, build, f"dvsgesture-{split}",
+                                          GESTURE_CLASSES)
     return shared.make_event_dataset(recordings, timesteps, split_by, size, shared.cache_folder(cache_dir))

@@ -36,7 +36,8 @@ SPLIT_BY = ("count", "time", "tonic_count", "tonic_time")
 
 def check_split_by(split_by: str) -> str:
     if split_by not in SPLIT_BY:
-        raise SpikeDistillError(f"unknown split_by '{split_by}';{did_you_mean(split_by, SPLIT_BY)} known: {', '.join(SPLIT_BY)}")
+        raise SpikeDistillError(f"unknown split_by '{split_by}';{did_you_mean(split_by, SPLIT_BY)} known: "
+                                f"{', '.join(SPLIT_BY)}")
     return split_by
 
 

@@ -37,7 +37,8 @@ def check_policy(policy: str) -> str:
     if policy not in ANY_T_POLICIES:
         from ...errors import did_you_mean
 
-        raise SpikeDistillError(f"unknown any-T policy '{policy}';{did_you_mean(policy, ANY_T_POLICIES)} known: prefix, rebin")
+        raise SpikeDistillError(f"unknown any-T policy '{policy}';{did_you_mean(policy, ANY_T_POLICIES)} known: "
+                                "prefix, rebin")
     return policy
 
 

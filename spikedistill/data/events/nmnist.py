@@ -27,19 +27,24 @@ def load_nmnist_recordings(root: Optional[Path] = None, split: str = "train", ca
         return EventRecordings.load(npz, f"nmnist-{split}", sensor_size=(34, 34), classes=classes)
     folder = base / split.capitalize()
     if not folder.is_dir():
-        raise SpikeDistillError(f"N-MNIST split '{split}' not found under {base}: expected {npz.name} or {folder.name}/<digit>/*.bin")
-    files = sorted((f for f in folder.glob("[0-9]/*.bin")), key=lambda f: (int(f.parent.name), shared.trailing_number(f)))
+        raise SpikeDistillError(f"N-MNIST split '{split}' not found under {base}: expected {npz.name} or "
+                                f"{folder.name}/<digit>/*.bin")
+    files = sorted((f for f in folder.glob("[0-9]/*.bin")),
+                   key=lambda f: (int(f.parent.name), shared.trailing_number(f)))
     if not files:
         raise SpikeDistillError(f"no .bin files under {folder}/<digit>/; extract the N-MNIST archive there")
     build = lambda: EventRecordings.from_list([(read_nmnist(f), int(f.parent.name)) for f in files], (34, 34),
                                               f"nmnist-{split}", classes)
-    return shared.cached_recordings(shared.cache_folder(cache_dir), shared.listing_key(f"nmnist-{split}", files), build, f"nmnist-{split}", classes)
+    return shared.cached_recordings(shared.cache_folder(cache_dir), shared.listing_key(f"nmnist-{split}", files), build,
+                                    f"nmnist-{split}", classes)
 
 
 @DATASETS.register("nmnist")
 def load_nmnist(root: Optional[Path] = None, split: str = "train", download: bool = False, timesteps: int = 10,
                 split_by: str = "count", size: Optional[int] = None, cache_dir=None) -> EventDataset:
     """N-MNIST (34×34, 2 polarities, 10 digits) as ``timesteps`` frames per recording."""
-    shared.refuse_download("nmnist", download, get="get it from https://www.garrickorchard.com/datasets/n-mnist", holds=HOLDS)
+    shared.refuse_download("nmnist", download, get="get it from https://www.garrickorchard.com/datasets/n-mnist",
+                           holds=HOLDS)
     timesteps, split_by, size = shared.check_frame_options(timesteps, split_by, size)
-    return shared.make_event_dataset(load_nmnist_recordings(root, split, cache_dir), timesteps, split_by, size, shared.cache_folder(cache_dir))
+    return shared.make_event_dataset(load_nmnist_recordings(root, split, cache_dir), timesteps, split_by, size,
+                                     shared.cache_folder(cache_dir))

@@ -238,7 +238,8 @@ def read_gesture_labels(source: Union[str, os.PathLike, bytes]) -> np.ndarray:
         try:
             cls, start, end = (int(v) for v in line.split(","))
         except ValueError:
-            raise SpikeDistillError(f"DVS-Gesture labels {name} line {number}: expected three integers, got {line!r}") from None
+            raise SpikeDistillError(f"DVS-Gesture labels {name} line {number}: expected three integers, got "
+                                    f"{line!r}") from None
         if not (0 <= start < 1 << 62 and 0 < end < 1 << 62):
             raise SpikeDistillError(f"DVS-Gesture labels {name} line {number}: times out of range in {line!r}")
         if not 1 <= cls <= 11 or end <= start:

@@ -73,7 +73,8 @@ class EventRecordings:
         return make_events(self.x[lo:hi], self.y[lo:hi], self.t[lo:hi], self.p[lo:hi])
 
     @classmethod
-    def from_list(cls, items: Sequence[tuple[np.ndarray, int]], sensor_size, name: str, classes=None) -> "EventRecordings":
+    def from_list(cls, items: Sequence[tuple[np.ndarray, int]], sensor_size, name: str,
+                  classes=None) -> "EventRecordings":
         """From ``[(events, label), ...]`` (structured arrays as the readers return)."""
         lengths = [len(events) for events, _ in items]
         offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
@@ -122,7 +123,8 @@ class EventRecordings:
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             if isinstance(exc, SpikeDistillError):
                 raise
-            raise SpikeDistillError(f"cannot read event file {path} ({type(exc).__name__}); delete or re-create it") from None
+            raise SpikeDistillError(f"cannot read event file {path} ({type(exc).__name__}); delete or re-create "
+                                    "it") from None
 
     # --- frames ----------------------------------------------------------------------------------
     def frames(self, timesteps: int, split_by: str = "count", size: Optional[int] = None,

@@ -443,6 +443,17 @@ def _resolve_teacher_recipe(data: dict, recipe: Path) -> None:
             return
 
 
+def flat_keys(data: dict, prefix: str = "") -> dict:
+    """A recipe dict as ``{"optim.lr": 0.1, ...}``; an ``options`` dict stays one value (compared whole)."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key != "options":
+            flat.update(flat_keys(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 

@@ -23,7 +23,7 @@ from ..checks import check_positive_int
 from ..data.tensors import IN_MEMORY
 from ..errors import SpikeDistillError
 from .config import apply_overrides, config_from_dict
-from .run import Run
+from .run import Run, split_batches
 
 
 def fit(student: nn.Module, train_data, *, test_data=None, teacher=None, loss="twkd", loss_options: dict | None = None,
@@ -86,7 +86,6 @@ def fit(student: nn.Module, train_data, *, test_data=None, teacher=None, loss="t
 
 def build_fit_run(cfg, ctx, student, train_data, test_data, teacher, objective) -> Run:
     """The :class:`~.run.Run` of a user's objects (what :func:`~.run.build_run` makes from a recipe)."""
-    from ..data import num_batches
     from ..data.tensors import TensorData, gather
     from ..evaluate.fullrange import check_label_range
     from .optim import build_optimizer, build_schedule
@@ -107,14 +106,8 @@ def build_fit_run(cfg, ctx, student, train_data, test_data, teacher, objective) 
                                 f"{list(inputs.shape[1:])}; give both the same shape")
     train_set = TensorData(inputs, labels, classes)
     test_set = TensorData(*test, classes) if test is not None else None
-    if cfg.optim.batch_size % ctx.world_size:
-        raise SpikeDistillError(f"batch_size={cfg.optim.batch_size} must divide by the {ctx.world_size} processes; "
-                                "change it")
-    batch_size = cfg.optim.batch_size // ctx.world_size
-    steps_per_epoch = num_batches(train_set, batch_size, drop_last=True, world_size=ctx.world_size)
-    if steps_per_epoch == 0:
-        raise SpikeDistillError(f"{len(train_set)} training samples give no batch of {cfg.optim.batch_size}; lower "
-                                "batch_size")
+    batch_size, steps_per_epoch = split_batches(train_set, cfg.optim.batch_size, ctx.world_size, key="batch_size",
+                                                samples="training samples")
 
     device = ctx.device
     student.to(device)

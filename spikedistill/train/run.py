@@ -80,8 +80,22 @@ def teacher_checkpoint(cfg: Config):
     return ckpt
 
 
+def split_batches(train_set, batch_size: int, world_size: int, key: str = "optim.batch_size",
+                  samples: str = "training images") -> tuple[int, int]:
+    """``(per-process batch size, steps per epoch)`` of a global ``batch_size`` over ``world_size`` processes,
+    refused in one line (naming ``key``, the setting to change) when it does not divide or gives no batch."""
+    from ..data import num_batches
+
+    if batch_size % world_size:
+        raise SpikeDistillError(f"{key}={batch_size} must divide by the {world_size} processes; change it")
+    steps_per_epoch = num_batches(train_set, batch_size // world_size, drop_last=True, world_size=world_size)
+    if steps_per_epoch == 0:
+        raise SpikeDistillError(f"{len(train_set)} {samples} give no batch of {batch_size}; lower {key}")
+    return batch_size // world_size, steps_per_epoch
+
+
 def build_run(cfg: Config, ctx) -> Run:
-    from ..data import load_dataset, num_batches
+    from ..data import load_dataset
     from ..data.dataset import with_normalisation
 
     device, cuda = ctx.device, ctx.device.type == "cuda"
@@ -99,14 +113,7 @@ def build_run(cfg: Config, ctx) -> Run:
 
         test_set = test_set.subset(stratified_indices(test_set.labels, data.test_subset))
     augment = make_augment(data.augment, train_set, events)
-    if cfg.optim.batch_size % ctx.world_size:
-        raise SpikeDistillError(f"optim.batch_size={cfg.optim.batch_size} must divide by the {ctx.world_size} "
-                                "processes; change it")
-    batch_size = cfg.optim.batch_size // ctx.world_size
-    steps_per_epoch = num_batches(train_set, batch_size, drop_last=True, world_size=ctx.world_size)
-    if steps_per_epoch == 0:
-        raise SpikeDistillError(f"{len(train_set)} training images give no batch of {cfg.optim.batch_size}; lower "
-                                "optim.batch_size")
+    batch_size, steps_per_epoch = split_batches(train_set, cfg.optim.batch_size, ctx.world_size)
 
     # (C, H, W) of one sample as the model sees it at test time (a streamed ImageNet stores its training
     # images larger than the crop the augmentation cuts from them)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ..checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ..errors import SpikeDistillError
 from . import distributed as dist_utils
+from .config import flat_keys
 from .rng import rng_state, set_rng_state
 
 if TYPE_CHECKING:
@@ -114,17 +115,8 @@ def resume_changes(saved: dict | None, current: dict) -> list[str]:
     """``["optim.name 'sgd' → 'adamw'", ...]``: what ``current`` changes of the run's ``saved`` recipe."""
     if not isinstance(saved, dict):
         return []
-    before, after = _flat(saved), _flat(current)
+    before, after = flat_keys(saved), flat_keys(current)
     return [f"{k} {before[k]!r} → {after[k]!r}" for k in after
             if k.startswith(FIXED_ON_RESUME) and k in before and before[k] != after[k]]
 
-
-def _flat(data: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and key != "options":
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 

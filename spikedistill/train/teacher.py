@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import Config, load_config
+from .config import Config, flat_keys, load_config
 
 # What a teacher inherits from its student's command line: the same data and the same device.
 INHERITED = ("data.name", "data.root", "data.subset", "data.test_subset", "device")
@@ -62,23 +62,13 @@ def recipe_differences(cfg: Config, saved: dict | None) -> list[str]:
     differs from ``teacher_config(cfg)`` in what shapes the weights (model, objective, optimizer, data)."""
     if not cfg.teacher.recipe or not isinstance(saved, dict):
         return []
-    wanted = _flat(teacher_config(cfg).to_dict())
-    have = _flat(saved)
+    wanted = flat_keys(teacher_config(cfg).to_dict())
+    have = flat_keys(saved)
     keys = [k for k in wanted if k.split(".")[0] in ("model", "loss", "optim", "timesteps")
             or k in ("data.name", "data.subset", "data.options") or k.startswith("data.augment.")]
     full_data = have.get("data.subset") is None  # a teacher of all the data serves a smoke student's subset too
     return [f"{k} {have[k]!r} (recipe: {wanted[k]!r})" for k in keys
             if k in have and have[k] != wanted[k] and not (k == "data.subset" and full_data)]
-
-
-def _flat(data: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and key != "options":
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def stale_teacher_message(cfg: Config, differences: list[str]) -> str:

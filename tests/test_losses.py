@@ -612,3 +612,12 @@ def test_a_model_without_features_is_one_line_where_the_training_step_asks_for_t
     net = sd.create_model("small_cnn", num_classes=10)
     logits, features = logits_and_features(net, torch.rand(2, 1, 8, 8), True, timesteps=2)
     assert logits.shape == (2, 2, 10) and list(features) == list(net.stage_names)
+
+
+def test_the_features_check_is_read_once_per_forward_function_not_once_per_class():
+    from spikedistill.models.contract import takes_return_features
+
+    plain, patched = Plain(), Plain()
+    patched.forward = lambda x, timesteps=None, return_features=False: x  # a user's instance-level override
+    assert not takes_return_features(plain) and takes_return_features(patched)
+    assert not takes_return_features(Plain())  # the class's cached answer is not the patched instance's

@@ -8,6 +8,7 @@ maps may be ``[B, C, H, W]``), and the model lists its stages' channels in ``sta
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -20,6 +21,16 @@ def takes_return_features(model) -> bool:
     """Whether ``model``'s forward accepts ``return_features`` (looked up through DDP and torch.compile)."""
     inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None) or model
     forward = inner.forward if isinstance(inner, nn.Module) else inner
+    forward = getattr(forward, "__func__", forward)
+    try:
+        return _accepts_return_features(forward)
+    except TypeError:  # an unhashable callable: read its signature each time
+        return _accepts_return_features.__wrapped__(forward)
+
+
+@functools.lru_cache(maxsize=64)
+def _accepts_return_features(forward) -> bool:
+    """One signature read per forward function: the check runs on every training step."""
     try:
         parameters = inspect.signature(forward).parameters.values()
     except (TypeError, ValueError):  # no signature to read: let the call decide

@@ -94,6 +94,8 @@ def test_spikedistill_bench_runs_the_script_with_its_arguments(smoke_run, tmp_pa
 
 
 def test_bench_restores_threads_and_sets_no_environment():
+    import torch._dynamo  # noqa: F401  torch's first import of it sets TORCHINDUCTOR_CACHE_DIR; not the bench's doing
+
     threads, environment = torch.get_num_threads(), dict(os.environ)
     plan = BenchPlan("cpu", models=("small_cnn",), timesteps=(1,), batch=2, cases=("ann_floor", "snn_default"),
                      modes=("eager",), warmup=0, iters=2, threads=1, image_size={"small_cnn": 8}, memory=False)

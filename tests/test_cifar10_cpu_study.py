@@ -160,6 +160,11 @@ def test_claim_follows_the_rule_at_its_k(ours, verdict):
     assert c["seed_range"] == round(max(0.5, abs(ours[1][3] - ours[0][3])), 2)
 
 
+def test_each_method_is_one_row_even_when_the_profile_lists_ce():
+    table = {m: {} for m in ("ce", "skd", "tssd", "ghost")}
+    assert report.method_order(table, profiles.PROFILES["cpu"]) == ["skd", "ce", "tssd"]
+
+
 def test_claim_with_one_seed_or_no_run_gives_no_verdict():
     skd = _row([0, 1], [[50.0, 0, 0, 60.0], [51.0, 0, 0, 60.5]])
     one = report.claim({"ckdsnn": _row([0], [[0, 0, 0, 70.0]]), "skd": skd}, "ckdsnn", "skd", 4)

@@ -140,7 +140,8 @@ def _cell(row: dict, i: int) -> str:
 
 
 def method_order(table: dict, profile) -> list[str]:
-    return [m for m in list(profile.students) + ["ce"] if m in table]
+    """The profile's objectives in its order, then ``ce`` if the state holds it and the profile does not."""
+    return [m for m in dict.fromkeys([*profile.students, "ce"]) if m in table]
 
 
 def write_report(state: dict, out: Path, profile, smoke_note: str = "") -> list[Path]:

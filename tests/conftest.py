@@ -16,9 +16,12 @@ DATA_ROOT = Path(os.environ.get("SPIKEDISTILL_DATA", Path(__file__).resolve().pa
 
 
 @pytest.fixture
-def data_root() -> Path:
+def data_root(monkeypatch) -> Path:
+    """The real data, also as ``$SPIKEDISTILL_DATA`` for the test (recipes without a data root read it), so a
+    test that found the data beside the checkout trains on it whether or not the variable was set."""
     if not DATA_ROOT.exists():
         pytest.skip(f"shared data not found at {DATA_ROOT} (set SPIKEDISTILL_DATA)")
+    monkeypatch.setenv("SPIKEDISTILL_DATA", str(DATA_ROOT))
     return DATA_ROOT
 
 

@@ -55,9 +55,11 @@ def test_smoke_run_writes_markdown_and_png_with_every_method_at_every_timestep(s
 
 
 def test_second_run_skips_finished_stages_and_keeps_results(smoke_run, capsys):
+    from conftest import DATA_ROOT
+
     out, _ = smoke_run
     before = json.loads((out / "cifar10_fullrange.json").read_text())
-    assert bench.main(["--smoke", "--out", str(out)]) == 0
+    assert bench.main(["--smoke", "--out", str(out), "--data-root", str(DATA_ROOT)]) == 0  # the same command again
     printed = capsys.readouterr().out
     assert "twkd-s0: done, skipped" in printed and "teacher: done" in printed and "DONE" in printed
     after = json.loads((out / "cifar10_fullrange.json").read_text())

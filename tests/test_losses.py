@@ -614,7 +614,7 @@ def test_a_model_without_features_is_one_line_where_the_training_step_asks_for_t
     assert logits.shape == (2, 2, 10) and list(features) == list(net.stage_names)
 
 
-def test_the_features_check_is_read_once_per_forward_function_not_once_per_class():
+def test_the_cached_features_check_follows_an_instance_level_forward_override():
     from spikedistill.models.contract import takes_return_features
 
     plain, patched = Plain(), Plain()

@@ -225,3 +225,18 @@ def test_a_bad_log_path_or_a_damaged_state_is_one_error_line(tmp_path, capsys):
     assert bench.main([*SMOKE_ARGS, "--out", str(tmp_path / "out"), "--plan-only"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "state.json" in err and "damaged" in err
+
+
+def test_published_study_holds_every_planned_run_and_its_claims_follow_from_them():
+    published = json.loads((ROOT / "results" / "cifar10_cpu.json").read_text())
+    runs = {(r["method"], r["seed"]): r for r in published["runs"]}
+    assert set(runs) == set(profiles.PROFILES["cpu"].plan)
+    for run in runs.values():
+        assert list(run["top1"]) == ["1", "2", "3", "4"] and run["epochs"] == 8
+    students = {f"{m}-s{s}": {"method": m, "seed": s, "top1": [r["top1"][k] for k in "1234"],
+                              "energy_mj": [r["energy_uj"][k] for k in "1234"], "wall_seconds": None,
+                              "train_seconds": r["train_seconds"], "epochs": r["epochs"]}
+                for (m, s), r in runs.items()}
+    table = report.summarize({"students": students})
+    assert published["claims"] == report.claims(table)
+    assert all(c["verdict"] != "not run" for c in published["claims"])
